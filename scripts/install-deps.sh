@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs every build and test dependency of simuboost on Debian 12 (bookworm).
+# QEMU 10.0.2 and meson >= 1.5 come from bookworm-backports.
+set -eu
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+BPO=/etc/apt/sources.list.d/bookworm-backports.list
+if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee "$BPO" >/dev/null
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+	build-essential clang lld pkg-config ninja-build git ca-certificates xz-utils \
+	libconfig-dev libcmocka-dev libjansson-dev liblz4-dev libxxhash-dev libzmq3-dev libarchive-dev \
+	libclang-rt-14-dev python3 python3-venv libfdt-dev libglib2.0-dev zstd cpio \
+	busybox-static
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+	-t bookworm-backports meson python3-pycotap qemu-system-x86

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int simuboost_placeholder_t;
