@@ -1,1 +1,172 @@
-/* placeholder */ typedef int simuboost_placeholder_t;
+/* The guest's CPUID, in one place.
+ *
+ * The table below is exactly what the vnode hands to KVM_SET_CPUID2 and what
+ * the guest reads. The simulator must present the same bits under QEMU TCG,
+ * so the `-cpu` argument is *decoded from this table* rather than written by
+ * hand: vendor, level, family/model/stepping, brand string and every named
+ * feature bit. Leaves that QEMU computes on its own (cache descriptors,
+ * address sizes) are copied from what QEMU 10.0.2 presents for this model;
+ * the CPUID identity test proves that the two sides agree byte for byte.
+ *
+ * What is hidden, and why (DESIGN.md, "Hide what TCG cannot reproduce"):
+ * TSC (host ticks under TCG), APIC/x2APIC/TSC-deadline (the vnode has no
+ * LAPIC), CX16 (this KVM's emulator fails on cmpxchg16b), SSE3 and newer,
+ * XSAVE, RDRAND/RDSEED/RDPID/PCID (max basic leaf 1 hides leaf 7 entirely),
+ * MCE/MCA/MTRR (their MSRs read differently under KVM and TCG), RDTSCP and
+ * 1 GiB pages (not offered by this KVM). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpuid-table.h"
+#include "vnode.h"
+
+/* Base model: QEMU's "qemu64" (AuthenticAMD, family 15, model 107). */
+const struct cpuid_leaf vnode_cpuid_table[] = {
+	/* max basic leaf 1, "AuthenticAMD" */
+	{ 0x00000000, 0x00000001, 0x68747541, 0x444d4163, 0x69746e65 },
+	/* family 15 model 107 stepping 1; CLFLUSH line 8*8; features:
+	 * edx fpu de pse msr pae cx8 sep pge cmov pat pse36 clflush mmx fxsr sse sse2 */
+	{ 0x00000001, 0x00060fb1, 0x00000800, 0x00000000, 0x0789a36d },
+	/* max extended leaf 0x80000008, vendor repeated */
+	{ 0x80000000, 0x80000008, 0x68747541, 0x444d4163, 0x69746e65 },
+	/* ecx lahf-lm; edx syscall nx lm + the AMD aliases of leaf 1 edx */
+	{ 0x80000001, 0x00060fb1, 0x00000000, 0x00000001, 0x2191a36d },
+	/* "QEMU Virtual CPU version 2.5+" */
+	{ 0x80000002, 0x554d4551, 0x72695620, 0x6c617574, 0x55504320 },
+	{ 0x80000003, 0x72657620, 0x6e6f6973, 0x352e3220, 0x0000002b },
+	{ 0x80000004, 0x00000000, 0x00000000, 0x00000000, 0x00000000 },
+	/* L1 and L2/L3 cache and TLB descriptors as QEMU computes them */
+	{ 0x80000005, 0x01ff01ff, 0x01ff01ff, 0x40020140, 0x40020140 },
+	{ 0x80000006, 0x00000000, 0x42004200, 0x02008140, 0x00808140 },
+	{ 0x80000007, 0x00000000, 0x00000000, 0x00000000, 0x00000000 },
+	/* 40 physical, 48 virtual address bits */
+	{ 0x80000008, 0x00003028, 0x00000000, 0x00000000, 0x00000000 },
+};
+const size_t vnode_cpuid_table_len = sizeof(vnode_cpuid_table) / sizeof(vnode_cpuid_table[0]);
+
+/* QEMU's names for the feature bits of the registers we decode. A bit with
+ * no name here is either reserved or, in 0x80000001 edx, an AMD alias that
+ * QEMU copies from leaf 1 by itself. */
+struct feature_word {
+	uint32_t function;
+	int reg; /* 2 = ecx, 3 = edx */
+	const char *names[32];
+};
+
+static const struct feature_word feature_words[] = {
+	{ 0x00000001, 3, {
+		"fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce",
+		"cx8", "apic", NULL, "sep", "mtrr", "pge", "mca", "cmov",
+		"pat", "pse36", "pn", "clflush", NULL, "ds", "acpi", "mmx",
+		"fxsr", "sse", "sse2", "ss", "ht", "tm", "ia64", "pbe" } },
+	{ 0x00000001, 2, {
+		"pni", "pclmulqdq", "dtes64", "monitor", "ds-cpl", "vmx", "smx", "est",
+		"tm2", "ssse3", "cid", NULL, "fma", "cx16", "xtpr", "pdcm",
+		NULL, "pcid", "dca", "sse4.1", "sse4.2", "x2apic", "movbe", "popcnt",
+		"tsc-deadline", "aes", "xsave", NULL, "avx", "f16c", "rdrand", "hypervisor" } },
+	{ 0x80000001, 3, {
+		NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+		NULL, NULL, NULL, "syscall", NULL, NULL, NULL, NULL,
+		NULL, NULL, NULL, NULL, "nx", NULL, "mmxext", NULL,
+		NULL, "fxsr-opt", "pdpe1gb", "rdtscp", NULL, "lm", "3dnowext", "3dnow" } },
+	{ 0x80000001, 2, {
+		"lahf-lm", "cmp-legacy", "svm", "extapic", "cr8legacy", "abm", "sse4a", "misalignsse",
+		"3dnowprefetch", "osvw", "ibs", "xop", "skinit", "wdt", NULL, "lwp",
+		"fma4", "tce", NULL, "nodeid-msr", NULL, "tbm", "topoext", "perfctr-core",
+		"perfctr-nb", NULL, NULL, NULL, NULL, NULL, NULL, NULL } },
+};
+
+const struct cpuid_leaf *vnode_cpuid__find(uint32_t function)
+{
+	for (size_t i = 0; i < vnode_cpuid_table_len; i++)
+		if (vnode_cpuid_table[i].function == function)
+			return &vnode_cpuid_table[i];
+	return NULL;
+}
+
+static uint32_t leaf_reg(const struct cpuid_leaf *l, int reg)
+{
+	switch (reg) {
+	case 0: return l->eax;
+	case 1: return l->ebx;
+	case 2: return l->ecx;
+	default: return l->edx;
+	}
+}
+
+static void append(char *buf, size_t len, size_t *pos, const char *fmt, const char *s)
+{
+	int n = snprintf(buf + *pos, len - *pos, fmt, s);
+	if (n > 0)
+		*pos = (*pos + (size_t)n < len) ? *pos + (size_t)n : len - 1;
+}
+
+static void regs_to_string(char *out, const uint32_t *regs, size_t nregs)
+{
+	memcpy(out, regs, nregs * 4);
+	out[nregs * 4] = '\0';
+}
+
+const char *vnode_cpuid__qemu_cpu(void)
+{
+	static char buf[2048];
+	if (buf[0])
+		return buf;
+	const struct cpuid_leaf *l0 = vnode_cpuid__find(0);
+	const struct cpuid_leaf *l1 = vnode_cpuid__find(1);
+	const struct cpuid_leaf *x0 = vnode_cpuid__find(0x80000000);
+	char vendor[13];
+	uint32_t vregs[3] = { l0->ebx, l0->edx, l0->ecx };
+	regs_to_string(vendor, vregs, 3);
+	uint32_t ver = l1->eax;
+	unsigned family = (ver >> 8) & 0xf, model = (ver >> 4) & 0xf, stepping = ver & 0xf;
+	if (family == 0xf)
+		family += (ver >> 20) & 0xff;
+	if (family >= 6)
+		model += ((ver >> 16) & 0xf) << 4;
+	char brand[49];
+	uint32_t bregs[12];
+	for (int i = 0; i < 3; i++) {
+		const struct cpuid_leaf *b = vnode_cpuid__find(0x80000002 + (uint32_t)i);
+		bregs[i * 4 + 0] = b->eax;
+		bregs[i * 4 + 1] = b->ebx;
+		bregs[i * 4 + 2] = b->ecx;
+		bregs[i * 4 + 3] = b->edx;
+	}
+	regs_to_string(brand, bregs, 12);
+
+	size_t pos = 0;
+	char tmp[160];
+	snprintf(tmp, sizeof(tmp), "qemu64,vendor=%s,level=%u,xlevel=0x%x,family=%u,model=%u,"
+		 "stepping=%u", vendor, l0->eax, x0->eax, family, model, stepping);
+	append(buf, sizeof(buf), &pos, "%s", tmp);
+	append(buf, sizeof(buf), &pos, ",model-id=%s", brand);
+	for (size_t w = 0; w < sizeof(feature_words) / sizeof(feature_words[0]); w++) {
+		const struct feature_word *fw = &feature_words[w];
+		uint32_t bits = leaf_reg(vnode_cpuid__find(fw->function), fw->reg);
+		for (int b = 0; b < 32; b++) {
+			if (!fw->names[b])
+				continue;
+			append(buf, sizeof(buf), &pos, (bits >> b) & 1 ? ",+%s" : ",-%s", fw->names[b]);
+		}
+	}
+	return buf;
+}
+
+void vnode_cpuid__print(FILE *out)
+{
+	for (size_t i = 0; i < vnode_cpuid_table_len; i++) {
+		const struct cpuid_leaf *l = &vnode_cpuid_table[i];
+		fprintf(out, "cpuid %08x: %08x %08x %08x %08x\n", l->function, l->eax, l->ebx,
+			l->ecx, l->edx);
+	}
+}
+
+const char *vnode_cpuid__feature_name(uint32_t function, int reg, int bit)
+{
+	for (size_t w = 0; w < sizeof(feature_words) / sizeof(feature_words[0]); w++)
+		if (feature_words[w].function == function && feature_words[w].reg == reg)
+			return feature_words[w].names[bit];
+	return NULL;
+}

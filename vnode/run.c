@@ -1,1 +1,463 @@
-/* placeholder */ typedef int simuboost_placeholder_t;
+/* The vnode's life: create the VM from a config, run the vCPU exit loop,
+ * route port I/O to the userspace devices and inject interrupts at
+ * interrupt windows with KVM_INTERRUPT. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+#define PORT_DEBUG_EXIT 0xf4 /* same port as QEMU's isa-debug-exit */
+#define PORT_POST 0x80       /* POST codes; Linux also uses it as an I/O delay */
+#define CONSOLE_POLL_NS 10000000ULL
+#define SIG_KICK SIGUSR1     /* ends KVM_RUN when a device deadline is due */
+
+/* Set by SIGINT/SIGTERM: a signal handler has nowhere else to write. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_kick(int sig) { (void)sig; }
+static void on_stop(int sig) { (void)sig; stop_requested = 1; }
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void pic_line_irq0(void *opaque, bool level) { pic__set_irq(opaque, 0, level); }
+static void pic_line_irq4(void *opaque, bool level) { pic__set_irq(opaque, 4, level); }
+
+static enum boot_format boot_format_of(const char *name)
+{
+	if (!strcmp(name, "pvh"))
+		return BOOT_FORMAT_PVH;
+	if (!strcmp(name, "elf64"))
+		return BOOT_FORMAT_ELF64;
+	if (!strcmp(name, "bzimage"))
+		return BOOT_FORMAT_BZIMAGE;
+	return BOOT_FORMAT_AUTO;
+}
+
+static int open_console(struct vnode *vn, const struct vnode_config *cfg, char *err, size_t errlen)
+{
+	vn->console_in_fd = -1;
+	if (!strcmp(cfg->console_out, "stdout")) {
+		vn->console_out_fd = STDOUT_FILENO;
+	} else {
+		const char *path = !strcmp(cfg->console_out, "none") ? "/dev/null" : cfg->console_out;
+		vn->console_out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (vn->console_out_fd < 0) {
+			snprintf(err, errlen, "%s: console_out '%s': %s", cfg->path ? cfg->path : "config",
+				 path, strerror(errno));
+			return -1;
+		}
+		vn->close_console_out = true;
+	}
+	if (!strcmp(cfg->console_in, "stdin")) {
+		vn->console_in_fd = STDIN_FILENO;
+	} else if (strcmp(cfg->console_in, "none")) {
+		vn->console_in_fd = open(cfg->console_in, O_RDONLY | O_CLOEXEC);
+		if (vn->console_in_fd < 0) {
+			snprintf(err, errlen, "%s: console_in '%s': %s", cfg->path ? cfg->path : "config",
+				 cfg->console_in, strerror(errno));
+			return -1;
+		}
+		vn->close_console_in = true;
+	}
+	return 0;
+}
+
+struct vnode *vnode__create(const struct vnode_config *cfg, char *err, size_t errlen)
+{
+	struct vnode *vn = calloc(1, sizeof(*vn));
+	if (!vn) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	vn->kvm_fd = vn->vm_fd = vn->vcpu_fd = -1;
+	vn->console_out_fd = vn->console_in_fd = -1;
+	if (kvm__create_vm(vn, cfg->memory, err, errlen) != 0)
+		goto fail;
+	struct boot_request req = {
+		.kernel_path = cfg->kernel,
+		.initrd_path = cfg->initrd,
+		.cmdline = cfg->cmdline ? cfg->cmdline : "",
+		.format = boot_format_of(cfg->boot ? cfg->boot : "auto"),
+	};
+	if (loader__load(&vn->mem, &req, &vn->entry, err, errlen) != 0)
+		goto fail;
+	if (kvm__create_vcpu(vn, err, errlen) != 0)
+		goto fail;
+	if (cpu__set_boot_state(vn, err, errlen) != 0)
+		goto fail;
+	if (open_console(vn, cfg, err, errlen) != 0)
+		goto fail;
+	vn->pic = pic__new();
+	vn->pit = vn->pic ? pit__new(pic_line_irq0, vn->pic) : NULL;
+	vn->uart = vn->pit ? uart__new(vn->console_out_fd, vn->console_in_fd, pic_line_irq4, vn->pic)
+			   : NULL;
+	if (!vn->uart) {
+		snprintf(err, errlen, "out of memory creating devices");
+		goto fail;
+	}
+	return vn;
+fail:
+	vnode__destroy(vn);
+	return NULL;
+}
+
+void vnode__destroy(struct vnode *vn)
+{
+	if (!vn)
+		return;
+	uart__free(vn->uart);
+	pit__free(vn->pit);
+	pic__free(vn->pic);
+	if (vn->close_console_out)
+		close(vn->console_out_fd);
+	if (vn->close_console_in)
+		close(vn->console_in_fd);
+	kvm__destroy(vn);
+	free(vn);
+}
+
+/* ---- the exit loop ----------------------------------------------------- */
+
+struct run_state {
+	struct vnode *vn;
+	struct vnode_stats *stats;
+	uint64_t t0;            /* monotonic ns at the first KVM_RUN */
+	uint64_t timeout_at;    /* guest-time ns, UINT64_MAX: none */
+	timer_t kick_timer;
+	uint64_t armed_for;     /* guest-time deadline the timer is armed for */
+	sigset_t run_mask;      /* signal mask while in KVM_RUN and in waits */
+	bool done;
+};
+
+static uint64_t now_ns(const struct run_state *rs) { return monotonic_ns() - rs->t0; }
+
+static void finish(struct run_state *rs, enum vnode_outcome outcome)
+{
+	rs->stats->outcome = outcome;
+	rs->done = true;
+}
+
+static void guest_fault(struct run_state *rs, const char *what)
+{
+	char where[256];
+	cpu__describe(rs->vn, where, sizeof(where));
+	snprintf(rs->stats->fault, sizeof(rs->stats->fault), "%s at %s", what, where);
+	finish(rs, VNODE_GUEST_FAULT);
+}
+
+static bool port_io_byte(struct run_state *rs, uint16_t port, bool is_write, uint8_t *data,
+			 uint64_t now)
+{
+	struct vnode *vn = rs->vn;
+	struct vnode_stats *st = rs->stats;
+	if (pic__io(vn->pic, port, is_write, data)) {
+		st->io[VNODE_IO_PIC]++;
+		return true;
+	}
+	if (pit__io(vn->pit, port, is_write, data, now)) {
+		st->io[VNODE_IO_PIT]++;
+		return true;
+	}
+	if (uart__io(vn->uart, port, is_write, data)) {
+		st->io[VNODE_IO_UART]++;
+		return true;
+	}
+	return false;
+}
+
+static void handle_io(struct run_state *rs)
+{
+	struct kvm_run *run = rs->vn->run;
+	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+	uint8_t *base = (uint8_t *)run + run->io.data_offset;
+	uint64_t now = now_ns(rs);
+	for (uint32_t i = 0; i < run->io.count && !rs->done; i++) {
+		uint8_t *data = base + (size_t)i * run->io.size;
+		uint16_t port = run->io.port;
+		if (port == PORT_DEBUG_EXIT) {
+			rs->stats->io[VNODE_IO_DEBUG_EXIT]++;
+			if (is_write) {
+				uint32_t v = 0;
+				memcpy(&v, data, run->io.size);
+				rs->stats->guest_status = (int)v;
+				finish(rs, VNODE_GUEST_EXIT);
+			} else {
+				memset(data, 0xff, run->io.size);
+			}
+			continue;
+		}
+		if (port == PORT_POST) {
+			rs->stats->io[VNODE_IO_POST]++;
+			if (!is_write)
+				memset(data, 0xff, run->io.size);
+			continue;
+		}
+		/* The PC devices are byte-wide; wider accesses touch consecutive
+		 * ports, as the ISA bus would split them. */
+		bool handled = false;
+		for (uint8_t b = 0; b < run->io.size; b++)
+			handled |= port_io_byte(rs, (uint16_t)(port + b), is_write, data + b, now);
+		if (!handled) {
+			rs->stats->io[VNODE_IO_UNHANDLED]++;
+			if (!is_write)
+				memset(data, 0xff, run->io.size);
+		}
+	}
+}
+
+static void handle_internal_error(struct run_state *rs)
+{
+	struct kvm_run *run = rs->vn->run;
+	struct kvm_regs r;
+	char msg[200];
+	if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
+		snprintf(msg, sizeof(msg), "KVM internal error, suberror %u", run->internal.suberror);
+		guest_fault(rs, msg);
+		return;
+	}
+	uint8_t bytes[15];
+	size_t n = 0;
+	if (run->emulation_failure.ndata >= 3 &&
+	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+		n = run->emulation_failure.insn_size;
+		if (n > sizeof(bytes))
+			n = sizeof(bytes);
+		memcpy(bytes, run->emulation_failure.insn_bytes, n);
+	} else if (ioctl(rs->vn->vcpu_fd, KVM_GET_REGS, &r) == 0) {
+		n = cpu__read_code(rs->vn, r.rip, bytes, sizeof(bytes));
+	}
+	int pos = snprintf(msg, sizeof(msg), "KVM emulation failure (instruction bytes:");
+	for (size_t i = 0; i < n && pos > 0 && (size_t)pos < sizeof(msg) - 4; i++)
+		pos += snprintf(msg + pos, sizeof(msg) - (size_t)pos, " %02x", bytes[i]);
+	if (pos > 0 && (size_t)pos < sizeof(msg) - 2)
+		snprintf(msg + pos, sizeof(msg) - (size_t)pos, "%s)", n ? "" : " unreadable");
+	guest_fault(rs, msg);
+}
+
+/* Programs the kick timer for the earliest thing that needs the vCPU thread:
+ * the PIT's next edge, console input polling, or the run's timeout. */
+static void arm_kick(struct run_state *rs, uint64_t now)
+{
+	uint64_t when = pit__next_deadline(rs->vn->pit);
+	if (rs->vn->console_in_fd >= 0 && !rs->vn->console_in_eof && now + CONSOLE_POLL_NS < when)
+		when = now + CONSOLE_POLL_NS;
+	if (rs->timeout_at < when)
+		when = rs->timeout_at;
+	if (when == rs->armed_for)
+		return;
+	rs->armed_for = when;
+	struct itimerspec its = { 0 };
+	if (when != UINT64_MAX) {
+		uint64_t abs = rs->t0 + when;
+		its.it_value.tv_sec = (time_t)(abs / 1000000000ULL);
+		its.it_value.tv_nsec = (long)(abs % 1000000000ULL);
+	}
+	timer_settime(rs->kick_timer, TIMER_ABSTIME, &its, NULL);
+}
+
+/* Advances the devices to now and offers a pending PIC interrupt to the
+ * vCPU, or asks KVM to exit at the next interrupt window. */
+static void service_devices(struct run_state *rs)
+{
+	struct vnode *vn = rs->vn;
+	struct kvm_run *run = vn->run;
+	uint64_t now = now_ns(rs);
+	rs->stats->timer_ticks_coalesced += pit__advance(vn->pit, now);
+	if (vn->console_in_fd >= 0 && !vn->console_in_eof)
+		vn->console_in_eof = !uart__poll_input(vn->uart);
+	if (now >= rs->timeout_at)
+		finish(rs, VNODE_TIMEOUT);
+	if (stop_requested)
+		finish(rs, VNODE_STOPPED);
+	run->request_interrupt_window = 0;
+	if (pic__has_interrupt(vn->pic)) {
+		if (run->ready_for_interrupt_injection && run->if_flag) {
+			struct kvm_interrupt irq = { .irq = pic__ack(vn->pic) };
+			if (ioctl(vn->vcpu_fd, KVM_INTERRUPT, &irq) == 0) {
+				rs->stats->interrupts_injected++;
+				rs->stats->interrupts_by_vector[irq.irq & 0xff]++;
+			}
+			run->request_interrupt_window = pic__has_interrupt(vn->pic);
+		} else {
+			run->request_interrupt_window = 1;
+		}
+	}
+	arm_kick(rs, now);
+}
+
+/* hlt: nothing runs until a device raises an interrupt, so sleep until the
+ * next device deadline (or console input) instead of spinning. */
+static void wait_for_event(struct run_state *rs)
+{
+	struct vnode *vn = rs->vn;
+	if (!vn->run->if_flag) {
+		finish(rs, VNODE_GUEST_HALTED);
+		snprintf(rs->stats->fault, sizeof(rs->stats->fault),
+			 "guest halted with interrupts disabled");
+		return;
+	}
+	while (!rs->done && !pic__has_interrupt(vn->pic)) {
+		uint64_t now = now_ns(rs);
+		uint64_t until = pit__next_deadline(vn->pit);
+		if (rs->timeout_at < until)
+			until = rs->timeout_at;
+		struct pollfd pfd = { .fd = vn->console_in_fd, .events = POLLIN };
+		bool poll_console = vn->console_in_fd >= 0 && !vn->console_in_eof;
+		struct timespec ts, *tsp = NULL;
+		if (until != UINT64_MAX) {
+			uint64_t d = until > now ? until - now : 0;
+			ts.tv_sec = (time_t)(d / 1000000000ULL);
+			ts.tv_nsec = (long)(d % 1000000000ULL);
+			tsp = &ts;
+		}
+		if (!tsp && !poll_console) {
+			finish(rs, VNODE_GUEST_HALTED);
+			snprintf(rs->stats->fault, sizeof(rs->stats->fault),
+				 "guest halted with no timer or input to wake it");
+			return;
+		}
+		ppoll(poll_console ? &pfd : NULL, poll_console ? 1 : 0, tsp, &rs->run_mask);
+		service_devices(rs);
+	}
+}
+
+static int setup_signals(struct run_state *rs, char *err, size_t errlen)
+{
+	struct sigaction sa = { .sa_handler = on_kick };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIG_KICK, &sa, NULL);
+	sa.sa_handler = on_stop;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	/* The kick and stop signals stay blocked while the VMM works and are
+	 * only let in during KVM_RUN and waits, so a signal can never slip in
+	 * between checking for work and entering the guest. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIG_KICK);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	rs->run_mask = old;
+	sigdelset(&rs->run_mask, SIG_KICK);
+	sigdelset(&rs->run_mask, SIGINT);
+	sigdelset(&rs->run_mask, SIGTERM);
+
+	struct {
+		struct kvm_signal_mask hdr;
+		uint8_t bits[8];
+	} km = { .hdr = { .len = 8 } };
+	memcpy(km.bits, &rs->run_mask, 8);
+	if (ioctl(rs->vn->vcpu_fd, KVM_SET_SIGNAL_MASK, &km) < 0) {
+		snprintf(err, errlen, "KVM_SET_SIGNAL_MASK: %s", strerror(errno));
+		return -1;
+	}
+	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIG_KICK };
+	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	if (timer_create(CLOCK_MONOTONIC, &sev, &rs->kick_timer) != 0) {
+		snprintf(err, errlen, "timer_create: %s", strerror(errno));
+		return -1;
+	}
+	rs->armed_for = 0;
+	return 0;
+}
+
+int vnode__run(struct vnode *vn, const struct vnode_run_options *opts,
+	       struct vnode_stats *stats, char *err, size_t errlen)
+{
+	memset(stats, 0, sizeof(*stats));
+	stats->memory_bytes = vn->mem.size;
+	stats->boot_format = vn->entry.format_name;
+	struct run_state rs = { .vn = vn, .stats = stats, .timeout_at = UINT64_MAX };
+	stop_requested = 0;
+	sigset_t saved;
+	pthread_sigmask(SIG_SETMASK, NULL, &saved);
+	if (setup_signals(&rs, err, errlen) != 0) {
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+		return -1;
+	}
+	rs.t0 = monotonic_ns();
+	if (opts && opts->timeout_seconds > 0)
+		rs.timeout_at = (uint64_t)(opts->timeout_seconds * 1e9);
+	int rc = 0;
+	while (!rs.done) {
+		service_devices(&rs);
+		if (rs.done)
+			break;
+		if (ioctl(vn->vcpu_fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				stats->exits[VNODE_EXIT_SIGNAL]++;
+				continue;
+			}
+			snprintf(err, errlen, "KVM_RUN: %s", strerror(errno));
+			rc = -1;
+			break;
+		}
+		struct kvm_run *run = vn->run;
+		switch (run->exit_reason) {
+		case KVM_EXIT_IO:
+			stats->exits[VNODE_EXIT_IO]++;
+			handle_io(&rs);
+			break;
+		case KVM_EXIT_MMIO:
+			stats->exits[VNODE_EXIT_MMIO]++;
+			if (!run->mmio.is_write)
+				memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+			break;
+		case KVM_EXIT_HLT:
+			stats->exits[VNODE_EXIT_HLT]++;
+			wait_for_event(&rs);
+			break;
+		case KVM_EXIT_IRQ_WINDOW_OPEN:
+			stats->exits[VNODE_EXIT_IRQ_WINDOW]++;
+			break;
+		case KVM_EXIT_INTR:
+			stats->exits[VNODE_EXIT_SIGNAL]++;
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			stats->exits[VNODE_EXIT_SHUTDOWN]++;
+			guest_fault(&rs, "triple fault (KVM_EXIT_SHUTDOWN)");
+			break;
+		case KVM_EXIT_INTERNAL_ERROR:
+			stats->exits[VNODE_EXIT_INTERNAL_ERROR]++;
+			handle_internal_error(&rs);
+			break;
+		case KVM_EXIT_FAIL_ENTRY: {
+			char msg[96];
+			stats->exits[VNODE_EXIT_FAIL_ENTRY]++;
+			snprintf(msg, sizeof(msg), "VM entry failed (hardware reason 0x%llx)",
+				 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+			guest_fault(&rs, msg);
+			break;
+		}
+		default: {
+			char msg[64];
+			stats->exits[VNODE_EXIT_OTHER]++;
+			snprintf(msg, sizeof(msg), "unexpected KVM exit reason %u", run->exit_reason);
+			guest_fault(&rs, msg);
+			break;
+		}
+		}
+	}
+	stats->wall_seconds = (double)(monotonic_ns() - rs.t0) / 1e9;
+	stats->console_bytes = uart__tx_bytes(vn->uart);
+	timer_delete(rs.kick_timer);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	return rc;
+}

@@ -1,0 +1,37 @@
+/* simuboost cpuid: the guest CPU model, for people and for the simnode. */
+#include <stdio.h>
+#include <string.h>
+
+#include "builtin.h"
+#include "vnode.h"
+
+const char builtin_cpuid_usage[] =
+	"usage: simuboost cpuid [--qemu-cpu | --check]\n"
+	"\n"
+	"Prints the CPUID table that the vnode gives its guest, one leaf a line\n"
+	"(\"cpuid LEAF: EAX EBX ECX EDX\", as the test guest prints them).\n"
+	"  --qemu-cpu   print the QEMU -cpu argument derived from the table\n"
+	"  --check      verify that this host's KVM offers every feature in it\n";
+
+int builtin_cpuid(int argc, char **argv)
+{
+	if (argc == 1) {
+		vnode_cpuid__print(stdout);
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "--qemu-cpu")) {
+		printf("%s\n", vnode_cpuid__qemu_cpu());
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "--check")) {
+		char err[256];
+		if (vnode_cpuid__check_host(err, sizeof(err)) != 0) {
+			fprintf(stderr, "simuboost cpuid: %s\n", err);
+			return EXIT_VMM_ERROR;
+		}
+		printf("cpuid: this host's KVM offers every feature of the vnode CPU model\n");
+		return 0;
+	}
+	fputs(builtin_cpuid_usage, stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,120 @@
+/* simuboost run: boot a guest under the vnode and summarise the run. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builtin.h"
+#include "vnode.h"
+
+const char builtin_run_usage[] =
+	"usage: simuboost run [options] <vm.cfg>\n"
+	"\n"
+	"Boots the guest described by vm.cfg under KVM with all devices in userspace\n"
+	"and prints a summary at exit (see `simuboost help config` for the keys).\n"
+	"\n"
+	"  -s, --set KEY=VALUE   override a vm.cfg key (repeatable)\n"
+	"  -t, --timeout SECS    stop the guest after SECS seconds of wall time\n"
+	"  -j, --json            print the summary as JSON on stdout; the guest\n"
+	"                        console then goes to stderr if it was on stdout\n"
+	"  -q, --quiet           no summary (the exit status still tells)\n"
+	"\n"
+	"Exit status: the guest's debug-exit value (port 0xf4), 124 on timeout,\n"
+	"125 if the guest faulted or halted for good, 130 if interrupted, 1 if the\n"
+	"VM could not be set up, 2 on usage errors.\n";
+
+int builtin_run(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "set", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sets[64];
+	int nsets = 0;
+	bool json = false, quiet = false;
+	struct vnode_run_options ropts = { 0 };
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:t:jq", options, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (nsets == 64) {
+				fprintf(stderr, "simuboost run: too many --set options\n");
+				return EXIT_USAGE;
+			}
+			sets[nsets++] = optarg;
+			break;
+		case 't': {
+			char *end;
+			ropts.timeout_seconds = strtod(optarg, &end);
+			if (*end || ropts.timeout_seconds <= 0) {
+				fprintf(stderr, "simuboost run: --timeout '%s' is not a positive number "
+						"of seconds\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case 'j': json = true; break;
+		case 'q': quiet = true; break;
+		default:
+			fputs(builtin_run_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "simuboost run: expected exactly one vm.cfg\n");
+		fputs(builtin_run_usage, stderr);
+		return EXIT_USAGE;
+	}
+	char err[1024];
+	struct vnode_config cfg;
+	if (vnode_config__load(&cfg, argv[optind], err, sizeof(err)) != 0) {
+		fprintf(stderr, "simuboost run: %s\n", err);
+		return EXIT_VMM_ERROR;
+	}
+	for (int i = 0; i < nsets; i++) {
+		if (vnode_config__set(&cfg, sets[i], err, sizeof(err)) != 0) {
+			fprintf(stderr, "simuboost run: %s\n", err);
+			vnode_config__free(&cfg);
+			return EXIT_VMM_ERROR;
+		}
+	}
+	if (json && !strcmp(cfg.console_out, "stdout")) {
+		free(cfg.console_out);
+		cfg.console_out = strdup("/dev/stderr");
+	}
+	struct vnode *vn = vnode__create(&cfg, err, sizeof(err));
+	vnode_config__free(&cfg);
+	if (!vn) {
+		fprintf(stderr, "simuboost run: %s\n", err);
+		return EXIT_VMM_ERROR;
+	}
+	struct vnode_stats stats;
+	int rc = vnode__run(vn, &ropts, &stats, err, sizeof(err));
+	vnode__destroy(vn);
+	fflush(stdout);
+	if (rc != 0) {
+		fprintf(stderr, "simuboost run: %s\n", err);
+		return EXIT_VMM_ERROR;
+	}
+	if (json) {
+		char *text = vnode_stats__json(&stats);
+		if (text)
+			printf("%s\n", text);
+		free(text);
+	} else if (!quiet) {
+		vnode_stats__print(&stats, stderr);
+	}
+	if (stats.outcome == VNODE_GUEST_FAULT || stats.outcome == VNODE_GUEST_HALTED)
+		fprintf(stderr, "simuboost run: %s: %s\n", vnode_outcome__name(stats.outcome),
+			stats.fault);
+	switch (stats.outcome) {
+	case VNODE_GUEST_EXIT: return stats.guest_status & 0xff;
+	case VNODE_TIMEOUT: return EXIT_TIMEOUT;
+	case VNODE_STOPPED: return EXIT_STOPPED;
+	default: return EXIT_GUEST_FAULT;
+	}
+}

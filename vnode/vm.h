@@ -1,0 +1,43 @@
+/* Internal: the vnode object shared by kvm.c (VM and vCPU setup), cpu.c
+ * (register state, guest page walks) and run.c (the exit loop). */
+#ifndef SIMUBOOST_VNODE_VM_H
+#define SIMUBOOST_VNODE_VM_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "devices.h"
+#include "guest-mem.h"
+#include "loader.h"
+#include "vnode.h"
+
+struct vnode {
+	int kvm_fd, vm_fd, vcpu_fd;
+	struct kvm_run *run;
+	size_t run_size;
+	struct guest_mem mem;
+	struct boot_entry entry;
+
+	struct pic *pic;
+	struct pit *pit;
+	struct uart *uart;
+	int console_out_fd, console_in_fd;
+	bool close_console_out, close_console_in;
+	bool console_in_eof;
+};
+
+/* kvm.c */
+int kvm__create_vm(struct vnode *vn, uint64_t memory, char *err, size_t errlen);
+int kvm__create_vcpu(struct vnode *vn, char *err, size_t errlen);
+void kvm__destroy(struct vnode *vn);
+
+/* cpu.c */
+int cpu__set_boot_state(struct vnode *vn, char *err, size_t errlen);
+/* One line naming RIP, CPL and mode, for fault messages. */
+void cpu__describe(struct vnode *vn, char *out, size_t outlen);
+/* Reads up to len bytes at guest-virtual rip; returns bytes read. */
+size_t cpu__read_code(struct vnode *vn, uint64_t rip, uint8_t *out, size_t len);
+
+#endif

@@ -1,0 +1,104 @@
+/* simuboost vnode: a uniprocessor x86-64 VMM on /dev/kvm that owns every
+ * device in userspace. This is the only header other modules may use. */
+#ifndef SIMUBOOST_VNODE_H
+#define SIMUBOOST_VNODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- vm.cfg ---------------------------------------------------------- */
+
+struct vnode_config {
+	char *path;        /* the config file, for messages */
+	uint64_t memory;   /* guest RAM in bytes */
+	char *kernel;      /* paths are resolved relative to the config file */
+	char *initrd;      /* NULL: none */
+	char *cmdline;     /* never NULL */
+	char *console_out; /* "stdout", "none" or a file path */
+	char *console_in;  /* "none", "stdin" or a file path */
+	char *boot;        /* "auto", "pvh", "elf64" or "bzimage" */
+	uint64_t interval_ns; /* checkpoint interval, guest time (record) */
+};
+
+/* Parses and validates a vm.cfg. On error returns -1 and a one-line message
+ * "FILE:LINE: KEY: problem" in err; nothing is left allocated. */
+int vnode_config__load(struct vnode_config *cfg, const char *path, char *err, size_t errlen);
+/* Applies one "key=value" override (e.g. from --set) with the same checks. */
+int vnode_config__set(struct vnode_config *cfg, const char *assignment, char *err, size_t errlen);
+void vnode_config__free(struct vnode_config *cfg);
+/* Writes the documented list of keys, for `simuboost help config`. */
+void vnode_config__print_reference(FILE *out);
+
+/* ---- running --------------------------------------------------------- */
+
+enum vnode_exit_reason {
+	VNODE_EXIT_IO, VNODE_EXIT_MMIO, VNODE_EXIT_HLT, VNODE_EXIT_IRQ_WINDOW,
+	VNODE_EXIT_SIGNAL, VNODE_EXIT_SHUTDOWN, VNODE_EXIT_INTERNAL_ERROR,
+	VNODE_EXIT_FAIL_ENTRY, VNODE_EXIT_DEBUG, VNODE_EXIT_OTHER,
+	VNODE_EXIT__COUNT
+};
+
+enum vnode_io_device {
+	VNODE_IO_PIC, VNODE_IO_PIT, VNODE_IO_UART, VNODE_IO_DEBUG_EXIT,
+	VNODE_IO_POST, VNODE_IO_UNHANDLED, VNODE_IO__COUNT
+};
+
+enum vnode_outcome {
+	VNODE_GUEST_EXIT,   /* the guest wrote the debug-exit port */
+	VNODE_GUEST_HALTED, /* hlt with interrupts off: nothing can wake it */
+	VNODE_TIMEOUT,      /* --timeout expired */
+	VNODE_STOPPED,      /* SIGINT/SIGTERM */
+	VNODE_GUEST_FAULT,  /* triple fault, emulation failure, entry failure */
+};
+
+struct vnode_stats {
+	enum vnode_outcome outcome;
+	int guest_status;        /* debug-exit value, VNODE_GUEST_EXIT only */
+	double wall_seconds;     /* from first KVM_RUN to the end */
+	uint64_t exits[VNODE_EXIT__COUNT];
+	uint64_t io[VNODE_IO__COUNT];
+	uint64_t interrupts_injected;
+	uint64_t interrupts_by_vector[256];
+	uint64_t timer_ticks_coalesced;
+	uint64_t console_bytes;
+	uint64_t memory_bytes;
+	const char *boot_format;
+	char fault[512];         /* VNODE_GUEST_FAULT: what happened, with RIP */
+};
+
+struct vnode_run_options {
+	double timeout_seconds;  /* 0: none */
+	bool quiet;              /* no diagnostics on stderr */
+};
+
+struct vnode;
+/* Creates the VM, loads the guest and its devices. NULL with err on error. */
+struct vnode *vnode__create(const struct vnode_config *cfg, char *err, size_t errlen);
+/* Runs the guest until it exits, faults, times out or is stopped. Returns 0
+ * if the run could be carried out (see stats->outcome), -1 with err if the
+ * VMM itself failed. */
+int vnode__run(struct vnode *vn, const struct vnode_run_options *opts,
+	       struct vnode_stats *stats, char *err, size_t errlen);
+void vnode__destroy(struct vnode *vn);
+
+const char *vnode_exit_reason__name(enum vnode_exit_reason r);
+const char *vnode_io_device__name(enum vnode_io_device d);
+const char *vnode_outcome__name(enum vnode_outcome o);
+/* Human-readable summary and its JSON twin (malloc'd string). */
+void vnode_stats__print(const struct vnode_stats *stats, FILE *out);
+char *vnode_stats__json(const struct vnode_stats *stats);
+
+/* ---- CPUID ----------------------------------------------------------- */
+
+/* The `-cpu` argument that makes QEMU TCG present exactly the vnode's CPUID
+ * table. Derived from the table; static storage. */
+const char *vnode_cpuid__qemu_cpu(void);
+/* Prints the table as the test guest does ("cpuid %08x: a b c d"). */
+void vnode_cpuid__print(FILE *out);
+/* Checks the table against what this host's KVM supports; -1 with err naming
+ * the first missing feature. */
+int vnode_cpuid__check_host(char *err, size_t errlen);
+
+#endif
