@@ -21,24 +21,26 @@
 #include "cpuid-table.h"
 #include "vnode.h"
 
-/* Base model: QEMU's "qemu64" (AuthenticAMD, family 15, model 107). */
+/* Base model: QEMU's "kvm64" (GenuineIntel, family 15, model 6). Intel
+ * rather than AMD because KVM and QEMU then agree on out-of-range leaves too:
+ * both answer with the highest basic leaf, as Intel documents. */
 const struct cpuid_leaf vnode_cpuid_table[] = {
-	/* max basic leaf 1, "AuthenticAMD" */
-	{ 0x00000000, 0x00000001, 0x68747541, 0x444d4163, 0x69746e65 },
-	/* family 15 model 107 stepping 1; CLFLUSH line 8*8; features:
-	 * edx fpu de pse msr pae cx8 sep pge cmov pat pse36 clflush mmx fxsr sse sse2 */
-	{ 0x00000001, 0x00060fb1, 0x00000800, 0x00000000, 0x0789a36d },
-	/* max extended leaf 0x80000008, vendor repeated */
-	{ 0x80000000, 0x80000008, 0x68747541, 0x444d4163, 0x69746e65 },
-	/* ecx lahf-lm; edx syscall nx lm + the AMD aliases of leaf 1 edx */
-	{ 0x80000001, 0x00060fb1, 0x00000000, 0x00000001, 0x2191a36d },
-	/* "QEMU Virtual CPU version 2.5+" */
-	{ 0x80000002, 0x554d4551, 0x72695620, 0x6c617574, 0x55504320 },
-	{ 0x80000003, 0x72657620, 0x6e6f6973, 0x352e3220, 0x0000002b },
+	/* max basic leaf 1, "GenuineIntel" */
+	{ 0x00000000, 0x00000001, 0x756e6547, 0x6c65746e, 0x49656e69 },
+	/* family 15 model 6 stepping 1; CLFLUSH line 8*8 bytes; edx: fpu de pse
+	 * msr pae cx8 sep pge cmov pat pse36 clflush mmx fxsr sse sse2 */
+	{ 0x00000001, 0x00000f61, 0x00000800, 0x00000000, 0x078ba96d },
+	/* max extended leaf 0x80000008 */
+	{ 0x80000000, 0x80000008, 0x756e6547, 0x6c65746e, 0x49656e69 },
+	/* ecx: lahf-lm; edx: syscall nx lm */
+	{ 0x80000001, 0x00000f61, 0x00000000, 0x00000001, 0x20100800 },
+	/* brand string "Common KVM processor" */
+	{ 0x80000002, 0x6d6d6f43, 0x4b206e6f, 0x70204d56, 0x65636f72 },
+	{ 0x80000003, 0x726f7373, 0x00000000, 0x00000000, 0x00000000 },
 	{ 0x80000004, 0x00000000, 0x00000000, 0x00000000, 0x00000000 },
-	/* L1 and L2/L3 cache and TLB descriptors as QEMU computes them */
-	{ 0x80000005, 0x01ff01ff, 0x01ff01ff, 0x40020140, 0x40020140 },
-	{ 0x80000006, 0x00000000, 0x42004200, 0x02008140, 0x00808140 },
+	/* cache and TLB descriptors as QEMU computes them for this model */
+	{ 0x80000005, 0x00000000, 0x00000000, 0x00000000, 0x00000000 },
+	{ 0x80000006, 0x00000000, 0x00000000, 0x00000000, 0x00000000 },
 	{ 0x80000007, 0x00000000, 0x00000000, 0x00000000, 0x00000000 },
 	/* 40 physical, 48 virtual address bits */
 	{ 0x80000008, 0x00003028, 0x00000000, 0x00000000, 0x00000000 },
@@ -138,7 +140,7 @@ const char *vnode_cpuid__qemu_cpu(void)
 
 	size_t pos = 0;
 	char tmp[160];
-	snprintf(tmp, sizeof(tmp), "qemu64,vendor=%s,level=%u,xlevel=0x%x,family=%u,model=%u,"
+	snprintf(tmp, sizeof(tmp), "kvm64,vendor=%s,level=%u,xlevel=0x%x,family=%u,model=%u,"
 		 "stepping=%u", vendor, l0->eax, x0->eax, family, model, stepping);
 	append(buf, sizeof(buf), &pos, "%s", tmp);
 	append(buf, sizeof(buf), &pos, ",model-id=%s", brand);
