@@ -1,0 +1,30 @@
+#!/bin/sh
+# From a fresh Debian 12 machine to a finished run: installs dependencies,
+# builds simuboost and the bundled test guest, runs every workload of the
+# test guest under the vnode (KVM) and prints each checksum and a summary.
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+
+"$(pwd)/scripts/install-deps.sh" --if-missing
+[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" -Dbuildtype=release -Dtests=disabled
+ninja -C "$BUILD"
+
+S="$BUILD/cli/simuboost"
+"$S" cpuid --check
+echo "== simuboost run: the bundled test guest under the vnode =="
+for w in compute memwrite syscall devread; do
+	out=$(mktemp)
+	"$S" run --json --set console_out="$out" "$BUILD/guests/$w.cfg" >"$out.json"
+	python3 - "$w" "$out" "$out.json" <<'PY'
+import json, sys
+w, console, summary = sys.argv[1:]
+s = json.load(open(summary))
+checksum = next((l.strip() for l in open(console) if l.startswith("checksum ")), "no checksum!")
+print(f"{w:9s} {checksum}   exit {s['guest_status']}  {s['wall_seconds']:.2f}s  "
+      f"{s['exits_total']} exits  {s['interrupts_injected']} interrupts injected")
+PY
+	rm -f "$out" "$out.json"
+done
+echo "== full summary of one run (compute) =="
+"$S" run --set console_out=none "$BUILD/guests/compute.cfg"
