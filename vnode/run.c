@@ -270,20 +270,30 @@ static void arm_kick(struct run_state *rs, uint64_t now)
 	timer_settime(rs->kick_timer, TIMER_ABSTIME, &its, NULL);
 }
 
-/* Advances the devices to now and offers a pending PIC interrupt to the
- * vCPU, or asks KVM to exit at the next interrupt window. */
-static void service_devices(struct run_state *rs)
+/* Brings the devices up to now and notices timeouts and stop requests. */
+static void advance_devices(struct run_state *rs)
 {
 	struct vnode *vn = rs->vn;
-	struct kvm_run *run = vn->run;
 	uint64_t now = now_ns(rs);
 	rs->stats->timer_ticks_coalesced += pit__advance(vn->pit, now);
 	if (vn->console_in_fd >= 0 && !vn->console_in_eof)
 		vn->console_in_eof = !uart__poll_input(vn->uart);
-	if (now >= rs->timeout_at)
-		finish(rs, VNODE_TIMEOUT);
-	if (stop_requested)
-		finish(rs, VNODE_STOPPED);
+	if (now >= rs->timeout_at || stop_requested) {
+		/* Say where the guest was: a timeout is often a hang worth locating. */
+		char where[256];
+		cpu__describe(vn, where, sizeof(where));
+		snprintf(rs->stats->fault, sizeof(rs->stats->fault), "guest was at %s", where);
+		finish(rs, stop_requested ? VNODE_STOPPED : VNODE_TIMEOUT);
+	}
+	arm_kick(rs, now);
+}
+
+/* Offers a pending PIC interrupt to the vCPU, or asks KVM to exit at the
+ * next interrupt window. */
+static void inject_interrupts(struct run_state *rs)
+{
+	struct vnode *vn = rs->vn;
+	struct kvm_run *run = vn->run;
 	run->request_interrupt_window = 0;
 	if (pic__has_interrupt(vn->pic)) {
 		if (run->ready_for_interrupt_injection && run->if_flag) {
@@ -297,7 +307,6 @@ static void service_devices(struct run_state *rs)
 			run->request_interrupt_window = 1;
 		}
 	}
-	arm_kick(rs, now);
 }
 
 /* hlt: nothing runs until a device raises an interrupt, so sleep until the
@@ -332,8 +341,24 @@ static void wait_for_event(struct run_state *rs)
 			return;
 		}
 		ppoll(poll_console ? &pfd : NULL, poll_console ? 1 : 0, tsp, &rs->run_mask);
-		service_devices(rs);
+		advance_devices(rs);
 	}
+}
+
+/* A signal that ends KVM_RUN stays pending once KVM restores our blocking
+ * mask, and would end every later KVM_RUN at once: take it off the queue. */
+static void consume_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIG_KICK);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	struct timespec zero = { 0, 0 };
+	int sig;
+	while ((sig = sigtimedwait(&set, NULL, &zero)) > 0)
+		if (sig != SIG_KICK)
+			stop_requested = 1;
 }
 
 static int setup_signals(struct run_state *rs, char *err, size_t errlen)
@@ -397,12 +422,14 @@ int vnode__run(struct vnode *vn, const struct vnode_run_options *opts,
 		rs.timeout_at = (uint64_t)(opts->timeout_seconds * 1e9);
 	int rc = 0;
 	while (!rs.done) {
-		service_devices(&rs);
+		advance_devices(&rs);
 		if (rs.done)
 			break;
+		inject_interrupts(&rs);
 		if (ioctl(vn->vcpu_fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				stats->exits[VNODE_EXIT_SIGNAL]++;
+				consume_signals();
 				continue;
 			}
 			snprintf(err, errlen, "KVM_RUN: %s", strerror(errno));
@@ -429,6 +456,7 @@ int vnode__run(struct vnode *vn, const struct vnode_run_options *opts,
 			break;
 		case KVM_EXIT_INTR:
 			stats->exits[VNODE_EXIT_SIGNAL]++;
+			consume_signals();
 			break;
 		case KVM_EXIT_SHUTDOWN:
 			stats->exits[VNODE_EXIT_SHUTDOWN]++;
