@@ -1,4 +1,5 @@
 /* simuboost cpuid: the guest CPU model, for people and for the simnode. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -6,11 +7,13 @@
 #include "vnode.h"
 
 const char builtin_cpuid_usage[] =
-	"usage: simuboost cpuid [--qemu-cpu | --check]\n"
+	"usage: simuboost cpuid [--effective] [--qemu-cpu] | --check\n"
 	"\n"
 	"Prints the CPUID table that the vnode gives its guest, one leaf a line\n"
 	"(\"cpuid LEAF: EAX EBX ECX EDX\", as the test guest prints them).\n"
 	"  --qemu-cpu   print the QEMU -cpu argument derived from the table\n"
+	"  --effective  what this host's KVM really presents to a vCPU given the\n"
+	"               table (some KVMs override leaf 1); differences go to stderr\n"
 	"  --check      verify that this host's KVM offers every feature in it\n";
 
 int builtin_cpuid(int argc, char **argv)
@@ -21,6 +24,23 @@ int builtin_cpuid(int argc, char **argv)
 	}
 	if (argc == 2 && !strcmp(argv[1], "--qemu-cpu")) {
 		printf("%s\n", vnode_cpuid__qemu_cpu());
+		return 0;
+	}
+	bool effective = false, qemu_cpu = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--effective"))
+			effective = true;
+		else if (!strcmp(argv[i], "--qemu-cpu"))
+			qemu_cpu = true;
+		else
+			effective = qemu_cpu = false, argc = 0;
+	}
+	if (effective) {
+		char err[256];
+		if (vnode_cpuid__print_effective(stdout, qemu_cpu, stderr, err, sizeof(err)) != 0) {
+			fprintf(stderr, "simuboost cpuid: %s\n", err);
+			return EXIT_VMM_ERROR;
+		}
 		return 0;
 	}
 	if (argc == 2 && !strcmp(argv[1], "--check")) {

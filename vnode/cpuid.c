@@ -39,8 +39,8 @@ const struct cpuid_leaf vnode_cpuid_table[] = {
 	{ 0x80000003, 0x726f7373, 0x00000000, 0x00000000, 0x00000000 },
 	{ 0x80000004, 0x00000000, 0x00000000, 0x00000000, 0x00000000 },
 	/* cache and TLB descriptors as QEMU computes them for this model */
-	{ 0x80000005, 0x00000000, 0x00000000, 0x00000000, 0x00000000 },
-	{ 0x80000006, 0x00000000, 0x00000000, 0x00000000, 0x00000000 },
+	{ 0x80000005, 0x01ff01ff, 0x01ff01ff, 0x40020140, 0x40020140 },
+	{ 0x80000006, 0x00000000, 0x42004200, 0x02008140, 0x00808140 },
 	{ 0x80000007, 0x00000000, 0x00000000, 0x00000000, 0x00000000 },
 	/* 40 physical, 48 virtual address bits */
 	{ 0x80000008, 0x00003028, 0x00000000, 0x00000000, 0x00000000 },
@@ -79,12 +79,18 @@ static const struct feature_word feature_words[] = {
 		"perfctr-nb", NULL, NULL, NULL, NULL, NULL, NULL, NULL } },
 };
 
+static const struct cpuid_leaf *find_in(const struct cpuid_leaf *table, size_t n,
+				       uint32_t function)
+{
+	for (size_t i = 0; i < n; i++)
+		if (table[i].function == function)
+			return &table[i];
+	return NULL;
+}
+
 const struct cpuid_leaf *vnode_cpuid__find(uint32_t function)
 {
-	for (size_t i = 0; i < vnode_cpuid_table_len; i++)
-		if (vnode_cpuid_table[i].function == function)
-			return &vnode_cpuid_table[i];
-	return NULL;
+	return find_in(vnode_cpuid_table, vnode_cpuid_table_len, function);
 }
 
 static uint32_t leaf_reg(const struct cpuid_leaf *l, int reg)
@@ -110,14 +116,12 @@ static void regs_to_string(char *out, const uint32_t *regs, size_t nregs)
 	out[nregs * 4] = '\0';
 }
 
-const char *vnode_cpuid__qemu_cpu(void)
+void vnode_cpuid__derive_qemu_cpu(const struct cpuid_leaf *table, size_t n, char *buf,
+				  size_t len)
 {
-	static char buf[2048];
-	if (buf[0])
-		return buf;
-	const struct cpuid_leaf *l0 = vnode_cpuid__find(0);
-	const struct cpuid_leaf *l1 = vnode_cpuid__find(1);
-	const struct cpuid_leaf *x0 = vnode_cpuid__find(0x80000000);
+	const struct cpuid_leaf *l0 = find_in(table, n, 0);
+	const struct cpuid_leaf *l1 = find_in(table, n, 1);
+	const struct cpuid_leaf *x0 = find_in(table, n, 0x80000000);
 	char vendor[13];
 	uint32_t vregs[3] = { l0->ebx, l0->edx, l0->ecx };
 	regs_to_string(vendor, vregs, 3);
@@ -130,7 +134,7 @@ const char *vnode_cpuid__qemu_cpu(void)
 	char brand[49];
 	uint32_t bregs[12];
 	for (int i = 0; i < 3; i++) {
-		const struct cpuid_leaf *b = vnode_cpuid__find(0x80000002 + (uint32_t)i);
+		const struct cpuid_leaf *b = find_in(table, n, 0x80000002 + (uint32_t)i);
 		bregs[i * 4 + 0] = b->eax;
 		bregs[i * 4 + 1] = b->ebx;
 		bregs[i * 4 + 2] = b->ecx;
@@ -142,27 +146,41 @@ const char *vnode_cpuid__qemu_cpu(void)
 	char tmp[160];
 	snprintf(tmp, sizeof(tmp), "kvm64,vendor=%s,level=%u,xlevel=0x%x,family=%u,model=%u,"
 		 "stepping=%u", vendor, l0->eax, x0->eax, family, model, stepping);
-	append(buf, sizeof(buf), &pos, "%s", tmp);
-	append(buf, sizeof(buf), &pos, ",model-id=%s", brand);
+	buf[0] = '\0';
+	append(buf, len, &pos, "%s", tmp);
+	append(buf, len, &pos, ",model-id=%s", brand);
 	for (size_t w = 0; w < sizeof(feature_words) / sizeof(feature_words[0]); w++) {
 		const struct feature_word *fw = &feature_words[w];
-		uint32_t bits = leaf_reg(vnode_cpuid__find(fw->function), fw->reg);
+		uint32_t bits = leaf_reg(find_in(table, n, fw->function), fw->reg);
 		for (int b = 0; b < 32; b++) {
 			if (!fw->names[b])
 				continue;
-			append(buf, sizeof(buf), &pos, (bits >> b) & 1 ? ",+%s" : ",-%s", fw->names[b]);
+			append(buf, len, &pos, (bits >> b) & 1 ? ",+%s" : ",-%s", fw->names[b]);
 		}
 	}
+}
+
+const char *vnode_cpuid__qemu_cpu(void)
+{
+	static char buf[2048];
+	if (!buf[0])
+		vnode_cpuid__derive_qemu_cpu(vnode_cpuid_table, vnode_cpuid_table_len, buf,
+					     sizeof(buf));
 	return buf;
+}
+
+void vnode_cpuid__print_table(const struct cpuid_leaf *table, size_t n, FILE *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct cpuid_leaf *l = &table[i];
+		fprintf(out, "cpuid %08x: %08x %08x %08x %08x\n", l->function, l->eax, l->ebx,
+			l->ecx, l->edx);
+	}
 }
 
 void vnode_cpuid__print(FILE *out)
 {
-	for (size_t i = 0; i < vnode_cpuid_table_len; i++) {
-		const struct cpuid_leaf *l = &vnode_cpuid_table[i];
-		fprintf(out, "cpuid %08x: %08x %08x %08x %08x\n", l->function, l->eax, l->ebx,
-			l->ecx, l->edx);
-	}
+	vnode_cpuid__print_table(vnode_cpuid_table, vnode_cpuid_table_len, out);
 }
 
 const char *vnode_cpuid__feature_name(uint32_t function, int reg, int bit)

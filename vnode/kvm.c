@@ -136,11 +136,11 @@ void kvm__destroy(struct vnode *vn)
 		munmap(vn->run, vn->run_size);
 	if (vn->mem.host)
 		munmap(vn->mem.host, vn->mem.size);
-	if (vn->vcpu_fd > 0)
+	if (vn->vcpu_fd >= 0)
 		close(vn->vcpu_fd);
-	if (vn->vm_fd > 0)
+	if (vn->vm_fd >= 0)
 		close(vn->vm_fd);
-	if (vn->kvm_fd > 0)
+	if (vn->kvm_fd >= 0)
 		close(vn->kvm_fd);
 }
 
@@ -188,5 +188,66 @@ int vnode_cpuid__check_host(char *err, size_t errlen)
 		}
 	}
 	free(c);
+	return rc;
+}
+
+int vnode_cpuid__print_effective(FILE *out, bool qemu_cpu, FILE *diffs, char *err,
+				 size_t errlen)
+{
+	struct vnode vn = { .kvm_fd = -1, .vm_fd = -1, .vcpu_fd = -1 };
+	int rc = -1;
+	size_t n = vnode_cpuid_table_len;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 64 * sizeof(struct kvm_cpuid_entry2));
+	struct cpuid_leaf *eff = calloc(n, sizeof(*eff));
+	if (!c || !eff) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	vn.kvm_fd = kvm_open(err, errlen);
+	if (vn.kvm_fd < 0)
+		goto out;
+	vn.vm_fd = ioctl(vn.kvm_fd, KVM_CREATE_VM, 0);
+	if (vn.vm_fd < 0) {
+		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+		goto out;
+	}
+	vn.vcpu_fd = ioctl(vn.vm_fd, KVM_CREATE_VCPU, 0);
+	if (vn.vcpu_fd < 0) {
+		snprintf(err, errlen, "KVM_CREATE_VCPU: %s", strerror(errno));
+		goto out;
+	}
+	if (set_cpuid(&vn, err, errlen) != 0)
+		goto out;
+	c->nent = 64;
+	if (ioctl(vn.vcpu_fd, KVM_GET_CPUID2, c) < 0) {
+		snprintf(err, errlen, "KVM_GET_CPUID2: %s", strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		eff[i] = vnode_cpuid_table[i];
+		for (uint32_t j = 0; j < c->nent; j++) {
+			const struct kvm_cpuid_entry2 *e = &c->entries[j];
+			if (e->function == eff[i].function && e->index == 0)
+				eff[i] = (struct cpuid_leaf){ e->function, e->eax, e->ebx,
+							      e->ecx, e->edx };
+		}
+		const struct cpuid_leaf *t = &vnode_cpuid_table[i];
+		if (diffs && memcmp(&eff[i], t, sizeof(eff[i])))
+			fprintf(diffs, "cpuid %08x: table %08x %08x %08x %08x, KVM presents "
+				"%08x %08x %08x %08x\n", t->function, t->eax, t->ebx, t->ecx,
+				t->edx, eff[i].eax, eff[i].ebx, eff[i].ecx, eff[i].edx);
+	}
+	if (qemu_cpu) {
+		char buf[2048];
+		vnode_cpuid__derive_qemu_cpu(eff, n, buf, sizeof(buf));
+		fprintf(out, "%s\n", buf);
+	} else {
+		vnode_cpuid__print_table(eff, n, out);
+	}
+	rc = 0;
+out:
+	kvm__destroy(&vn);
+	free(c);
+	free(eff);
 	return rc;
 }

@@ -100,5 +100,12 @@ void vnode_cpuid__print(FILE *out);
 /* Checks the table against what this host's KVM supports; -1 with err naming
  * the first missing feature. */
 int vnode_cpuid__check_host(char *err, size_t errlen);
+/* What a vCPU of this host's KVM really presents after KVM_SET_CPUID2 with
+ * the table: some KVMs (the PVM-style one of our build machines) replace
+ * leaf 1's feature words with the host's. Prints it like vnode_cpuid__print,
+ * or with qemu_cpu set, the -cpu argument derived from it. Lists the leaves
+ * that differ from the table on `diffs` if not NULL. */
+int vnode_cpuid__print_effective(FILE *out, bool qemu_cpu, FILE *diffs, char *err,
+				 size_t errlen);
 
 #endif
