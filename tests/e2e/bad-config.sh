@@ -3,7 +3,7 @@
 # (not a crash, not a signal) and never start the VM.
 # usage: bad-config.sh SIMUBOOST GUEST_ELF
 set -eu
-SIMUBOOST=$1 GUEST_ELF=$2
+SIMUBOOST=$1 GUEST_ELF=$(realpath "$2")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fail=0
