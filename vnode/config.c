@@ -42,15 +42,23 @@ static int fail(char *err, size_t errlen, const struct origin *o, const char *ke
 	return -1;
 }
 
+/* A decimal number at the start of s (no sign, no spaces); end is set to
+ * the unit that follows it. */
+static int parse_leading_number(const char *s, unsigned long long *v, char **end)
+{
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*v = strtoull(s, end, 10);
+	return errno ? -1 : 0;
+}
+
 /* "512M", "2G", "65536" (bytes) -> bytes. */
 static int parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		return -1;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno)
+	unsigned long long v;
+	if (parse_leading_number(s, &v, &end) != 0)
 		return -1;
 	unsigned shift = 0;
 	switch (*end) {
@@ -77,11 +85,8 @@ static int parse_size(const char *s, uint64_t *out)
 static int parse_duration(const char *s, uint64_t *out)
 {
 	char *end;
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		return -1;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno)
+	unsigned long long v;
+	if (parse_leading_number(s, &v, &end) != 0)
 		return -1;
 	uint64_t mult;
 	if (!strcmp(end, "") || !strcmp(end, "s"))

@@ -83,4 +83,39 @@ int loader_elf__boot_elf64(const struct loader_ctx *ctx, struct boot_entry *entr
 int loader_linux__is_bzimage(const uint8_t *buf, size_t len);
 int loader_linux__boot_bzimage(const struct loader_ctx *ctx, struct boot_entry *entry);
 
+/* Little-endian field access for the image formats (ELF, boot protocol),
+ * independent of host byte order and alignment. */
+static inline uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t rd64(const uint8_t *p)
+{
+	return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void wr64(uint8_t *p, uint64_t v)
+{
+	wr32(p, (uint32_t)v);
+	wr32(p + 4, (uint32_t)(v >> 32));
+}
+
 #endif
