@@ -251,13 +251,23 @@ static void handle_internal_error(struct run_state *rs)
 
 /* Programs the kick timer for the earliest thing that needs the vCPU thread:
  * the PIT's next edge, console input polling, or the run's timeout. */
-static void arm_kick(struct run_state *rs, uint64_t now)
+static bool console_input_open(const struct vnode *vn)
+{
+	return vn->console_in_fd >= 0 && !vn->console_in_eof;
+}
+
+/* The next guest time at which a device or the run's timeout needs us. */
+static uint64_t next_deadline(const struct run_state *rs)
 {
 	uint64_t when = pit__next_deadline(rs->vn->pit);
-	if (rs->vn->console_in_fd >= 0 && !rs->vn->console_in_eof && now + CONSOLE_POLL_NS < when)
+	return rs->timeout_at < when ? rs->timeout_at : when;
+}
+
+static void arm_kick(struct run_state *rs, uint64_t now)
+{
+	uint64_t when = next_deadline(rs);
+	if (console_input_open(rs->vn) && now + CONSOLE_POLL_NS < when)
 		when = now + CONSOLE_POLL_NS;
-	if (rs->timeout_at < when)
-		when = rs->timeout_at;
 	if (when == rs->armed_for)
 		return;
 	rs->armed_for = when;
@@ -276,7 +286,7 @@ static void advance_devices(struct run_state *rs)
 	struct vnode *vn = rs->vn;
 	uint64_t now = now_ns(rs);
 	rs->stats->timer_ticks_coalesced += pit__advance(vn->pit, now);
-	if (vn->console_in_fd >= 0 && !vn->console_in_eof)
+	if (console_input_open(vn))
 		vn->console_in_eof = !uart__poll_input(vn->uart);
 	if (now >= rs->timeout_at || stop_requested) {
 		/* Say where the guest was: a timeout is often a hang worth locating. */
@@ -322,11 +332,9 @@ static void wait_for_event(struct run_state *rs)
 	}
 	while (!rs->done && !pic__has_interrupt(vn->pic)) {
 		uint64_t now = now_ns(rs);
-		uint64_t until = pit__next_deadline(vn->pit);
-		if (rs->timeout_at < until)
-			until = rs->timeout_at;
+		uint64_t until = next_deadline(rs);
 		struct pollfd pfd = { .fd = vn->console_in_fd, .events = POLLIN };
-		bool poll_console = vn->console_in_fd >= 0 && !vn->console_in_eof;
+		bool poll_console = console_input_open(vn);
 		struct timespec ts, *tsp = NULL;
 		if (until != UINT64_MAX) {
 			uint64_t d = until > now ? until - now : 0;
