@@ -18,33 +18,25 @@ const char builtin_cpuid_usage[] =
 
 int builtin_cpuid(int argc, char **argv)
 {
-	if (argc == 1) {
-		vnode_cpuid__print(stdout);
-		return 0;
-	}
-	if (argc == 2 && !strcmp(argv[1], "--qemu-cpu")) {
-		printf("%s\n", vnode_cpuid__qemu_cpu());
-		return 0;
-	}
-	bool effective = false, qemu_cpu = false;
+	bool effective = false, qemu_cpu = false, check = false;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--effective"))
+		if (!strcmp(argv[i], "--effective")) {
 			effective = true;
-		else if (!strcmp(argv[i], "--qemu-cpu"))
+		} else if (!strcmp(argv[i], "--qemu-cpu")) {
 			qemu_cpu = true;
-		else
-			effective = qemu_cpu = false, argc = 0;
-	}
-	if (effective) {
-		char err[256];
-		if (vnode_cpuid__print_effective(stdout, qemu_cpu, stderr, err, sizeof(err)) != 0) {
-			fprintf(stderr, "simuboost cpuid: %s\n", err);
-			return EXIT_VMM_ERROR;
+		} else if (!strcmp(argv[i], "--check")) {
+			check = true;
+		} else {
+			fputs(builtin_cpuid_usage, stderr);
+			return EXIT_USAGE;
 		}
-		return 0;
 	}
-	if (argc == 2 && !strcmp(argv[1], "--check")) {
-		char err[256];
+	if (check && (effective || qemu_cpu)) {
+		fputs(builtin_cpuid_usage, stderr);
+		return EXIT_USAGE;
+	}
+	char err[256];
+	if (check) {
 		if (vnode_cpuid__check_host(err, sizeof(err)) != 0) {
 			fprintf(stderr, "simuboost cpuid: %s\n", err);
 			return EXIT_VMM_ERROR;
@@ -52,6 +44,16 @@ int builtin_cpuid(int argc, char **argv)
 		printf("cpuid: this host's KVM offers every feature of the vnode CPU model\n");
 		return 0;
 	}
-	fputs(builtin_cpuid_usage, stderr);
-	return EXIT_USAGE;
+	if (effective) {
+		if (vnode_cpuid__print_effective(stdout, qemu_cpu, stderr, err, sizeof(err)) != 0) {
+			fprintf(stderr, "simuboost cpuid: %s\n", err);
+			return EXIT_VMM_ERROR;
+		}
+		return 0;
+	}
+	if (qemu_cpu)
+		printf("%s\n", vnode_cpuid__qemu_cpu());
+	else
+		vnode_cpuid__print(stdout);
+	return 0;
 }
