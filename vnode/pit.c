@@ -284,6 +284,18 @@ static void chan__start(struct pit_channel *c, uint64_t tick)
 	chan__schedule(c, tick);
 }
 
+/* Takes the count register while the gate holds the counter stopped (mode
+ * 0/4 load, mode 2/3 first load); counting starts at the gate's rising edge. */
+static void chan__load_stopped(struct pit_channel *c)
+{
+	c->count = chan__count_of(c->cr);
+	c->null_count = false;
+	c->reload_pending = false;
+	c->running = false;
+	c->paused_ticks = 0;
+	c->edge_next = PIT_NO_TICK;
+}
+
 static void chan__write_count(struct pit_channel *c, uint16_t cr, uint64_t tick)
 {
 	c->cr = cr;
@@ -294,26 +306,19 @@ static void chan__write_count(struct pit_channel *c, uint16_t cr, uint64_t tick)
 	case 4:
 		/* Restarts at once; counting waits for the gate. */
 		c->loaded = true;
-		if (c->gate) {
+		if (c->gate)
 			chan__start(c, tick);
-		} else {
-			c->count = chan__count_of(cr);
-			c->null_count = false;
-			c->running = false;
-			c->paused_ticks = 0;
-			c->edge_next = PIT_NO_TICK;
-		}
+		else
+			chan__load_stopped(c);
 		break;
 	case 2:
 	case 3:
 		if (!c->loaded) {
 			c->loaded = true;
-			if (c->gate) {
+			if (c->gate)
 				chan__start(c, tick);
-			} else {
-				c->count = chan__count_of(cr);
-				c->null_count = false;
-			}
+			else
+				chan__load_stopped(c);
 		} else if (c->running) {
 			/* The current period finishes with the old count. */
 			uint64_t d = chan__elapsed(c, tick);
