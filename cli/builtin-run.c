@@ -5,14 +5,20 @@
 #include <string.h>
 
 #include "builtin.h"
+#include "checkpoint.h"
 #include "vnode.h"
 
 const char builtin_run_usage[] =
 	"usage: simuboost run [options] <vm.cfg>\n"
+	"       simuboost run [options] --from REC --checkpoint K [<vm.cfg>]\n"
 	"\n"
 	"Boots the guest described by vm.cfg under KVM with all devices in userspace\n"
 	"and prints a summary at exit (see `simuboost help config` for the keys).\n"
+	"With --from, resumes the guest live from checkpoint K of a recording instead\n"
+	"(RAM, CPU and devices); vm.cfg, if given, only supplies the console.\n"
 	"\n"
+	"      --from REC        the recording directory to resume from\n"
+	"  -k, --checkpoint K    the checkpoint to resume (default 0)\n"
 	"  -s, --set KEY=VALUE   override a vm.cfg key (repeatable)\n"
 	"  -t, --timeout SECS    stop the guest after SECS seconds of wall time\n"
 	"  -j, --json            print the summary as JSON on stdout; the guest\n"
@@ -25,7 +31,10 @@ const char builtin_run_usage[] =
 
 int builtin_run(int argc, char **argv)
 {
+	enum { OPT_FROM = 256 };
 	static const struct option options[] = {
+		{ "from", required_argument, NULL, OPT_FROM },
+		{ "checkpoint", required_argument, NULL, 'k' },
 		{ "set", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
@@ -35,11 +44,24 @@ int builtin_run(int argc, char **argv)
 	const char *sets[64];
 	int nsets = 0;
 	bool json = false, quiet = false;
+	const char *from = NULL;
+	unsigned long checkpoint = 0;
 	struct vnode_run_options ropts = { 0 };
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:t:jq", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:s:t:jq", options, NULL)) != -1) {
 		switch (c) {
+		case OPT_FROM: from = optarg; break;
+		case 'k': {
+			char *end;
+			checkpoint = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || checkpoint > UINT32_MAX) {
+				fprintf(stderr, "simuboost run: --checkpoint '%s' is not a checkpoint "
+						"number\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		}
 		case 's':
 			if (nsets == 64) {
 				fprintf(stderr, "simuboost run: too many --set options\n");
@@ -64,14 +86,16 @@ int builtin_run(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
+	if (optind != argc - 1 && !(from && optind == argc)) {
 		fprintf(stderr, "simuboost run: expected exactly one vm.cfg\n");
 		fputs(builtin_run_usage, stderr);
 		return EXIT_USAGE;
 	}
 	char err[1024];
 	struct vnode_config cfg;
-	if (vnode_config__load(&cfg, argv[optind], err, sizeof(err)) != 0) {
+	if (optind == argc) {
+		vnode_config__init(&cfg);
+	} else if (vnode_config__load(&cfg, argv[optind], err, sizeof(err)) != 0) {
 		fprintf(stderr, "simuboost run: %s\n", err);
 		return EXIT_VMM_ERROR;
 	}
@@ -86,7 +110,16 @@ int builtin_run(int argc, char **argv)
 		free(cfg.console_out);
 		cfg.console_out = strdup("/dev/stderr");
 	}
-	struct vnode *vn = vnode__create(&cfg, err, sizeof(err));
+	struct vnode *vn;
+	if (from) {
+		struct ckpt_store *store = ckpt_store__open(from, err, sizeof(err));
+		vn = store ? vnode__create_from_checkpoint(&cfg, store, (uint32_t)checkpoint, err,
+							   sizeof(err))
+			   : NULL;
+		ckpt_store__close(store);
+	} else {
+		vn = vnode__create(&cfg, err, sizeof(err));
+	}
 	vnode_config__free(&cfg);
 	if (!vn) {
 		fprintf(stderr, "simuboost run: %s\n", err);

@@ -11,8 +11,14 @@ struct builtin {
 
 int builtin_run(int argc, char **argv);
 int builtin_cpuid(int argc, char **argv);
+int builtin_record(int argc, char **argv);
+int builtin_ckpt(int argc, char **argv);
+int builtin_log(int argc, char **argv);
 extern const char builtin_run_usage[];
 extern const char builtin_cpuid_usage[];
+extern const char builtin_record_usage[];
+extern const char builtin_ckpt_usage[];
+extern const char builtin_log_usage[];
 
 /* Exit codes shared by the commands. */
 enum {

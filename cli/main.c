@@ -9,6 +9,11 @@
 static const struct builtin builtins[] = {
 	{ "run", builtin_run, "boot a guest under the vnode (KVM) and print a summary",
 	  builtin_run_usage },
+	{ "record", builtin_record, "run a guest under KVM and record checkpoints and inputs",
+	  builtin_record_usage },
+	{ "ckpt", builtin_ckpt, "list, show, verify, materialize, export and import checkpoints",
+	  builtin_ckpt_usage },
+	{ "log", builtin_log, "show the nondeterminism log of an interval", builtin_log_usage },
 	{ "cpuid", builtin_cpuid, "show the guest CPUID table and the matching QEMU -cpu",
 	  builtin_cpuid_usage },
 };

@@ -282,7 +282,7 @@ void vnode_config__print_reference(FILE *out)
 	fprintf(out, "Relative paths are relative to the config file's directory.\n");
 }
 
-static void set_defaults(struct vnode_config *cfg)
+void vnode_config__init(struct vnode_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->memory = 256ULL << 20;
@@ -352,7 +352,7 @@ static int apply_setting(struct vnode_config *cfg, config_setting_t *s, const st
 
 int vnode_config__load(struct vnode_config *cfg, const char *path, char *err, size_t errlen)
 {
-	set_defaults(cfg);
+	vnode_config__init(cfg);
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		snprintf(err, errlen, "%s: cannot open config: %s", path, strerror(errno));

@@ -35,6 +35,7 @@ static int set_slot(struct vnode *vn, uint32_t slot, uint64_t gpa, uint64_t size
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
+		.flags = vn->dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)host,
@@ -45,6 +46,17 @@ static int set_slot(struct vnode *vn, uint32_t slot, uint64_t gpa, uint64_t size
 			 strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+static int set_slots(struct vnode *vn, char *err, size_t errlen)
+{
+	if (set_slot(vn, 0, 0, vn->mem.low_size, vn->mem.host, err, errlen) != 0)
+		return -1;
+	if (vn->mem.high_size &&
+	    set_slot(vn, 1, GUEST_HIGH_MEM_START, vn->mem.high_size,
+		     vn->mem.host + vn->mem.low_size, err, errlen) != 0)
+		return -1;
 	return 0;
 }
 
@@ -72,12 +84,34 @@ int kvm__create_vm(struct vnode *vn, uint64_t memory, char *err, size_t errlen)
 	vn->mem.size = memory;
 	vn->mem.low_size = memory < GUEST_LOW_MEM_END ? memory : GUEST_LOW_MEM_END;
 	vn->mem.high_size = memory - vn->mem.low_size;
-	if (set_slot(vn, 0, 0, vn->mem.low_size, host, err, errlen) != 0)
+	return set_slots(vn, err, errlen);
+}
+
+int kvm__enable_dirty_log(struct vnode *vn, char *err, size_t errlen)
+{
+	vn->dirty_logging = true;
+	return set_slots(vn, err, errlen);
+}
+
+/* Fetches and clears the dirty bitmap of both slots into one bitmap indexed
+ * by RAM page number (the low slot's pages, then the high slot's). */
+int kvm__dirty_log(struct vnode *vn, uint64_t *bitmap, char *err, size_t errlen)
+{
+	uint64_t low_pages = vn->mem.low_size / GUEST_PAGE_SIZE;
+	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = bitmap };
+	if (ioctl(vn->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+		snprintf(err, errlen, "KVM_GET_DIRTY_LOG slot 0: %s", strerror(errno));
 		return -1;
-	if (vn->mem.high_size &&
-	    set_slot(vn, 1, GUEST_HIGH_MEM_START, vn->mem.high_size,
-		     (uint8_t *)host + vn->mem.low_size, err, errlen) != 0)
+	}
+	if (!vn->mem.high_size)
+		return 0;
+	/* The slot split is at 3 GiB, a multiple of 64 pages, so the high
+	 * slot's bitmap starts on a word. */
+	log = (struct kvm_dirty_log){ .slot = 1, .dirty_bitmap = bitmap + low_pages / 64 };
+	if (ioctl(vn->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+		snprintf(err, errlen, "KVM_GET_DIRTY_LOG slot 1: %s", strerror(errno));
 		return -1;
+	}
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "record.h"
 #include "vm.h"
 
 #define PORT_DEBUG_EXIT 0xf4 /* same port as QEMU's isa-debug-exit */
@@ -77,7 +78,9 @@ static int open_console(struct vnode *vn, const struct vnode_config *cfg, char *
 	return 0;
 }
 
-struct vnode *vnode__create(const struct vnode_config *cfg, char *err, size_t errlen)
+/* The VM with its memory, vCPU, console and devices, but no guest in it. */
+static struct vnode *create_machine(const struct vnode_config *cfg, uint64_t memory, char *err,
+				    size_t errlen)
 {
 	struct vnode *vn = calloc(1, sizeof(*vn));
 	if (!vn) {
@@ -86,21 +89,9 @@ struct vnode *vnode__create(const struct vnode_config *cfg, char *err, size_t er
 	}
 	vn->kvm_fd = vn->vm_fd = vn->vcpu_fd = -1;
 	vn->console_out_fd = vn->console_in_fd = -1;
-	if (kvm__create_vm(vn, cfg->memory, err, errlen) != 0)
-		goto fail;
-	struct boot_request req = {
-		.kernel_path = cfg->kernel,
-		.initrd_path = cfg->initrd,
-		.cmdline = cfg->cmdline ? cfg->cmdline : "",
-		.format = boot_format_of(cfg->boot ? cfg->boot : "auto"),
-	};
-	if (loader__load(&vn->mem, &req, &vn->entry, err, errlen) != 0)
-		goto fail;
-	if (kvm__create_vcpu(vn, err, errlen) != 0)
-		goto fail;
-	if (cpu__set_boot_state(vn, err, errlen) != 0)
-		goto fail;
-	if (open_console(vn, cfg, err, errlen) != 0)
+	if (kvm__create_vm(vn, memory, err, errlen) != 0 ||
+	    kvm__create_vcpu(vn, err, errlen) != 0 ||
+	    open_console(vn, cfg, err, errlen) != 0)
 		goto fail;
 	vn->pic = pic__new();
 	vn->pit = vn->pic ? pit__new(pic_line_irq0, vn->pic) : NULL;
@@ -112,6 +103,66 @@ struct vnode *vnode__create(const struct vnode_config *cfg, char *err, size_t er
 	}
 	return vn;
 fail:
+	vnode__destroy(vn);
+	return NULL;
+}
+
+struct vnode *vnode__create(const struct vnode_config *cfg, char *err, size_t errlen)
+{
+	struct vnode *vn = create_machine(cfg, cfg->memory, err, errlen);
+	if (!vn)
+		return NULL;
+	struct boot_request req = {
+		.kernel_path = cfg->kernel,
+		.initrd_path = cfg->initrd,
+		.cmdline = cfg->cmdline ? cfg->cmdline : "",
+		.format = boot_format_of(cfg->boot ? cfg->boot : "auto"),
+	};
+	if (loader__load(&vn->mem, &req, &vn->entry, err, errlen) != 0 ||
+	    cpu__set_boot_state(vn, err, errlen) != 0) {
+		vnode__destroy(vn);
+		return NULL;
+	}
+	return vn;
+}
+
+struct vnode *vnode__create_from_checkpoint(const struct vnode_config *cfg,
+					    struct ckpt_store *store, uint32_t index, char *err,
+					    size_t errlen)
+{
+	const struct ckpt_info *info = ckpt_store__info(store);
+	if (index >= ckpt_store__count(store)) {
+		snprintf(err, errlen, "%s: no checkpoint %u (the recording has %u)",
+			 ckpt_store__dir(store), index, ckpt_store__count(store));
+		return NULL;
+	}
+	struct ckpt_manifest *m = NULL;
+	if (ckpt_manifest__load(store, index, &m, err, errlen) != 0)
+		return NULL;
+	struct vnode *vn = NULL;
+	if (m->flags & CKPT_FINAL) {
+		snprintf(err, errlen, "checkpoint %u was taken when the guest exited (status %d): "
+				      "nothing runs after it", index, m->exit_status);
+		goto fail;
+	}
+	vn = create_machine(cfg, info->memory_bytes, err, errlen);
+	if (!vn)
+		goto fail;
+	vn->entry.format_name = "checkpoint";
+	if (ckpt_store__materialize(store, index, vn->mem.host, err, errlen) != 0 ||
+	    cpu__load_state(vn, &m->cpu, err, errlen) != 0)
+		goto fail;
+	char derr[256];
+	if (devices__restore(vn->pic, vn->pit, vn->uart, m->device_state, m->device_state_len,
+			     derr, sizeof(derr)) != 0) {
+		snprintf(err, errlen, "checkpoint %u: device state: %s", index, derr);
+		goto fail;
+	}
+	vn->start_time_ns = m->guest_time_ns;
+	ckpt_manifest__free(m);
+	return vn;
+fail:
+	ckpt_manifest__free(m);
 	vnode__destroy(vn);
 	return NULL;
 }
@@ -142,6 +193,12 @@ struct run_state {
 	uint64_t armed_for;     /* guest-time deadline the timer is armed for */
 	sigset_t run_mask;      /* signal mask while in KVM_RUN and in waits */
 	bool done;
+	struct recorder *rec;   /* NULL unless recording */
+	struct ckpt_landmark exit_at; /* the guest's exit-port write, when recording */
+	bool step_exit_pending; /* a single-step ended in an exit for the main loop */
+	char *err;              /* where a VMM failure inside the loop is described */
+	size_t errlen;
+	bool vmm_failed;
 };
 
 static uint64_t now_ns(const struct run_state *rs) { return monotonic_ns() - rs->t0; }
@@ -149,6 +206,13 @@ static uint64_t now_ns(const struct run_state *rs) { return monotonic_ns() - rs-
 static void finish(struct run_state *rs, enum vnode_outcome outcome)
 {
 	rs->stats->outcome = outcome;
+	rs->done = true;
+}
+
+/* The VMM itself failed (an ioctl, the disk): rs->err says what. */
+static void vmm_failed(struct run_state *rs)
+{
+	rs->vmm_failed = true;
 	rs->done = true;
 }
 
@@ -180,6 +244,57 @@ static bool port_io_byte(struct run_state *rs, uint16_t port, bool is_write, uin
 	return false;
 }
 
+/* One port access of an I/O exit; reads fill data. */
+static void port_access(struct run_state *rs, uint16_t port, bool is_write, uint8_t *data,
+			uint8_t size, uint64_t now)
+{
+	if (port == PORT_DEBUG_EXIT) {
+		rs->stats->io[VNODE_IO_DEBUG_EXIT]++;
+		if (is_write) {
+			uint32_t v = 0;
+			memcpy(&v, data, size);
+			rs->stats->guest_status = (int)v;
+			finish(rs, VNODE_GUEST_EXIT);
+		} else {
+			memset(data, 0xff, size);
+		}
+		return;
+	}
+	if (port == PORT_POST) {
+		rs->stats->io[VNODE_IO_POST]++;
+		if (!is_write)
+			memset(data, 0xff, size);
+		return;
+	}
+	/* The PC devices are byte-wide; wider accesses touch consecutive
+	 * ports, as the ISA bus would split them. */
+	bool handled = false;
+	for (uint8_t b = 0; b < size; b++)
+		handled |= port_io_byte(rs, (uint16_t)(port + b), is_write, data + b, now);
+	if (!handled) {
+		rs->stats->io[VNODE_IO_UNHANDLED]++;
+		if (!is_write)
+			memset(data, 0xff, size);
+	}
+}
+
+/* Logs an access of the current exit when recording. The guest's exit-port
+ * write also becomes the stop landmark of the final checkpoint. */
+static void log_access(struct run_state *rs, enum ckpt_event_kind kind, uint64_t addr,
+		       uint32_t size, const uint8_t *data, uint64_t now)
+{
+	uint64_t rip, hash;
+	if (cpu__landmark(rs->vn, &rip, &hash, rs->err, rs->errlen) != 0) {
+		vmm_failed(rs);
+		return;
+	}
+	uint64_t value = 0;
+	memcpy(&value, data, size < sizeof(value) ? size : sizeof(value));
+	uint64_t idx = recorder__log_access(rs->rec, kind, addr, size, value, rip, now);
+	if (kind == CKPT_EV_PIO_WRITE && addr == PORT_DEBUG_EXIT)
+		rs->exit_at = (struct ckpt_landmark){ .sync_count = idx, .rip = rip, .reg_hash = hash };
+}
+
 static void handle_io(struct run_state *rs)
 {
 	struct kvm_run *run = rs->vn->run;
@@ -188,36 +303,22 @@ static void handle_io(struct run_state *rs)
 	uint64_t now = now_ns(rs);
 	for (uint32_t i = 0; i < run->io.count && !rs->done; i++) {
 		uint8_t *data = base + (size_t)i * run->io.size;
-		uint16_t port = run->io.port;
-		if (port == PORT_DEBUG_EXIT) {
-			rs->stats->io[VNODE_IO_DEBUG_EXIT]++;
-			if (is_write) {
-				uint32_t v = 0;
-				memcpy(&v, data, run->io.size);
-				rs->stats->guest_status = (int)v;
-				finish(rs, VNODE_GUEST_EXIT);
-			} else {
-				memset(data, 0xff, run->io.size);
-			}
-			continue;
-		}
-		if (port == PORT_POST) {
-			rs->stats->io[VNODE_IO_POST]++;
-			if (!is_write)
-				memset(data, 0xff, run->io.size);
-			continue;
-		}
-		/* The PC devices are byte-wide; wider accesses touch consecutive
-		 * ports, as the ISA bus would split them. */
-		bool handled = false;
-		for (uint8_t b = 0; b < run->io.size; b++)
-			handled |= port_io_byte(rs, (uint16_t)(port + b), is_write, data + b, now);
-		if (!handled) {
-			rs->stats->io[VNODE_IO_UNHANDLED]++;
-			if (!is_write)
-				memset(data, 0xff, run->io.size);
-		}
+		port_access(rs, run->io.port, is_write, data, run->io.size, now);
+		if (rs->rec)
+			log_access(rs, is_write ? CKPT_EV_PIO_WRITE : CKPT_EV_PIO_READ, run->io.port,
+				   run->io.size, data, now);
 	}
+}
+
+static void handle_mmio(struct run_state *rs)
+{
+	struct kvm_run *run = rs->vn->run;
+	/* Nothing is mapped there yet: reads float high, writes vanish. */
+	if (!run->mmio.is_write)
+		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+	if (rs->rec)
+		log_access(rs, run->mmio.is_write ? CKPT_EV_MMIO_WRITE : CKPT_EV_MMIO_READ,
+			   run->mmio.phys_addr, run->mmio.len, run->mmio.data, now_ns(rs));
 }
 
 static void handle_internal_error(struct run_state *rs)
@@ -260,6 +361,8 @@ static bool console_input_open(const struct vnode *vn)
 static uint64_t next_deadline(const struct run_state *rs)
 {
 	uint64_t when = pit__next_deadline(rs->vn->pit);
+	if (rs->rec && rs->rec->next_boundary < when)
+		when = rs->rec->next_boundary;
 	return rs->timeout_at < when ? rs->timeout_at : when;
 }
 
@@ -288,6 +391,12 @@ static void advance_devices(struct run_state *rs)
 	rs->stats->timer_ticks_coalesced += pit__advance(vn->pit, now);
 	if (console_input_open(vn))
 		vn->console_in_eof = !uart__poll_input(vn->uart);
+	char cerr[512];
+	if (rs->rec && recorder__failed(rs->rec, cerr, sizeof(cerr))) {
+		snprintf(rs->err, rs->errlen, "%s", cerr);
+		vmm_failed(rs);
+		return;
+	}
 	if (now >= rs->timeout_at || stop_requested) {
 		/* Say where the guest was: a timeout is often a hang worth locating. */
 		char where[256];
@@ -298,29 +407,136 @@ static void advance_devices(struct run_state *rs)
 	arm_kick(rs, now);
 }
 
+static void consume_signals(void);
+
+/* Runs exactly one instruction and names it with a landmark taken before
+ * it ran. A stepped in/out exits to us first, and is served and logged like
+ * any other. An exit that ends the run (the exit port, a fault) leaves
+ * rs->done set. */
+static void step_landmark(struct run_state *rs, struct ckpt_landmark *at)
+{
+	struct vnode *vn = rs->vn;
+	*at = (struct ckpt_landmark){ .sync_count = rs->rec->sync_count };
+	if (cpu__landmark(vn, &at->rip, &at->reg_hash, rs->err, rs->errlen) != 0 ||
+	    cpu__set_single_step(vn, true, rs->err, rs->errlen) != 0) {
+		vmm_failed(rs);
+		return;
+	}
+	rs->rec->stats->landmark_steps++;
+	bool stepped = false;
+	while (!stepped && !rs->done) {
+		if (ioctl(vn->vcpu_fd, KVM_RUN, 0) < 0) {
+			if (errno != EINTR && errno != EAGAIN) {
+				snprintf(rs->err, rs->errlen, "KVM_RUN (single-step): %s", strerror(errno));
+				vmm_failed(rs);
+				break;
+			}
+			/* A kick before the instruction ran: the state is unchanged. */
+			consume_signals();
+			uint64_t rip, hash;
+			if (cpu__landmark(vn, &rip, &hash, rs->err, rs->errlen) != 0) {
+				vmm_failed(rs);
+				break;
+			}
+			stepped = rip != at->rip || hash != at->reg_hash;
+			continue;
+		}
+		switch (vn->run->exit_reason) {
+		case KVM_EXIT_IO:
+			rs->stats->exits[VNODE_EXIT_IO]++;
+			handle_io(rs);
+			break;
+		case KVM_EXIT_MMIO:
+			rs->stats->exits[VNODE_EXIT_MMIO]++;
+			handle_mmio(rs);
+			break;
+		case KVM_EXIT_HLT:
+			rs->stats->exits[VNODE_EXIT_HLT]++;
+			vn->halted = true;
+			stepped = true;
+			break;
+		case KVM_EXIT_DEBUG:
+			rs->stats->exits[VNODE_EXIT_DEBUG]++;
+			stepped = true;
+			break;
+		case KVM_EXIT_INTR:
+			consume_signals();
+			break;
+		default:
+			/* Faults are reported by the main loop's handlers. */
+			stepped = true;
+			rs->step_exit_pending = true;
+			break;
+		}
+	}
+	if (cpu__set_single_step(vn, false, rs->err, rs->errlen) != 0)
+		vmm_failed(rs);
+}
+
+static void inject(struct run_state *rs, const struct ckpt_landmark *at)
+{
+	struct vnode *vn = rs->vn;
+	struct kvm_interrupt irq = { .irq = pic__ack(vn->pic) };
+	if (ioctl(vn->vcpu_fd, KVM_INTERRUPT, &irq) < 0) {
+		snprintf(rs->err, rs->errlen, "KVM_INTERRUPT vector 0x%x: %s", irq.irq,
+			 strerror(errno));
+		vmm_failed(rs);
+		return;
+	}
+	rs->stats->interrupts_injected++;
+	rs->stats->interrupts_by_vector[irq.irq & 0xff]++;
+	vn->halted = false;
+	if (rs->rec)
+		recorder__log_irq(rs->rec, (uint8_t)irq.irq, at, now_ns(rs));
+}
+
+/* The landmark of a vCPU halted in hlt: the hlt (one byte) just before RIP. */
+static void halted_landmark(struct run_state *rs, struct ckpt_landmark *at)
+{
+	*at = (struct ckpt_landmark){ .sync_count = rs->rec->sync_count, .flags = CKPT_LM_HALTED };
+	if (cpu__landmark(rs->vn, &at->rip, &at->reg_hash, rs->err, rs->errlen) != 0)
+		vmm_failed(rs);
+	at->rip -= 1;
+}
+
 /* Offers a pending PIC interrupt to the vCPU, or asks KVM to exit at the
- * next interrupt window. */
+ * next interrupt window. While recording, the instruction before the
+ * injection is single-stepped so that its landmark is exact. */
 static void inject_interrupts(struct run_state *rs)
 {
 	struct vnode *vn = rs->vn;
 	struct kvm_run *run = vn->run;
+	struct ckpt_landmark at = { 0 };
 	run->request_interrupt_window = 0;
-	if (pic__has_interrupt(vn->pic)) {
-		if (run->ready_for_interrupt_injection && run->if_flag) {
-			struct kvm_interrupt irq = { .irq = pic__ack(vn->pic) };
-			if (ioctl(vn->vcpu_fd, KVM_INTERRUPT, &irq) == 0) {
-				rs->stats->interrupts_injected++;
-				rs->stats->interrupts_by_vector[irq.irq & 0xff]++;
+	if (!pic__has_interrupt(vn->pic))
+		return;
+	if (vn->halted) {
+		if (rs->rec)
+			halted_landmark(rs, &at);
+		if (!rs->done)
+			inject(rs, &at);
+	} else if (run->ready_for_interrupt_injection && run->if_flag) {
+		if (rs->rec) {
+			step_landmark(rs, &at);
+			if (rs->done || rs->step_exit_pending)
+				return;
+			/* The stepped instruction may have closed the window (cli,
+			 * an exception) or acknowledged the interrupt itself. */
+			if (!vn->halted && !(run->ready_for_interrupt_injection && run->if_flag)) {
+				run->request_interrupt_window = 1;
+				return;
 			}
-			run->request_interrupt_window = pic__has_interrupt(vn->pic);
-		} else {
-			run->request_interrupt_window = 1;
+			if (!pic__has_interrupt(vn->pic))
+				return;
 		}
+		inject(rs, &at);
 	}
+	run->request_interrupt_window = pic__has_interrupt(vn->pic);
 }
 
 /* hlt: nothing runs until a device raises an interrupt, so sleep until the
- * next device deadline (or console input) instead of spinning. */
+ * next device deadline (or console input) instead of spinning. Returns
+ * early when a checkpoint is due. */
 static void wait_for_event(struct run_state *rs)
 {
 	struct vnode *vn = rs->vn;
@@ -332,6 +548,8 @@ static void wait_for_event(struct run_state *rs)
 	}
 	while (!rs->done && !pic__has_interrupt(vn->pic)) {
 		uint64_t now = now_ns(rs);
+		if (rs->rec && now >= rs->rec->next_boundary)
+			return;
 		uint64_t until = next_deadline(rs);
 		struct pollfd pfd = { .fd = vn->console_in_fd, .events = POLLIN };
 		bool poll_console = console_input_open(vn);
@@ -411,13 +629,136 @@ static int setup_signals(struct run_state *rs, char *err, size_t errlen)
 	return 0;
 }
 
-int vnode__run(struct vnode *vn, const struct vnode_run_options *opts,
-	       struct vnode_stats *stats, char *err, size_t errlen)
+static void dispatch_exit(struct run_state *rs)
+{
+	struct vnode_stats *stats = rs->stats;
+	struct kvm_run *run = rs->vn->run;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		stats->exits[VNODE_EXIT_IO]++;
+		handle_io(rs);
+		break;
+	case KVM_EXIT_MMIO:
+		stats->exits[VNODE_EXIT_MMIO]++;
+		handle_mmio(rs);
+		break;
+	case KVM_EXIT_HLT:
+		stats->exits[VNODE_EXIT_HLT]++;
+		rs->vn->halted = true;
+		break;
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+		stats->exits[VNODE_EXIT_IRQ_WINDOW]++;
+		break;
+	case KVM_EXIT_INTR:
+		stats->exits[VNODE_EXIT_SIGNAL]++;
+		consume_signals();
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		stats->exits[VNODE_EXIT_SHUTDOWN]++;
+		guest_fault(rs, "triple fault (KVM_EXIT_SHUTDOWN)");
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		stats->exits[VNODE_EXIT_INTERNAL_ERROR]++;
+		handle_internal_error(rs);
+		break;
+	case KVM_EXIT_FAIL_ENTRY: {
+		char msg[96];
+		stats->exits[VNODE_EXIT_FAIL_ENTRY]++;
+		snprintf(msg, sizeof(msg), "VM entry failed (hardware reason 0x%llx)",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		guest_fault(rs, msg);
+		break;
+	}
+	default: {
+		char msg[64];
+		stats->exits[VNODE_EXIT_OTHER]++;
+		snprintf(msg, sizeof(msg), "unexpected KVM exit reason %u", run->exit_reason);
+		guest_fault(rs, msg);
+		break;
+	}
+	}
+}
+
+/* An interval boundary: stop right after one more instruction (or while
+ * halted), checkpoint, and resume. Guest time stands still meanwhile, so
+ * the guest's timer does not see the pause. */
+static void take_checkpoint(struct run_state *rs)
+{
+	struct recorder *rec = rs->rec;
+	uint64_t t_stop = monotonic_ns();
+	struct ckpt_landmark stop = { 0 };
+	if (rec->next_index > 0) {
+		if (rs->vn->halted) {
+			halted_landmark(rs, &stop);
+		} else {
+			step_landmark(rs, &stop);
+			if (rs->step_exit_pending)
+				return; /* the main loop handles that exit first */
+		}
+		/* A step onto the exit port ends the run: the final checkpoint
+		 * takes over. */
+		if (rs->done)
+			return;
+	}
+	uint64_t downtime;
+	if (recorder__checkpoint(rec, rec->next_index ? &stop : NULL, now_ns(rs), t_stop, 0, 0,
+				 &downtime, rs->err, rs->errlen) != 0) {
+		vmm_failed(rs);
+		return;
+	}
+	rs->t0 += downtime;
+}
+
+static void run_loop(struct run_state *rs)
+{
+	struct vnode *vn = rs->vn;
+	while (!rs->done) {
+		advance_devices(rs);
+		if (rs->done)
+			break;
+		if (rs->rec && now_ns(rs) >= rs->rec->next_boundary) {
+			take_checkpoint(rs);
+			if (!rs->step_exit_pending)
+				continue;
+		}
+		if (!rs->step_exit_pending) {
+			if (vn->halted && !pic__has_interrupt(vn->pic)) {
+				wait_for_event(rs);
+				continue;
+			}
+			inject_interrupts(rs);
+		}
+		if (rs->done)
+			break;
+		if (rs->step_exit_pending) {
+			rs->step_exit_pending = false;
+			dispatch_exit(rs);
+			continue;
+		}
+		if (vn->halted)
+			continue;
+		if (ioctl(vn->vcpu_fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				rs->stats->exits[VNODE_EXIT_SIGNAL]++;
+				consume_signals();
+				continue;
+			}
+			snprintf(rs->err, rs->errlen, "KVM_RUN: %s", strerror(errno));
+			vmm_failed(rs);
+			break;
+		}
+		dispatch_exit(rs);
+	}
+}
+
+static int run_guest(struct vnode *vn, const struct vnode_run_options *opts,
+		     struct vnode_stats *stats, struct recorder *rec, char *err, size_t errlen)
 {
 	memset(stats, 0, sizeof(*stats));
 	stats->memory_bytes = vn->mem.size;
 	stats->boot_format = vn->entry.format_name;
-	struct run_state rs = { .vn = vn, .stats = stats, .timeout_at = UINT64_MAX };
+	struct run_state rs = { .vn = vn, .stats = stats, .timeout_at = UINT64_MAX, .rec = rec,
+				.err = err, .errlen = errlen };
 	stop_requested = 0;
 	sigset_t saved;
 	pthread_sigmask(SIG_SETMASK, NULL, &saved);
@@ -425,75 +766,52 @@ int vnode__run(struct vnode *vn, const struct vnode_run_options *opts,
 		pthread_sigmask(SIG_SETMASK, &saved, NULL);
 		return -1;
 	}
-	rs.t0 = monotonic_ns();
+	uint64_t started = monotonic_ns();
+	rs.t0 = started - vn->start_time_ns;
 	if (opts && opts->timeout_seconds > 0)
-		rs.timeout_at = (uint64_t)(opts->timeout_seconds * 1e9);
-	int rc = 0;
-	while (!rs.done) {
-		advance_devices(&rs);
-		if (rs.done)
-			break;
-		inject_interrupts(&rs);
-		if (ioctl(vn->vcpu_fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN) {
-				stats->exits[VNODE_EXIT_SIGNAL]++;
-				consume_signals();
-				continue;
-			}
-			snprintf(err, errlen, "KVM_RUN: %s", strerror(errno));
-			rc = -1;
-			break;
-		}
-		struct kvm_run *run = vn->run;
-		switch (run->exit_reason) {
-		case KVM_EXIT_IO:
-			stats->exits[VNODE_EXIT_IO]++;
-			handle_io(&rs);
-			break;
-		case KVM_EXIT_MMIO:
-			stats->exits[VNODE_EXIT_MMIO]++;
-			if (!run->mmio.is_write)
-				memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
-			break;
-		case KVM_EXIT_HLT:
-			stats->exits[VNODE_EXIT_HLT]++;
-			wait_for_event(&rs);
-			break;
-		case KVM_EXIT_IRQ_WINDOW_OPEN:
-			stats->exits[VNODE_EXIT_IRQ_WINDOW]++;
-			break;
-		case KVM_EXIT_INTR:
-			stats->exits[VNODE_EXIT_SIGNAL]++;
-			consume_signals();
-			break;
-		case KVM_EXIT_SHUTDOWN:
-			stats->exits[VNODE_EXIT_SHUTDOWN]++;
-			guest_fault(&rs, "triple fault (KVM_EXIT_SHUTDOWN)");
-			break;
-		case KVM_EXIT_INTERNAL_ERROR:
-			stats->exits[VNODE_EXIT_INTERNAL_ERROR]++;
-			handle_internal_error(&rs);
-			break;
-		case KVM_EXIT_FAIL_ENTRY: {
-			char msg[96];
-			stats->exits[VNODE_EXIT_FAIL_ENTRY]++;
-			snprintf(msg, sizeof(msg), "VM entry failed (hardware reason 0x%llx)",
-				 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-			guest_fault(&rs, msg);
-			break;
-		}
-		default: {
-			char msg[64];
-			stats->exits[VNODE_EXIT_OTHER]++;
-			snprintf(msg, sizeof(msg), "unexpected KVM exit reason %u", run->exit_reason);
-			guest_fault(&rs, msg);
-			break;
-		}
-		}
+		rs.timeout_at = vn->start_time_ns + (uint64_t)(opts->timeout_seconds * 1e9);
+	if (rec) {
+		rec->next_boundary = vn->start_time_ns;
+		take_checkpoint(&rs); /* checkpoint 0: the state before the first instruction */
 	}
-	stats->wall_seconds = (double)(monotonic_ns() - rs.t0) / 1e9;
+	run_loop(&rs);
+	if (rec && !rs.vmm_failed && stats->outcome == VNODE_GUEST_EXIT) {
+		uint64_t downtime;
+		if (recorder__checkpoint(rec, &rs.exit_at, now_ns(&rs), monotonic_ns(), CKPT_FINAL,
+					 stats->guest_status, &downtime, err, errlen) != 0)
+			rs.vmm_failed = true;
+	}
+	stats->wall_seconds = (double)(monotonic_ns() - started) / 1e9;
 	stats->console_bytes = uart__tx_bytes(vn->uart);
 	timer_delete(rs.kick_timer);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	return rs.vmm_failed ? -1 : 0;
+}
+
+int vnode__run(struct vnode *vn, const struct vnode_run_options *opts,
+	       struct vnode_stats *stats, char *err, size_t errlen)
+{
+	return run_guest(vn, opts, stats, NULL, err, errlen);
+}
+
+int vnode__record(struct vnode *vn, struct ckpt_store *store, const struct vnode_run_options *opts,
+		  const struct vnode_record_options *ropts, struct vnode_stats *stats,
+		  struct vnode_record_stats *rstats, char *err, size_t errlen)
+{
+	memset(rstats, 0, sizeof(*rstats));
+	struct recorder rec;
+	if (recorder__init(&rec, vn, store, ropts, rstats, err, errlen) != 0) {
+		recorder__destroy(&rec);
+		return -1;
+	}
+	int rc = run_guest(vn, opts, stats, &rec, err, errlen);
+	/* Commit what was taken even after a failure: those checkpoints are
+	 * good, and a full disk is reported once. */
+	char ferr[512];
+	if (recorder__finish(&rec, ferr, sizeof(ferr)) != 0 && rc == 0) {
+		snprintf(err, errlen, "%s", ferr);
+		rc = -1;
+	}
+	recorder__destroy(&rec);
 	return rc;
 }

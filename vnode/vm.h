@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "checkpoint.h"
 #include "devices.h"
 #include "guest-mem.h"
 #include "loader.h"
@@ -26,12 +27,19 @@ struct vnode {
 	int console_out_fd, console_in_fd;
 	bool close_console_out, close_console_in;
 	bool console_in_eof;
+
+	bool dirty_logging;     /* slots log dirty pages (recording) */
+	bool halted;            /* in hlt, waiting for an interrupt */
+	uint64_t start_time_ns; /* guest time at which the next run starts */
 };
 
 /* kvm.c */
 int kvm__create_vm(struct vnode *vn, uint64_t memory, char *err, size_t errlen);
 int kvm__create_vcpu(struct vnode *vn, char *err, size_t errlen);
 void kvm__destroy(struct vnode *vn);
+int kvm__enable_dirty_log(struct vnode *vn, char *err, size_t errlen);
+/* bitmap: one bit per RAM page, zeroed by the caller, 64-bit words. */
+int kvm__dirty_log(struct vnode *vn, uint64_t *bitmap, char *err, size_t errlen);
 
 /* cpu.c */
 int cpu__set_boot_state(struct vnode *vn, char *err, size_t errlen);
@@ -39,5 +47,12 @@ int cpu__set_boot_state(struct vnode *vn, char *err, size_t errlen);
 void cpu__describe(struct vnode *vn, char *out, size_t outlen);
 /* Reads up to len bytes at guest-virtual rip; returns bytes read. */
 size_t cpu__read_code(struct vnode *vn, uint64_t rip, uint8_t *out, size_t len);
+
+/* cpu-state.c */
+int cpu__save_state(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, size_t errlen);
+int cpu__load_state(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *err, size_t errlen);
+/* RIP and the landmark hash of the GPRs and RFLAGS, as they are now. */
+int cpu__landmark(struct vnode *vn, uint64_t *rip, uint64_t *reg_hash, char *err, size_t errlen);
+int cpu__set_single_step(struct vnode *vn, bool on, char *err, size_t errlen);
 
 #endif

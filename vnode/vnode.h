@@ -22,6 +22,9 @@ struct vnode_config {
 	uint64_t interval_ns; /* checkpoint interval, guest time (record) */
 };
 
+/* The defaults of every key, for a machine with no vm.cfg (resuming a
+ * checkpoint); free with vnode_config__free. */
+void vnode_config__init(struct vnode_config *cfg);
 /* Parses and validates a vm.cfg. On error returns -1 and a one-line message
  * "FILE:LINE: KEY: problem" in err; nothing is left allocated. */
 int vnode_config__load(struct vnode_config *cfg, const char *path, char *err, size_t errlen);
@@ -82,6 +85,60 @@ struct vnode *vnode__create(const struct vnode_config *cfg, char *err, size_t er
 int vnode__run(struct vnode *vn, const struct vnode_run_options *opts,
 	       struct vnode_stats *stats, char *err, size_t errlen);
 void vnode__destroy(struct vnode *vn);
+
+/* ---- recording (`simuboost record`) ---------------------------------- */
+
+struct ckpt_store;
+
+enum vnode_checkpoint_mode {
+	VNODE_CHECKPOINT_COW,       /* write-protect, resume, copy behind the guest */
+	VNODE_CHECKPOINT_STOP_COPY, /* the baseline: copy while the vCPU waits */
+};
+
+/* Passed to the progress callback after each checkpoint is taken. */
+struct vnode_checkpoint_event {
+	uint32_t index;
+	uint64_t guest_time_ns;
+	uint64_t downtime_ns;
+	uint64_t dirty_pages;
+	uint32_t committed;         /* checkpoints on disk so far */
+};
+
+struct vnode_record_options {
+	uint64_t interval_ns;
+	enum vnode_checkpoint_mode mode;
+	void (*on_checkpoint)(void *opaque, const struct vnode_checkpoint_event *ev);
+	void *opaque;
+};
+
+struct vnode_record_stats {
+	uint32_t checkpoints;       /* taken */
+	uint32_t committed;         /* on disk */
+	uint64_t *downtime_ns;      /* one per checkpoint taken; malloc'd */
+	uint64_t dirty_pages;       /* pages saved by checkpoints after the first */
+	uint64_t wp_faults;         /* guest writes that waited for a copy */
+	uint64_t events_logged;
+	uint64_t interrupts_logged;
+	uint64_t landmark_steps;    /* instructions single-stepped to place events */
+};
+
+/* Runs the guest like vnode__run while writing a recording into store:
+ * a checkpoint every interval of guest time (checkpoint 0 before the first
+ * instruction, a final one when the guest exits) and the nondeterminism log
+ * of every interval. A timeout or stop ends the recording after the last
+ * committed checkpoint. Returns -1 with err if recording failed (a full
+ * disk, say); the checkpoints committed before stay intact. */
+int vnode__record(struct vnode *vn, struct ckpt_store *store, const struct vnode_run_options *opts,
+		  const struct vnode_record_options *ropts, struct vnode_stats *stats,
+		  struct vnode_record_stats *rstats, char *err, size_t errlen);
+void vnode_record_stats__free(struct vnode_record_stats *rstats);
+
+/* Creates a VM in the state of checkpoint `index` of a recording: RAM, CPU
+ * and devices, at the checkpoint's guest time. cfg supplies the console;
+ * its memory and kernel are ignored. vnode__run then resumes the guest. */
+struct vnode *vnode__create_from_checkpoint(const struct vnode_config *cfg,
+					    struct ckpt_store *store, uint32_t index, char *err,
+					    size_t errlen);
 
 const char *vnode_exit_reason__name(enum vnode_exit_reason r);
 const char *vnode_io_device__name(enum vnode_io_device d);
