@@ -100,7 +100,14 @@ static int verify_checkpoint(struct ckpt_store *st, uint32_t k, uint8_t *page,
 	int rc = 0;
 
 	if (ckpt_manifest__load(st, k, &m, why, sizeof(why)) < 0) {
+		char name[CKPT_NAME_MAX];
+		struct stat sb;
+
 		ckpt_verify__problem(v, "checkpoint %" PRIu32 ": %s", k, why);
+		/* Its pack, if any, can still be checked on its own. */
+		ckpt_file__name(name, k, "pack");
+		if (fstatat(st->dirfd, name, &sb, 0) == 0)
+			return ckpt_pack__verify_file(st, k, UINT64_MAX, v, err, errlen);
 		return 0;
 	}
 	for (uint64_t i = 0; i < m->page_count; i++) {

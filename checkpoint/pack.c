@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -137,51 +138,118 @@ int ckpt_pack__append(struct ckpt_wfile *w, const struct ckpt_hash *h, const voi
 
 /* ---- reading pages ------------------------------------------------------------------------ */
 
-static int pack_fd(struct ckpt_store *st, uint32_t pack, char *err, size_t errlen)
+/* Descriptors the cache may hold: a quarter of the limit, so manifests,
+ * logs and the caller's own files always find one. */
+static uint32_t fd_budget(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 256;
+	if (rl.rlim_cur / 4 > 256)
+		return 256;
+	return rl.rlim_cur >= 8 ? (uint32_t)(rl.rlim_cur / 4) : 1;
+}
+
+/* Closes one idle cached descriptor (clock order); false if none is idle. */
+static bool evict_one(struct ckpt_store *st)
+{
+	for (uint32_t n = 0; n < st->packs_len; n++) {
+		struct ckpt_pack_fd *p = &st->packs[st->packs_clock];
+
+		st->packs_clock = (st->packs_clock + 1) % st->packs_len;
+		if (p->fd >= 0 && !p->users) {
+			close(p->fd);
+			p->fd = -1;
+			st->packs_open--;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int grow_packs(struct ckpt_store *st, uint32_t pack)
+{
+	uint64_t len = st->packs_len ? st->packs_len : 64;
+	struct ckpt_pack_fd *p;
+
+	while (len <= pack)
+		len *= 2;
+	if (len > UINT32_MAX)
+		len = UINT32_MAX;
+	p = realloc(st->packs, (size_t)len * sizeof(*p));
+	if (!p)
+		return -1;
+	for (uint64_t i = st->packs_len; i < len; i++)
+		p[i] = (struct ckpt_pack_fd){ .fd = -1 };
+	st->packs = p;
+	st->packs_len = (uint32_t)len;
+	return 0;
+}
+
+/* A descriptor of pack `pack`, held until pack_put: eviction never closes
+ * one that a reader on another thread is using. */
+static int pack_get(struct ckpt_store *st, uint32_t pack, char *err, size_t errlen)
 {
 	char name[CKPT_NAME_MAX];
+	struct ckpt_pack_fd *p;
 	int fd;
 
 	pthread_mutex_lock(&st->fd_lock);
-	if (pack >= st->pack_fds_len) {
-		uint64_t len = st->pack_fds_len ? st->pack_fds_len : 64;
-		int *fds;
-
-		while (len <= pack)
-			len *= 2;
-		if (len > UINT32_MAX)
-			len = UINT32_MAX;
-		fds = realloc(st->pack_fds, (size_t)len * sizeof(*fds));
-		if (!fds) {
-			pthread_mutex_unlock(&st->fd_lock);
-			return ckpt__errf(err, errlen, "out of memory");
-		}
-		for (uint64_t i = st->pack_fds_len; i < len; i++)
-			fds[i] = -1;
-		st->pack_fds = fds;
-		st->pack_fds_len = (uint32_t)len;
+	if (pack >= st->packs_len && grow_packs(st, pack) < 0) {
+		pthread_mutex_unlock(&st->fd_lock);
+		return ckpt__errf(err, errlen, "out of memory");
 	}
-	fd = st->pack_fds[pack];
-	if (fd < 0) {
+	p = &st->packs[pack];
+	if (p->fd < 0) {
+		if (!st->packs_budget)
+			st->packs_budget = fd_budget();
+		while (st->packs_open >= st->packs_budget && evict_one(st))
+			;
 		ckpt_file__name(name, pack, "pack");
 		fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		while (fd < 0 && (errno == EMFILE || errno == ENFILE) && evict_one(st))
+			fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
 			ckpt__errf(err, errlen, "%s: open: %s", name, strerror(errno));
-		else
-			st->pack_fds[pack] = fd;
+			pthread_mutex_unlock(&st->fd_lock);
+			return -1;
+		}
+		p->fd = fd;
+		st->packs_open++;
 	}
+	p->users++;
+	fd = p->fd;
 	pthread_mutex_unlock(&st->fd_lock);
 	return fd;
+}
+
+static void pack_put(struct ckpt_store *st, uint32_t pack)
+{
+	pthread_mutex_lock(&st->fd_lock);
+	st->packs[pack].users--;
+	pthread_mutex_unlock(&st->fd_lock);
 }
 
 void ckpt_pack__forget(struct ckpt_store *st, uint32_t pack)
 {
 	pthread_mutex_lock(&st->fd_lock);
-	if (pack < st->pack_fds_len && st->pack_fds[pack] >= 0) {
-		close(st->pack_fds[pack]);
-		st->pack_fds[pack] = -1;
+	if (pack < st->packs_len && st->packs[pack].fd >= 0) {
+		close(st->packs[pack].fd);
+		st->packs[pack].fd = -1;
+		st->packs_open--;
 	}
 	pthread_mutex_unlock(&st->fd_lock);
+}
+
+void ckpt_pack__close_all(struct ckpt_store *st)
+{
+	for (uint32_t i = 0; i < st->packs_len; i++)
+		if (st->packs[i].fd >= 0)
+			close(st->packs[i].fd);
+	free(st->packs);
+	st->packs = NULL;
+	st->packs_len = st->packs_open = 0;
 }
 
 /* The record at ref, decoded into out; err gets the problem alone. */
@@ -201,12 +269,13 @@ static int read_record(struct ckpt_store *st, const struct ckpt_page_ref *ref, v
 	if (!ref->stored_len || ref->stored_len > CKPT_REC_MAX_PAYLOAD)
 		return ckpt__errf(err, errlen, "stored length %" PRIu32 " is impossible",
 				  ref->stored_len);
-	fd = pack_fd(st, ref->pack, err, errlen);
+	fd = pack_get(st, ref->pack, err, errlen);
 	if (fd < 0)
 		return -1;
 	do
 		n = pread(fd, rec, want, (off_t)ref->offset);
 	while (n < 0 && errno == EINTR);
+	pack_put(st, ref->pack);
 	if (n < 0)
 		return ckpt__errf(err, errlen, "read: %s", strerror(errno));
 	if ((size_t)n < want)
@@ -344,7 +413,7 @@ int ckpt_pack__verify_file(struct ckpt_store *st, uint32_t pack, uint64_t record
 		}
 		off += CKPT_REC_HDR_SIZE + len;
 	}
-	if (off == end && nrec != records)
+	if (off == end && records != UINT64_MAX && nrec != records)
 		ckpt_verify__problem(v, "%s: %" PRIu64 " records, manifest %06" PRIu32
 				     ".manifest says %" PRIu64 " stored pages", name, nrec, pack,
 				     records);

@@ -226,6 +226,12 @@ int ckpt_pack__read(struct ckpt_store *st, const struct ckpt_page_ref *ref, uint
 		    void *out, char *err, size_t errlen);
 /* Closes the cached descriptor of a pack (its file is being removed). */
 void ckpt_pack__forget(struct ckpt_store *st, uint32_t pack);
+void ckpt_pack__close_all(struct ckpt_store *st);
+
+struct ckpt_pack_fd {
+	int fd;                     /* -1: not open */
+	uint32_t users;             /* reads in flight */
+};
 
 /* Problems found by ckpt_store__verify, one line each. */
 struct ckpt_verify {
@@ -237,7 +243,8 @@ struct ckpt_verify {
 void ckpt_verify__problem(struct ckpt_verify *v, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Envelope checksum and record structure of pack `pack`, which must hold
- * `records` records; -1 only if the check could not run. */
+ * `records` records (UINT64_MAX: unknown); -1 only if the check could not
+ * run. */
 int ckpt_pack__verify_file(struct ckpt_store *st, uint32_t pack, uint64_t records,
 			   struct ckpt_verify *v, char *err, size_t errlen);
 
@@ -251,10 +258,11 @@ struct ckpt_store {
 	uint64_t npages;            /* memory_bytes / CKPT_PAGE_SIZE */
 	struct ckpt_hash zero_hash; /* XXH3-128 of a zero page */
 
-	/* Readers may run on several threads: pack descriptors open lazily. */
+	/* Readers may run on several threads: pack descriptors open lazily,
+	 * at most packs_budget at a time. */
 	pthread_mutex_t fd_lock;
-	int *pack_fds;              /* by pack index, -1 when not open */
-	uint32_t pack_fds_len;
+	struct ckpt_pack_fd *packs; /* by pack index */
+	uint32_t packs_len, packs_open, packs_budget, packs_clock;
 
 	/* Writer only. */
 	struct ckpt_index index;

@@ -75,10 +75,7 @@ void ckpt_store__close(struct ckpt_store *st)
 		return;
 	if (st->txn)
 		ckpt_txn__abort(st->txn);
-	for (uint32_t i = 0; i < st->pack_fds_len; i++)
-		if (st->pack_fds[i] >= 0)
-			close(st->pack_fds[i]);
-	free(st->pack_fds);
+	ckpt_pack__close_all(st);
 	pthread_mutex_destroy(&st->fd_lock);
 	ckpt_index__free(&st->index);
 	info_free(&st->info);
@@ -247,6 +244,7 @@ struct ckpt_store *ckpt_store__create(const char *dir, const struct ckpt_info *i
 				      size_t errlen)
 {
 	struct ckpt_store *st;
+	bool made = true;
 	int dirfd;
 
 	if (!info->memory_bytes || info->memory_bytes % CKPT_PAGE_SIZE) {
@@ -261,10 +259,11 @@ struct ckpt_store *ckpt_store__create(const char *dir, const struct ckpt_info *i
 		}
 		if (dir_is_empty(dir, err, errlen) < 0)
 			return NULL;
+		made = false;
 	}
 	dirfd = open_dir(dir, err, errlen);
 	if (dirfd < 0)
-		return NULL;
+		goto fail;
 	st = store_new(dir, dirfd);
 	if (!st || info_copy(&st->info, info) < 0) {
 		ckpt__errf(err, errlen, "%s: out of memory", dir);
@@ -272,16 +271,21 @@ struct ckpt_store *ckpt_store__create(const char *dir, const struct ckpt_info *i
 			ckpt_store__close(st);
 		else
 			close(dirfd);
-		return NULL;
+		goto fail;
 	}
 	st->npages = info->memory_bytes / CKPT_PAGE_SIZE;
 	st->index_ready = true;
 	if (meta_write(st, err, errlen) < 0) {
 		ckpt__errprefix(err, errlen, "%s: ", dir);
 		ckpt_store__close(st);
-		return NULL;
+		goto fail;
 	}
 	return st;
+fail:
+	/* A failed create leaves no half recording behind. */
+	if (made)
+		rmdir(dir);
+	return NULL;
 }
 
 /* Only existence: a damaged manifest is verify's to report, and load's. */

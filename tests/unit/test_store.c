@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -824,6 +825,41 @@ static void test_enospc(void **state)
 	assert_int_equal(umount(mnt), 0);
 }
 
+/* More packs than descriptors: the pack cache starts over instead of failing. */
+static void test_few_descriptors(void **state)
+{
+	struct fixture *f = *state;
+	struct ckpt_store *st = reopen(f);
+	uint8_t *ram = malloc(NPAGES * PG);
+	struct rlimit old, low;
+	int fd[3];
+
+	for (int i = 0; i < 3; i++)
+		fd[i] = dup(0);
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+	if (fd[2] != fd[0] + 2)
+		skip(); /* need three free descriptors in a row */
+	/* Three descriptors: a manifest being read and two cached packs, while
+	 * materializing checkpoint 3 needs packs 0..3. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)fd[0] + 3;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	for (uint32_t k = 0; k < NCKPT; k++) {
+		int rc = ckpt_store__materialize(st, k, ram, err, sizeof(err));
+
+		if (rc != 0) {
+			setrlimit(RLIMIT_NOFILE, &old);
+			fail_msg("materialize %u: %s", k, err);
+		}
+		assert_memory_equal(ram, f->ram[k], NPAGES * PG);
+	}
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	free(ram);
+	ckpt_store__close(st);
+}
+
 static void test_cpu_print(void **state)
 {
 	struct fixture *f = *state;
@@ -866,6 +902,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_few_descriptors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cpu_print, setup, teardown),
 	};
 
