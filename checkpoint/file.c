@@ -350,17 +350,13 @@ void ckpt_wfile__discard(struct ckpt_wfile *w)
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
-int ckpt_file__read(int dirfd, const char *name, void **buf, size_t *len, char *err,
-		    size_t errlen)
+int ckpt_file__read_fd(int fd, const char *name, void **buf, size_t *len, char *err,
+		       size_t errlen)
 {
 	struct stat sb;
 	uint8_t *p;
 	size_t got = 0;
-	int fd;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ckpt__errf(err, errlen, "%s: open: %s", name, strerror(errno));
 	if (fstat(fd, &sb) < 0) {
 		ckpt__errf(err, errlen, "%s: stat: %s", name, strerror(errno));
 		close(fd);
@@ -395,6 +391,16 @@ int ckpt_file__read(int dirfd, const char *name, void **buf, size_t *len, char *
 	*buf = p;
 	*len = got;
 	return 0;
+}
+
+int ckpt_file__read(int dirfd, const char *name, void **buf, size_t *len, char *err,
+		    size_t errlen)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return ckpt__errf(err, errlen, "%s: open: %s", name, strerror(errno));
+	return ckpt_file__read_fd(fd, name, buf, len, err, errlen);
 }
 
 int ckpt_file__load(int dirfd, const char *name, uint32_t kind, uint32_t index, void **buf,

@@ -377,7 +377,7 @@ int ckpt_manifest__load(struct ckpt_store *st, uint32_t index, struct ckpt_manif
 		return ckpt__errf(err, errlen, "checkpoint %" PRIu32 ": not in the recording (%"
 				  PRIu32 " checkpoints)", index, st->count);
 	ckpt_file__name(name, index, "manifest");
-	if (ckpt_file__read(st->dirfd, name, &buf, &len, err, errlen) < 0)
+	if (ckpt_store__read_file(st, name, &buf, &len, err, errlen) < 0)
 		return -1;
 	rc = ckpt_manifest__parse(buf, len, index, out, err, errlen);
 	free(buf);

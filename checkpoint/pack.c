@@ -242,6 +242,22 @@ void ckpt_pack__forget(struct ckpt_store *st, uint32_t pack)
 	pthread_mutex_unlock(&st->fd_lock);
 }
 
+int ckpt_store__openat(struct ckpt_store *st, const char *name, char *err, size_t errlen)
+{
+	int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+		pthread_mutex_lock(&st->fd_lock);
+		do
+			fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC);
+		while (fd < 0 && (errno == EMFILE || errno == ENFILE) && evict_one(st));
+		pthread_mutex_unlock(&st->fd_lock);
+	}
+	if (fd < 0)
+		return ckpt__errf(err, errlen, "%s: open: %s", name, strerror(errno));
+	return fd;
+}
+
 void ckpt_pack__close_all(struct ckpt_store *st)
 {
 	for (uint32_t i = 0; i < st->packs_len; i++)
@@ -349,10 +365,9 @@ int ckpt_pack__verify_file(struct ckpt_store *st, uint32_t pack, uint64_t record
 	int fd;
 
 	ckpt_file__name(name, pack, "pack");
-	fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC);
+	fd = ckpt_store__openat(st, name, why, sizeof(why));
 	if (fd < 0) {
-		ckpt_verify__problem(v, "checkpoint %" PRIu32 ": %s: %s", pack, name,
-				     strerror(errno));
+		ckpt_verify__problem(v, "checkpoint %" PRIu32 ": %s", pack, why);
 		return 0;
 	}
 	if (fstat(fd, &sb) < 0 || pread(fd, hdr, sizeof(hdr), 0) < 0) {

@@ -80,6 +80,9 @@ int ckpt_file__write_env(int dirfd, const char *name, uint32_t kind, uint32_t in
 /* Reads a whole file into a malloc'd buffer. */
 int ckpt_file__read(int dirfd, const char *name, void **buf, size_t *len, char *err,
 		    size_t errlen);
+/* The same from an open descriptor, which it closes. */
+int ckpt_file__read_fd(int fd, const char *name, void **buf, size_t *len, char *err,
+		       size_t errlen);
 /* Reads a file and checks its envelope; *payload points into *buf. */
 int ckpt_file__load(int dirfd, const char *name, uint32_t kind, uint32_t index, void **buf,
 		    const uint8_t **payload, size_t *payload_len, char *err, size_t errlen);
@@ -270,6 +273,12 @@ struct ckpt_store {
 	struct ckpt_txn *txn;       /* at most one */
 };
 
+/* Opens a file of the recording for reading; when descriptors run out,
+ * cached pack descriptors are closed to make room. Use these rather than
+ * ckpt_file__read(st->dirfd, ...) for files of an open store. */
+int ckpt_store__openat(struct ckpt_store *st, const char *name, char *err, size_t errlen);
+int ckpt_store__read_file(struct ckpt_store *st, const char *name, void **buf, size_t *len,
+			  char *err, size_t errlen);
 /* Reads the manifests 0..count-1 into the dedup index (to append to an
  * opened recording). */
 int ckpt_store__build_index(struct ckpt_store *st, char *err, size_t errlen);

@@ -322,6 +322,16 @@ struct ckpt_store *ckpt_store__open(const char *dir, char *err, size_t errlen)
 	return st;
 }
 
+int ckpt_store__read_file(struct ckpt_store *st, const char *name, void **buf, size_t *len,
+			  char *err, size_t errlen)
+{
+	int fd = ckpt_store__openat(st, name, err, errlen);
+
+	if (fd < 0)
+		return -1;
+	return ckpt_file__read_fd(fd, name, buf, len, err, errlen);
+}
+
 int ckpt_store__build_index(struct ckpt_store *st, char *err, size_t errlen)
 {
 	for (uint32_t k = 0; k < st->count; k++) {

@@ -173,12 +173,25 @@ static void set_state(struct ckpt_txn *tx, struct fixture *f, uint32_t k)
 	assert_int_equal(ckpt_txn__set_state(tx, &s, err, sizeof(err)), 0);
 }
 
+/* A real log (verify parses it): a port read, an interrupt and the stop. */
 static void *log_bytes(uint32_t interval, size_t *len)
 {
-	char *p = malloc(64);
+	struct ckpt_log_writer *w = ckpt_log_writer__new(interval);
+	struct ckpt_event ev[] = {
+		{ .kind = CKPT_EV_PIO_READ, .guest_time_ns = 10, .at = { .rip = 0x1000 },
+		  .addr = 0x3fd, .size = 1, .value = 0x60 },
+		{ .kind = CKPT_EV_IRQ, .guest_time_ns = 20,
+		  .at = { .sync_count = 1, .rip = 0x1010, .reg_hash = 0x1234 }, .value = 0x20 },
+		{ .kind = CKPT_EV_STOP, .guest_time_ns = 30 + interval,
+		  .at = { .sync_count = 1, .rip = 0x1020, .reg_hash = 0x5678 } },
+	};
+	void *buf;
 
-	*len = (size_t)snprintf(p, 64, "log of interval %u", interval);
-	return p;
+	assert_non_null(w);
+	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++)
+		assert_int_equal(ckpt_log_writer__append(w, &ev[i]), 0);
+	assert_int_equal(ckpt_log_writer__finish(w, &buf, len), 0);
+	return buf;
 }
 
 static void set_log(struct ckpt_txn *tx, uint32_t interval)
@@ -435,12 +448,14 @@ static void test_dedup_and_zero(void **state)
 	assert_true(exists(f, "000000.log"));
 	assert_true(exists(f, "000002.log"));
 	assert_false(exists(f, "000003.log"));
-	void *buf;
-	size_t len;
+	void *buf, *want;
+	size_t len, want_len;
 	int dirfd = open(f->dir, O_RDONLY | O_DIRECTORY);
 	assert_int_equal(ckpt_file__read(dirfd, "000001.log", &buf, &len, err, sizeof(err)), 0);
-	assert_int_equal(len, strlen("log of interval 1"));
-	assert_memory_equal(buf, "log of interval 1", len);
+	want = log_bytes(1, &want_len);
+	assert_int_equal(len, want_len);
+	assert_memory_equal(buf, want, len);
+	free(want);
 	free(buf);
 	close(dirfd);
 	ckpt_store__close(st);
@@ -570,6 +585,29 @@ static void test_manifest_truncated(void **state)
 	assert_int_equal(truncate(path(f, "000002.manifest"), 7), 0);
 	assert_int_equal(ckpt_manifest__load(st, 2, &m, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "000002.manifest: truncated: 7 bytes"));
+	free(ram);
+	ckpt_store__close(st);
+}
+
+static void test_log_problems(void **state)
+{
+	struct fixture *f = *state;
+	struct ckpt_store *st = reopen(f);
+	struct problems p;
+	struct stat sb;
+
+	assert_int_equal(unlink(path(f, "000000.log")), 0);
+	assert_int_equal(stat(path(f, "000001.log"), &sb), 0);
+	assert_int_equal(truncate(path(f, "000001.log"), sb.st_size - 1), 0);
+	flip_bit(f, "000002.log", sb.st_size / 2, 2);
+	assert_int_equal(verify(st, &p), 3);
+	assert_true(reported(&p, "interval 0: 000000.log: No such file"));
+	assert_true(reported(&p, "interval 1: 000001.log"));
+	assert_true(reported(&p, "interval 2: 000002.log"));
+	/* Logs are not needed to rebuild RAM. */
+	uint8_t *ram = malloc(NPAGES * PG);
+	assert_int_equal(ckpt_store__materialize(st, 3, ram, err, sizeof(err)), 0);
+	assert_memory_equal(ram, f->ram[3], NPAGES * PG);
 	free(ram);
 	ckpt_store__close(st);
 }
@@ -898,6 +936,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_header_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_bitflip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_problems, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leftovers_gap_and_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_refuses, setup, teardown),
