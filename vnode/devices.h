@@ -7,6 +7,7 @@
 #define SIMUBOOST_VNODE_DEVICES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- 8259A PIC pair (master 0x20/0x21, slave 0xa0/0xa1, cascade on IRQ2) */
@@ -47,5 +48,42 @@ bool uart__io(struct uart *uart, uint16_t port, bool is_write, uint8_t *data);
 bool uart__poll_input(struct uart *uart);
 /* Bytes written to out_fd so far. */
 uint64_t uart__tx_bytes(const struct uart *uart);
+
+/* ---- Saved state, for checkpoints.
+ *
+ * Each device's state is a versioned, self-describing byte string (a tag, a
+ * version, then every field explicitly little-endian). x__save() returns the
+ * number of bytes the state needs and writes them only if buf is non-NULL
+ * and cap is large enough (otherwise buf is untouched); call it with NULL, 0
+ * to size a buffer.
+ *
+ * x__restore() checks the tag, the version, the length and every field's
+ * range and consistency. On bad input it returns -1 with a message naming
+ * the device and the field in err (errlen bytes, may be 0) and leaves the
+ * device unchanged; on success it returns 0 and the device behaves exactly
+ * as the saved one would have from the same guest time on. Restored devices
+ * expect `now` to continue from where the saved machine stood (PIT times are
+ * absolute ticks). What is not state stays: callbacks, opaque pointers and
+ * the UART's fds, EOF flag and error count. */
+size_t pic__save(const struct pic *pic, uint8_t *buf, size_t cap);
+/* The PIC's INT output is a function of its state; nothing is signalled. */
+int pic__restore(struct pic *pic, const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* Pending (not yet reported) IRQ0 edges are part of the state: the next
+ * pit__advance() fires exactly what the saved PIT's would have. */
+size_t pit__save(const struct pit *pit, uint8_t *buf, size_t cap);
+int pit__restore(struct pit *pit, const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* Includes the receive FIFO and the transmitted byte count. Restoring calls
+ * the irq callback if the restored IRQ level differs from the level this
+ * UART was driving, so the line it is wired to ends up at the new level. */
+size_t uart__save(const struct uart *uart, uint8_t *buf, size_t cap);
+int uart__restore(struct uart *uart, const uint8_t *buf, size_t len, char *err, size_t errlen);
+
+/* All three in one container: magic "SBDEV", a version, one tagged,
+ * length-prefixed section per device, and an XXH3-64 checksum. Restore is
+ * all or nothing: on any error none of the devices changes. */
+size_t devices__save(const struct pic *pic, const struct pit *pit, const struct uart *uart,
+		     uint8_t *buf, size_t cap);
+int devices__restore(struct pic *pic, struct pit *pit, struct uart *uart,
+		     const uint8_t *buf, size_t len, char *err, size_t errlen);
 
 #endif

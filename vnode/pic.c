@@ -5,9 +5,11 @@
  * Every interrupt the guest sees passes through pic__ack(), which the vCPU
  * loop calls (and logs) right before KVM_INTERRUPT; nothing here injects on
  * its own, so the replay side only ever needs the logged vectors. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "device-state.h"
 #include "devices.h"
 
 #define PIC_MASTER_CMD   0x20
@@ -423,4 +425,132 @@ uint8_t pic__ack(struct pic *pic)
 	chip__set_line(master, PIC_CASCADE_IR, false);
 	pic__update_cascade(pic);
 	return vector;
+}
+
+/* ---- saved state
+ *
+ * Version 1: tag "PIC ", u16 version, then per chip (master, slave):
+ * irr, isr, imr, line, elcr, vector_base, lowest_prio, icw_step (u8 each),
+ * then icw4_needed, single, ltim, auto_eoi, rotate_on_aeoi, sfnm,
+ * special_mask, read_isr, poll (bool bytes). */
+#define PIC_STATE_VERSION 1
+
+static const char *const pic_chip_names[2] = { "master", "slave" };
+
+static void chip__save(const struct pic_chip *c, struct dstate_writer *w)
+{
+	dstate__put_u8(w, c->irr);
+	dstate__put_u8(w, c->isr);
+	dstate__put_u8(w, c->imr);
+	dstate__put_u8(w, c->line);
+	dstate__put_u8(w, c->elcr);
+	dstate__put_u8(w, c->vector_base);
+	dstate__put_u8(w, c->lowest_prio);
+	dstate__put_u8(w, (uint8_t)c->icw_step);
+	dstate__put_bool(w, c->icw4_needed);
+	dstate__put_bool(w, c->single);
+	dstate__put_bool(w, c->ltim);
+	dstate__put_bool(w, c->auto_eoi);
+	dstate__put_bool(w, c->rotate_on_aeoi);
+	dstate__put_bool(w, c->sfnm);
+	dstate__put_bool(w, c->special_mask);
+	dstate__put_bool(w, c->read_isr);
+	dstate__put_bool(w, c->poll);
+}
+
+static void chip__load(struct pic_chip *c, unsigned idx, struct dstate_reader *r)
+{
+	c->irr = dstate__get_u8(r, "irr");
+	c->isr = dstate__get_u8(r, "isr");
+	c->imr = dstate__get_u8(r, "imr");
+	c->line = dstate__get_u8(r, "line");
+	c->elcr = dstate__get_u8(r, "elcr");
+	c->vector_base = dstate__get_u8(r, "vector_base");
+	c->lowest_prio = dstate__get_u8_max(r, "lowest_prio", 7);
+	c->icw_step = dstate__get_u8_max(r, "icw_step", ICW_EXPECT_4);
+	c->icw4_needed = dstate__get_bool(r, "icw4_needed");
+	c->single = dstate__get_bool(r, "single");
+	c->ltim = dstate__get_bool(r, "ltim");
+	c->auto_eoi = dstate__get_bool(r, "auto_eoi");
+	c->rotate_on_aeoi = dstate__get_bool(r, "rotate_on_aeoi");
+	c->sfnm = dstate__get_bool(r, "sfnm");
+	c->special_mask = dstate__get_bool(r, "special_mask");
+	c->read_isr = dstate__get_bool(r, "read_isr");
+	c->poll = dstate__get_bool(r, "poll");
+	if (r->failed)
+		return;
+
+	/* What no sequence of port writes and line changes can produce. */
+	uint8_t elcr_mask = idx ? ELCR_MASK_SLAVE : ELCR_MASK_MASTER;
+	if (c->elcr & ~elcr_mask)
+		dstate__fail(r, "elcr", "0x%02x sets hard-wired edge bits (writable: 0x%02x)",
+			     c->elcr, elcr_mask);
+	else if (c->vector_base & 7)
+		dstate__fail(r, "vector_base", "0x%02x is not a multiple of 8", c->vector_base);
+	else if (c->icw_step == ICW_EXPECT_3 && c->single)
+		dstate__fail(r, "icw_step", "expects ICW3 but ICW1 said single");
+	else if (c->icw_step == ICW_EXPECT_4 && !c->icw4_needed)
+		dstate__fail(r, "icw_step", "expects ICW4 but ICW1 said none");
+	else if (c->isr && (c->icw_step != ICW_DONE || c->auto_eoi))
+		dstate__fail(r, "isr", "0x%02x in service %s", c->isr,
+			     c->auto_eoi ? "in auto-EOI mode" : "during initialization");
+	else
+		for (unsigned ir = 0; ir < 8; ir++) {
+			uint8_t bit = (uint8_t)(1u << ir);
+			/* A level-triggered request is the line itself. */
+			if (chip__level_mode(c, ir) && (c->irr & bit) != (c->line & bit)) {
+				dstate__fail(r, "irr", "0x%02x disagrees with level-triggered line %u (line 0x%02x)",
+					     c->irr, ir, c->line);
+				break;
+			}
+		}
+}
+
+static size_t pic__encode(const struct pic *pic, uint8_t *buf)
+{
+	struct dstate_writer w = { .buf = buf };
+
+	dstate__put_header(&w, DSTATE_TAG_PIC, PIC_STATE_VERSION);
+	for (unsigned i = 0; i < 2; i++)
+		chip__save(&pic->chip[i], &w);
+	return w.len;
+}
+
+size_t pic__save(const struct pic *pic, uint8_t *buf, size_t cap)
+{
+	size_t need = pic__encode(pic, NULL);
+
+	if (buf && need <= cap)
+		pic__encode(pic, buf);
+	return need;
+}
+
+int pic__restore(struct pic *pic, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	struct dstate_reader r;
+	struct pic tmp = { 0 };
+
+	dstate__reader_init(&r, "pic", buf, len, err, errlen);
+	dstate__get_header(&r, DSTATE_TAG_PIC, PIC_STATE_VERSION);
+	for (unsigned i = 0; i < 2; i++) {
+		r.scope = pic_chip_names[i];
+		chip__load(&tmp.chip[i], i, &r);
+	}
+	r.scope = NULL;
+	if (dstate__finish(&r) < 0)
+		return -1;
+
+	/* The master latches the slave's INT on IR2; a blob where the two
+	 * disagree would deliver (or lose) an interrupt nobody raised. */
+	if (pic__cascaded(&tmp)) {
+		bool slave_int = pic__pending(&tmp, 1) >= 0;
+		bool ir2 = tmp.chip[0].line & (1u << PIC_CASCADE_IR);
+		if (slave_int != ir2) {
+			snprintf(err, errlen, "pic: master.line: cascade input IR2 is %s but the slave's INT is %s",
+				 ir2 ? "high" : "low", slave_int ? "high" : "low");
+			return -1;
+		}
+	}
+	*pic = tmp;
+	return 0;
 }

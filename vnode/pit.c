@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device-state.h"
 #include "devices.h"
 
 #define PIT_HZ        1193182u
@@ -563,4 +564,255 @@ uint64_t pit__next_deadline(const struct pit *pit)
 	if (c->edge_next == PIT_NO_TICK)
 		return UINT64_MAX;
 	return pit__tick_to_ns(c->edge_next);
+}
+
+/* ---- saved state
+ *
+ * Version 1: tag "PIT ", u16 version, then per channel 0..2:
+ *   mode u8, rw u8, bcd, gate, cr u16, count u32, loaded, null_count,
+ *   running, start_tick u64, paused_ticks u64, frozen u16, reload_pending,
+ *   reload_tick u64, write_msb_next, write_lsb u8, read_msb_next,
+ *   count_latched, latch_left u8, latch u16, status_latched, status u8,
+ *   edge_next u64 (UINT64_MAX: none), edges_due u64, first_due u64
+ * then speaker, port61_nmi u8, refresh (booleans are one byte).
+ *
+ * Ticks are absolute on the global grid: the restored machine's `now`
+ * continues from the saved one, so nothing is rebased. */
+#define PIT_STATE_VERSION 1
+
+static const char *const pit_chan_names[3] = { "ch0", "ch1", "ch2" };
+
+static void chan__save(const struct pit_channel *c, struct dstate_writer *w)
+{
+	dstate__put_u8(w, c->mode);
+	dstate__put_u8(w, c->rw);
+	dstate__put_bool(w, c->bcd);
+	dstate__put_bool(w, c->gate);
+	dstate__put_u16(w, c->cr);
+	dstate__put_u32(w, c->count);
+	dstate__put_bool(w, c->loaded);
+	dstate__put_bool(w, c->null_count);
+	dstate__put_bool(w, c->running);
+	dstate__put_u64(w, c->start_tick);
+	dstate__put_u64(w, c->paused_ticks);
+	dstate__put_u16(w, c->frozen);
+	dstate__put_bool(w, c->reload_pending);
+	dstate__put_u64(w, c->reload_tick);
+	dstate__put_bool(w, c->write_msb_next);
+	dstate__put_u8(w, c->write_lsb);
+	dstate__put_bool(w, c->read_msb_next);
+	dstate__put_bool(w, c->count_latched);
+	dstate__put_u8(w, c->latch_left);
+	dstate__put_u16(w, c->latch);
+	dstate__put_bool(w, c->status_latched);
+	dstate__put_u8(w, c->status);
+	dstate__put_u64(w, c->edge_next);
+	dstate__put_u64(w, c->edges_due);
+	dstate__put_u64(w, c->first_due);
+}
+
+/* Later than any tick a legitimate state holds: the last tick of guest time
+ * plus one period and a pulse. Bounding ticks keeps every sum in the
+ * counting code far from wrapping. */
+static uint64_t pit__tick_limit(void)
+{
+	return pit__ns_to_tick(UINT64_MAX) + 2 * 0x10000u + 2;
+}
+
+static void chan__check_tick(struct dstate_reader *r, const char *field, uint64_t tick)
+{
+	if (tick > pit__tick_limit())
+		dstate__fail(r, field, "tick %llu is beyond the end of guest time (%llu)",
+			     (unsigned long long)tick, (unsigned long long)pit__tick_limit());
+}
+
+/* Checks what the counting code relies on (no division by a zero count,
+ * latches matching the access mode, edges on the channel's grid), so that a
+ * hostile blob cannot produce a state no port sequence could reach. */
+static void chan__check(struct dstate_reader *r, const struct pit_channel *c, unsigned idx)
+{
+	chan__check_tick(r, "start_tick", c->start_tick);
+	chan__check_tick(r, "paused_ticks", c->paused_ticks);
+	chan__check_tick(r, "reload_tick", c->reload_tick);
+	if (c->edge_next != PIT_NO_TICK)
+		chan__check_tick(r, "edge_next", c->edge_next);
+	chan__check_tick(r, "first_due", c->first_due);
+	if (!r->failed && c->edges_due > pit__tick_limit())
+		dstate__fail(r, "edges_due", "%llu is more edges than guest time has ticks",
+			     (unsigned long long)c->edges_due);
+	if (r->failed)
+		return;
+
+	if (c->count > 0x10000u || (c->loaded && c->count == 0)) {
+		dstate__fail(r, "count", "%u is out of range (%u..65536)", c->count, c->loaded ? 1 : 0);
+		return;
+	}
+	if (idx != 2 && !c->gate) {
+		dstate__fail(r, "gate", "is low, but channel %u's gate is tied high", idx);
+		return;
+	}
+	if (idx != 0 && c->edges_due) {
+		dstate__fail(r, "edges_due", "%llu, but only channel 0 reports edges",
+			     (unsigned long long)c->edges_due);
+		return;
+	}
+	if (c->running && !c->loaded) {
+		dstate__fail(r, "running", "is set without a count loaded");
+		return;
+	}
+	if (c->write_msb_next && c->rw != RW_WORD) {
+		dstate__fail(r, "write_msb_next", "is set but rw is %u, not lo/hi", c->rw);
+		return;
+	}
+	if (c->read_msb_next && c->rw != RW_WORD) {
+		dstate__fail(r, "read_msb_next", "is set but rw is %u, not lo/hi", c->rw);
+		return;
+	}
+	/* A control word drops the latch but leaves latch_left behind; it only
+	 * matters while a count is latched. */
+	unsigned latch_min = c->count_latched ? 1 : 0;
+	unsigned latch_max = !c->count_latched || c->rw == RW_WORD ? 2 : 1;
+	if (c->latch_left < latch_min || c->latch_left > latch_max) {
+		dstate__fail(r, "latch_left", "%u with a count %slatched and rw %u",
+			     c->latch_left, c->count_latched ? "" : "not ", c->rw);
+		return;
+	}
+	uint8_t cw_bits = (uint8_t)(c->rw << 4 | c->mode << 1 | (c->bcd ? 1 : 0));
+	if (c->status_latched && (c->status & 0x3f) != cw_bits) {
+		dstate__fail(r, "status", "0x%02x does not match the control word (0x%02x)",
+			     c->status, cw_bits);
+		return;
+	}
+
+	if (c->reload_pending) {
+		if (!chan__periodic(c) || !c->running) {
+			dstate__fail(r, "reload_pending", "is set in mode %u %s", c->mode,
+				     c->running ? "(only modes 2 and 3 reload)" : "while stopped");
+			return;
+		}
+		if (c->reload_tick <= c->start_tick || (c->reload_tick - c->start_tick) % c->count) {
+			dstate__fail(r, "reload_tick", "%llu is not a period end after start_tick %llu (count %u)",
+				     (unsigned long long)c->reload_tick,
+				     (unsigned long long)c->start_tick, c->count);
+			return;
+		}
+	}
+
+	/* The next OUT edge follows from mode, start and count; only whether it
+	 * already happened (one-shots) or how many periods passed is free. */
+	if (!c->running) {
+		if (c->edge_next != PIT_NO_TICK)
+			dstate__fail(r, "edge_next", "is scheduled on a stopped channel");
+		return;
+	}
+	uint64_t first = c->start_tick + c->count;
+	switch (c->mode) {
+	case 0:
+	case 1:
+	case 4:
+	case 5: {
+		uint64_t edge = c->mode >= 4 ? first + 1 : first;
+		if (c->edge_next != PIT_NO_TICK && c->edge_next != edge)
+			dstate__fail(r, "edge_next", "%llu, but a one-shot from %llu with count %u ends at %llu",
+				     (unsigned long long)c->edge_next,
+				     (unsigned long long)c->start_tick, c->count,
+				     (unsigned long long)edge);
+		break;
+	}
+	default:
+		if (c->edge_next == PIT_NO_TICK || c->edge_next < first ||
+		    (c->edge_next - c->start_tick) % c->count ||
+		    (c->reload_pending && c->edge_next > c->reload_tick))
+			dstate__fail(r, "edge_next", "%llu is not a period end after start_tick %llu (count %u)%s",
+				     (unsigned long long)c->edge_next,
+				     (unsigned long long)c->start_tick, c->count,
+				     c->reload_pending ? " up to the pending reload" : "");
+		break;
+	}
+}
+
+static void chan__load(struct pit_channel *c, unsigned idx, struct dstate_reader *r)
+{
+	c->mode = dstate__get_u8_max(r, "mode", 5);
+	c->rw = dstate__get_u8(r, "rw");
+	if (!r->failed && (c->rw < RW_LSB || c->rw > RW_WORD))
+		dstate__fail(r, "rw", "%u is not an access mode (1 lsb, 2 msb, 3 lsb/msb)", c->rw);
+	c->bcd = dstate__get_bool(r, "bcd");
+	c->gate = dstate__get_bool(r, "gate");
+	c->cr = dstate__get_u16(r, "cr");
+	c->count = dstate__get_u32(r, "count");
+	c->loaded = dstate__get_bool(r, "loaded");
+	c->null_count = dstate__get_bool(r, "null_count");
+	c->running = dstate__get_bool(r, "running");
+	c->start_tick = dstate__get_u64(r, "start_tick");
+	c->paused_ticks = dstate__get_u64(r, "paused_ticks");
+	c->frozen = dstate__get_u16(r, "frozen");
+	c->reload_pending = dstate__get_bool(r, "reload_pending");
+	c->reload_tick = dstate__get_u64(r, "reload_tick");
+	c->write_msb_next = dstate__get_bool(r, "write_msb_next");
+	c->write_lsb = dstate__get_u8(r, "write_lsb");
+	c->read_msb_next = dstate__get_bool(r, "read_msb_next");
+	c->count_latched = dstate__get_bool(r, "count_latched");
+	c->latch_left = dstate__get_u8(r, "latch_left");
+	c->latch = dstate__get_u16(r, "latch");
+	c->status_latched = dstate__get_bool(r, "status_latched");
+	c->status = dstate__get_u8(r, "status");
+	c->edge_next = dstate__get_u64(r, "edge_next");
+	c->edges_due = dstate__get_u64(r, "edges_due");
+	c->first_due = dstate__get_u64(r, "first_due");
+	if (!r->failed)
+		chan__check(r, c, idx);
+}
+
+static size_t pit__encode(const struct pit *pit, uint8_t *buf)
+{
+	struct dstate_writer w = { .buf = buf };
+
+	dstate__put_header(&w, DSTATE_TAG_PIT, PIT_STATE_VERSION);
+	for (unsigned i = 0; i < 3; i++)
+		chan__save(&pit->ch[i], &w);
+	dstate__put_bool(&w, pit->speaker);
+	dstate__put_u8(&w, pit->port61_nmi);
+	dstate__put_bool(&w, pit->refresh);
+	return w.len;
+}
+
+size_t pit__save(const struct pit *pit, uint8_t *buf, size_t cap)
+{
+	size_t need = pit__encode(pit, NULL);
+
+	if (buf && need <= cap)
+		pit__encode(pit, buf);
+	return need;
+}
+
+int pit__restore(struct pit *pit, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	struct dstate_reader r;
+	struct pit tmp = { 0 };
+
+	dstate__reader_init(&r, "pit", buf, len, err, errlen);
+	dstate__get_header(&r, DSTATE_TAG_PIT, PIT_STATE_VERSION);
+	for (unsigned i = 0; i < 3; i++) {
+		r.scope = pit_chan_names[i];
+		chan__load(&tmp.ch[i], i, &r);
+	}
+	r.scope = "port61";
+	tmp.speaker = dstate__get_bool(&r, "speaker");
+	tmp.port61_nmi = dstate__get_u8(&r, "nmi_bits");
+	if (!r.failed && (tmp.port61_nmi & ~0x0c))
+		dstate__fail(&r, "nmi_bits", "0x%02x has bits outside 0x0c", tmp.port61_nmi);
+	tmp.refresh = dstate__get_bool(&r, "refresh");
+	r.scope = NULL;
+	if (dstate__finish(&r) < 0)
+		return -1;
+
+	/* OUT itself is not stored: it is a function of the channel state, and
+	 * edges already passed but not yet reported travel in edges_due. */
+	for (unsigned i = 0; i < 3; i++)
+		pit->ch[i] = tmp.ch[i];
+	pit->speaker = tmp.speaker;
+	pit->port61_nmi = tmp.port61_nmi;
+	pit->refresh = tmp.refresh;
+	return 0;
 }

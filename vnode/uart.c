@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "device-state.h"
 #include "devices.h"
 
 #define UART_BASE      0x3f8
@@ -439,4 +441,98 @@ bool uart__poll_input(struct uart *u)
 uint64_t uart__tx_bytes(const struct uart *uart)
 {
 	return uart->tx_bytes;
+}
+
+/* ---- saved state
+ *
+ * Version 1: tag "UART", u16 version, then ier, lcr, mcr, lsr_errors, msr,
+ * scr, dll, dlm (u8 each), fifo_enabled (bool byte), rx_trigger u8 (the
+ * level: 1, 4, 8 or 14), thre_pending (bool byte), tx_bytes u64, rx_len u8
+ * and the rx_len received bytes oldest first.
+ *
+ * The IRQ level is not stored: it follows from the registers. Neither are
+ * the fds, the EOF flag and the write error count, which describe this
+ * process's console rather than the guest's device. */
+#define UART_STATE_VERSION 1
+
+static size_t uart__encode(const struct uart *u, uint8_t *buf)
+{
+	struct dstate_writer w = { .buf = buf };
+
+	dstate__put_header(&w, DSTATE_TAG_UART, UART_STATE_VERSION);
+	dstate__put_u8(&w, u->ier);
+	dstate__put_u8(&w, u->lcr);
+	dstate__put_u8(&w, u->mcr);
+	dstate__put_u8(&w, u->lsr_errors);
+	dstate__put_u8(&w, u->msr);
+	dstate__put_u8(&w, u->scr);
+	dstate__put_u8(&w, u->dll);
+	dstate__put_u8(&w, u->dlm);
+	dstate__put_bool(&w, u->fifo_enabled);
+	dstate__put_u8(&w, (uint8_t)u->rx_trigger);
+	dstate__put_bool(&w, u->thre_pending);
+	dstate__put_u64(&w, u->tx_bytes);
+	dstate__put_u8(&w, (uint8_t)u->rx_len);
+	for (unsigned i = 0; i < u->rx_len; i++)
+		dstate__put_u8(&w, u->rx[(u->rx_head + i) % RX_FIFO_SIZE]);
+	return w.len;
+}
+
+size_t uart__save(const struct uart *uart, uint8_t *buf, size_t cap)
+{
+	size_t need = uart__encode(uart, NULL);
+
+	if (buf && need <= cap)
+		uart__encode(uart, buf);
+	return need;
+}
+
+int uart__restore(struct uart *uart, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	struct dstate_reader r;
+	/* Starts as a copy so that what is not state (fds, callback, and the
+	 * IRQ level currently driven) carries over. */
+	struct uart tmp = *uart;
+
+	dstate__reader_init(&r, "uart", buf, len, err, errlen);
+	dstate__get_header(&r, DSTATE_TAG_UART, UART_STATE_VERSION);
+	tmp.ier = dstate__get_u8(&r, "ier");
+	if (!r.failed && (tmp.ier & ~0x0f))
+		dstate__fail(&r, "ier", "0x%02x sets reserved bits", tmp.ier);
+	tmp.lcr = dstate__get_u8(&r, "lcr");
+	tmp.mcr = dstate__get_u8(&r, "mcr");
+	if (!r.failed && (tmp.mcr & ~0x1f))
+		dstate__fail(&r, "mcr", "0x%02x sets reserved bits", tmp.mcr);
+	tmp.lsr_errors = dstate__get_u8(&r, "lsr_errors");
+	if (!r.failed && (tmp.lsr_errors & ~LSR_ERRORS))
+		dstate__fail(&r, "lsr_errors", "0x%02x has bits other than OE/PE/FE/BI", tmp.lsr_errors);
+	tmp.msr = dstate__get_u8(&r, "msr");
+	/* The line bits are the modem inputs (or MCR in loopback), only the
+	 * delta bits have history. */
+	if (!r.failed && (tmp.msr & ~MSR_DELTAS) != uart__msr_lines(&tmp))
+		dstate__fail(&r, "msr", "0x%02x: lines disagree with mcr 0x%02x (expected 0x%02x)",
+			     tmp.msr, tmp.mcr, uart__msr_lines(&tmp));
+	tmp.scr = dstate__get_u8(&r, "scr");
+	tmp.dll = dstate__get_u8(&r, "dll");
+	tmp.dlm = dstate__get_u8(&r, "dlm");
+	tmp.fifo_enabled = dstate__get_bool(&r, "fifo_enabled");
+	tmp.rx_trigger = dstate__get_u8(&r, "rx_trigger");
+	if (!r.failed && tmp.rx_trigger != 1 && tmp.rx_trigger != 4 && tmp.rx_trigger != 8 &&
+	    tmp.rx_trigger != 14)
+		dstate__fail(&r, "rx_trigger", "%u is not a FIFO trigger level (1, 4, 8, 14)", tmp.rx_trigger);
+	tmp.thre_pending = dstate__get_bool(&r, "thre_pending");
+	tmp.tx_bytes = dstate__get_u64(&r, "tx_bytes");
+	tmp.rx_len = dstate__get_u8(&r, "rx_len");
+	if (!r.failed && tmp.rx_len > uart__rx_capacity(&tmp))
+		dstate__fail(&r, "rx_len", "%u bytes exceed the receiver's %u (FIFO %s)", tmp.rx_len,
+			     uart__rx_capacity(&tmp), tmp.fifo_enabled ? "on" : "off");
+	tmp.rx_head = 0;
+	if (!r.failed)
+		dstate__get_bytes(&r, "rx", tmp.rx, tmp.rx_len);
+	if (dstate__finish(&r) < 0)
+		return -1;
+
+	*uart = tmp;
+	uart__update_irq(uart);
+	return 0;
 }
