@@ -126,7 +126,7 @@ const char *ckpt_store__dir(const struct ckpt_store *st);
 /* ---- writing a checkpoint (one thread) ----------------------------------- */
 
 /* Manifest flags */
-#define CKPT_FINAL 1u /* taken when the guest exited; nothing runs after it */
+#define CKPT_FINAL 1u /* taken right after the guest's exit-port write; nothing runs after it */
 
 struct ckpt_state {
 	uint64_t guest_time_ns;     /* guest time at the checkpoint */
@@ -229,11 +229,14 @@ int ckpt_archive__import_memory(const void *buf, size_t len, const char *dir, ch
 /* A landmark names one dynamic instance of an instruction without a branch
  * counter: the count of synchronous events (port and MMIO accesses) the
  * interval has seen before it, its RIP, and a hash of the GPRs and RFLAGS
- * before it executes. An interrupt is injected, and a checkpoint's stop
- * happens, right after the instruction at the landmark; the vnode
- * single-steps it so that both sides agree on what "after" means. With
- * CKPT_LM_HALTED the vCPU was halted: rip follows the hlt, and the event
- * happens while halted. */
+ * as they are before it executes. An interrupt is taken, and a
+ * checkpoint's stop happens, right before the instruction at the landmark:
+ * the landmark is the state the interrupt sees. (DESIGN.md suggests
+ * single-stepping the instruction and injecting after it; under the PVM
+ * KVM of our build machines a single-step trap in guest user mode is
+ * delivered to the guest as #DB instead of exiting, so the landmark names
+ * the instruction not yet executed.) With CKPT_LM_HALTED the vCPU was
+ * halted: rip follows the hlt, and the event happens while halted. */
 #define CKPT_LM_HALTED 1u
 
 struct ckpt_landmark {

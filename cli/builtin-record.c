@@ -142,9 +142,8 @@ static void print_summary(const char *dir, const struct vnode_stats *stats,
 	fprintf(stderr, "  dirty pages      %llu after checkpoint 0 (%llu write faults waited "
 			"for a copy)\n",
 		(unsigned long long)rs->dirty_pages, (unsigned long long)rs->wp_faults);
-	fprintf(stderr, "  events logged    %llu (%llu interrupts, %llu single-steps)\n",
-		(unsigned long long)rs->events_logged, (unsigned long long)rs->interrupts_logged,
-		(unsigned long long)rs->landmark_steps);
+	fprintf(stderr, "  events logged    %llu (%llu interrupts)\n",
+		(unsigned long long)rs->events_logged, (unsigned long long)rs->interrupts_logged);
 	fprintf(stderr, "  store            %.1f MiB of pages from %.1f MiB raw (%.2f%%): "
 			"%llu zero, %llu deduplicated, %llu stored\n",
 		(double)t->stored_bytes / 1048576.0, (double)t->raw_bytes / 1048576.0,

@@ -34,9 +34,6 @@
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
 #endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 
 #define PAGE CKPT_PAGE_SIZE
 #define COPY_RUN 256      /* pages the copier claims and unprotects at once */
@@ -349,20 +346,15 @@ static int open_uffd(struct cow *c, char *err, size_t errlen)
 				      "try --checkpoint-mode=stop-copy)", strerror(errno));
 		return -1;
 	}
+	/* Only pages that exist get protected (see record.c), so the kernel's
+	 * protection of untouched pages is welcome but not needed. */
 	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_UNPOPULATED };
 	if (ioctl(c->uffd, UFFDIO_API, &api) < 0) {
-		/* An older kernel: ask for nothing, and populate RAM below so
-		 * that every page can be protected. */
 		close(c->uffd);
 		c->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 		api = (struct uffdio_api){ .api = UFFD_API };
 		if (c->uffd < 0 || ioctl(c->uffd, UFFDIO_API, &api) < 0) {
 			snprintf(err, errlen, "userfaultfd API handshake: %s", strerror(errno));
-			return -1;
-		}
-		if (madvise(c->ram, c->ram_size, MADV_POPULATE_WRITE) != 0) {
-			snprintf(err, errlen, "populating guest RAM for write-protection: %s",
-				 strerror(errno));
 			return -1;
 		}
 	}

@@ -1,5 +1,5 @@
-/* The vCPU's complete state in the checkpoint format, and single-stepping
- * one instruction, which is how the recorder pins down landmarks. */
+/* The vCPU's complete state in the checkpoint format, and the landmark
+ * hash of its registers. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -113,6 +113,68 @@ static int save_msrs(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, si
 	return 0;
 }
 
+/* The FXSAVE-format legacy region at the start of the XSAVE area. */
+#define XSAVE_XSTATE_BV 512
+#define XSTATE_FP_SSE 3ULL
+
+static void get_le(void *dst, const uint8_t *src, size_t n) { memcpy(dst, src, n); }
+
+/* KVM_GET_FPU under the PVM KVM of our build machines returns stale SSE
+ * registers while the guest runs in user mode (measured: a guest resumed
+ * from such a state computed wrong results); the XSAVE area is current.
+ * KVM_GET_FPU remains the fallback for hosts without KVM_CAP_XSAVE. */
+static int save_xsave_legacy(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err,
+			     size_t errlen)
+{
+	struct kvm_xsave xs;
+	if (ioctl(vn->vcpu_fd, KVM_GET_XSAVE, &xs) < 0) {
+		if (errno == EINVAL || errno == ENOTTY)
+			return 0;
+		snprintf(err, errlen, "KVM_GET_XSAVE: %s", strerror(errno));
+		return -1;
+	}
+	const uint8_t *a = (const uint8_t *)xs.region;
+	get_le(&cpu->fcw, a + 0, 2);
+	get_le(&cpu->fsw, a + 2, 2);
+	cpu->ftw = a[4];
+	get_le(&cpu->fop, a + 6, 2);
+	get_le(&cpu->fip, a + 8, 8);
+	get_le(&cpu->fdp, a + 16, 8);
+	get_le(&cpu->mxcsr, a + 24, 4);
+	for (int i = 0; i < 8; i++)
+		memcpy(cpu->st[i], a + 32 + 16 * i, 16);
+	memcpy(cpu->xmm, a + 160, sizeof(cpu->xmm));
+	return 0;
+}
+
+static int load_xsave_legacy(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *err,
+			     size_t errlen)
+{
+	struct kvm_xsave xs;
+	if (ioctl(vn->vcpu_fd, KVM_GET_XSAVE, &xs) < 0)
+		return errno == EINVAL || errno == ENOTTY ? 0 : -1;
+	uint8_t *a = (uint8_t *)xs.region;
+	memcpy(a + 0, &cpu->fcw, 2);
+	memcpy(a + 2, &cpu->fsw, 2);
+	a[4] = cpu->ftw;
+	memcpy(a + 6, &cpu->fop, 2);
+	memcpy(a + 8, &cpu->fip, 8);
+	memcpy(a + 16, &cpu->fdp, 8);
+	memcpy(a + 24, &cpu->mxcsr, 4);
+	for (int i = 0; i < 8; i++)
+		memcpy(a + 32 + 16 * i, cpu->st[i], 16);
+	memcpy(a + 160, cpu->xmm, sizeof(cpu->xmm));
+	uint64_t bv;
+	memcpy(&bv, a + XSAVE_XSTATE_BV, 8);
+	bv |= XSTATE_FP_SSE;
+	memcpy(a + XSAVE_XSTATE_BV, &bv, 8);
+	if (ioctl(vn->vcpu_fd, KVM_SET_XSAVE, &xs) < 0) {
+		snprintf(err, errlen, "KVM_SET_XSAVE: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int cpu__save_state(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, size_t errlen)
 {
 	struct kvm_regs r;
@@ -159,6 +221,8 @@ int cpu__save_state(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, siz
 	cpu->nmi_pending = ev.nmi.pending;
 	cpu->nmi_masked = ev.nmi.masked;
 	cpu->halted = vn->halted;
+	if (save_xsave_legacy(vn, cpu, err, errlen) != 0)
+		return -1;
 	return save_msrs(vn, cpu, err, errlen);
 }
 
@@ -192,7 +256,8 @@ int cpu__load_state(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *er
 	};
 	memcpy(f.fpr, cpu->st, sizeof(f.fpr));
 	memcpy(f.xmm, cpu->xmm, sizeof(f.xmm));
-	if (vcpu_ioctl(vn, KVM_SET_FPU, &f, "KVM_SET_FPU", err, errlen) != 0)
+	if (vcpu_ioctl(vn, KVM_SET_FPU, &f, "KVM_SET_FPU", err, errlen) != 0 ||
+	    load_xsave_legacy(vn, cpu, err, errlen) != 0)
 		return -1;
 
 	struct kvm_debugregs d = { .dr6 = cpu->dr6, .dr7 = cpu->dr7 };
@@ -231,12 +296,4 @@ int cpu__load_state(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *er
 		return -1;
 	vn->halted = cpu->halted;
 	return 0;
-}
-
-int cpu__set_single_step(struct vnode *vn, bool on, char *err, size_t errlen)
-{
-	struct kvm_guest_debug dbg = {
-		.control = on ? KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP : 0,
-	};
-	return vcpu_ioctl(vn, KVM_SET_GUEST_DEBUG, &dbg, "KVM_SET_GUEST_DEBUG", err, errlen);
 }

@@ -1,8 +1,10 @@
 /* Recording: checkpoints at interval boundaries and the nondeterminism log
  * in between. See DESIGN.md, "Checkpoints" and "The hard part". */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "record.h"
@@ -74,35 +76,41 @@ void recorder__log_irq(struct recorder *r, uint8_t vector, const struct ckpt_lan
 	r->stats->interrupts_logged++;
 }
 
-/* The pages to save: all of RAM for checkpoint 0, else those KVM saw
- * written since the last checkpoint. */
+/* The pages to save. Checkpoint 0 needs every non-zero page, and a page
+ * never touched is zero, so only resident pages are listed (protecting
+ * untouched memory would cost more than the whole rest of the checkpoint).
+ * Later checkpoints take the pages KVM saw written. */
 static int dirty_pages(struct recorder *r, uint64_t **gpns, size_t *n, char *err, size_t errlen)
 {
 	uint64_t pages = r->vn->mem.size / GUEST_PAGE_SIZE;
-	size_t count = 0;
+	memset(r->bitmap, 0, r->bitmap_words * sizeof(uint64_t));
 	if (r->next_index == 0) {
-		count = (size_t)pages;
-	} else {
-		memset(r->bitmap, 0, r->bitmap_words * sizeof(uint64_t));
-		if (kvm__dirty_log(r->vn, r->bitmap, err, errlen) != 0)
+		unsigned char *vec = malloc((size_t)pages);
+		if (!vec || mincore(r->vn->mem.host, r->vn->mem.size, vec) != 0) {
+			snprintf(err, errlen, "checkpoint 0: mincore of guest RAM: %s",
+				 vec ? strerror(errno) : "out of memory");
+			free(vec);
 			return -1;
-		for (size_t w = 0; w < r->bitmap_words; w++)
-			count += (size_t)__builtin_popcountll(r->bitmap[w]);
+		}
+		for (uint64_t p = 0; p < pages; p++)
+			if (vec[p] & 1)
+				r->bitmap[p / 64] |= 1ULL << (p % 64);
+		free(vec);
+	} else if (kvm__dirty_log(r->vn, r->bitmap, err, errlen) != 0) {
+		return -1;
 	}
+	size_t count = 0;
+	for (size_t w = 0; w < r->bitmap_words; w++)
+		count += (size_t)__builtin_popcountll(r->bitmap[w]);
 	uint64_t *list = malloc((count ? count : 1) * sizeof(*list));
 	if (!list) {
 		snprintf(err, errlen, "checkpoint %u: out of memory", r->next_index);
 		return -1;
 	}
-	if (r->next_index == 0) {
-		for (size_t i = 0; i < count; i++)
-			list[i] = i;
-	} else {
-		size_t k = 0;
-		for (size_t w = 0; w < r->bitmap_words; w++)
-			for (uint64_t bits = r->bitmap[w]; bits; bits &= bits - 1)
-				list[k++] = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(bits);
-	}
+	size_t k = 0;
+	for (size_t w = 0; w < r->bitmap_words; w++)
+		for (uint64_t bits = r->bitmap[w]; bits; bits &= bits - 1)
+			list[k++] = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(bits);
 	*gpns = list;
 	*n = count;
 	return 0;

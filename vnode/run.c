@@ -194,8 +194,7 @@ struct run_state {
 	sigset_t run_mask;      /* signal mask while in KVM_RUN and in waits */
 	bool done;
 	struct recorder *rec;   /* NULL unless recording */
-	struct ckpt_landmark exit_at; /* the guest's exit-port write, when recording */
-	bool step_exit_pending; /* a single-step ended in an exit for the main loop */
+	bool io_pending;        /* an I/O exit KVM completes on the next KVM_RUN */
 	char *err;              /* where a VMM failure inside the loop is described */
 	size_t errlen;
 	bool vmm_failed;
@@ -278,8 +277,7 @@ static void port_access(struct run_state *rs, uint16_t port, bool is_write, uint
 	}
 }
 
-/* Logs an access of the current exit when recording. The guest's exit-port
- * write also becomes the stop landmark of the final checkpoint. */
+/* Logs an access of the current exit when recording. */
 static void log_access(struct run_state *rs, enum ckpt_event_kind kind, uint64_t addr,
 		       uint32_t size, const uint8_t *data, uint64_t now)
 {
@@ -290,9 +288,7 @@ static void log_access(struct run_state *rs, enum ckpt_event_kind kind, uint64_t
 	}
 	uint64_t value = 0;
 	memcpy(&value, data, size < sizeof(value) ? size : sizeof(value));
-	uint64_t idx = recorder__log_access(rs->rec, kind, addr, size, value, rip, now);
-	if (kind == CKPT_EV_PIO_WRITE && addr == PORT_DEBUG_EXIT)
-		rs->exit_at = (struct ckpt_landmark){ .sync_count = idx, .rip = rip, .reg_hash = hash };
+	recorder__log_access(rs->rec, kind, addr, size, value, rip, now);
 }
 
 static void handle_io(struct run_state *rs)
@@ -407,69 +403,34 @@ static void advance_devices(struct run_state *rs)
 	arm_kick(rs, now);
 }
 
-static void consume_signals(void);
-
-/* Runs exactly one instruction and names it with a landmark taken before
- * it ran. A stepped in/out exits to us first, and is served and logged like
- * any other. An exit that ends the run (the exit port, a fault) leaves
- * rs->done set. */
-static void step_landmark(struct run_state *rs, struct ckpt_landmark *at)
+/* KVM finishes an in/out or MMIO access (stores the value, moves RIP on)
+ * only when the vCPU next runs. Before a landmark or a saved state the
+ * instruction must be complete, or a restored vCPU would lose it: a
+ * KVM_RUN with immediate_exit finishes it without running the guest. */
+static void complete_io(struct run_state *rs)
 {
-	struct vnode *vn = rs->vn;
-	*at = (struct ckpt_landmark){ .sync_count = rs->rec->sync_count };
-	if (cpu__landmark(vn, &at->rip, &at->reg_hash, rs->err, rs->errlen) != 0 ||
-	    cpu__set_single_step(vn, true, rs->err, rs->errlen) != 0) {
-		vmm_failed(rs);
+	struct kvm_run *run = rs->vn->run;
+	if (!rs->io_pending)
 		return;
+	rs->io_pending = false;
+	run->immediate_exit = 1;
+	if (ioctl(rs->vn->vcpu_fd, KVM_RUN, 0) == 0 || (errno != EINTR && errno != EAGAIN)) {
+		snprintf(rs->err, rs->errlen, "completing an I/O exit: %s",
+			 errno ? strerror(errno) : "KVM ran the guest");
+		vmm_failed(rs);
 	}
-	rs->rec->stats->landmark_steps++;
-	bool stepped = false;
-	while (!stepped && !rs->done) {
-		if (ioctl(vn->vcpu_fd, KVM_RUN, 0) < 0) {
-			if (errno != EINTR && errno != EAGAIN) {
-				snprintf(rs->err, rs->errlen, "KVM_RUN (single-step): %s", strerror(errno));
-				vmm_failed(rs);
-				break;
-			}
-			/* A kick before the instruction ran: the state is unchanged. */
-			consume_signals();
-			uint64_t rip, hash;
-			if (cpu__landmark(vn, &rip, &hash, rs->err, rs->errlen) != 0) {
-				vmm_failed(rs);
-				break;
-			}
-			stepped = rip != at->rip || hash != at->reg_hash;
-			continue;
-		}
-		switch (vn->run->exit_reason) {
-		case KVM_EXIT_IO:
-			rs->stats->exits[VNODE_EXIT_IO]++;
-			handle_io(rs);
-			break;
-		case KVM_EXIT_MMIO:
-			rs->stats->exits[VNODE_EXIT_MMIO]++;
-			handle_mmio(rs);
-			break;
-		case KVM_EXIT_HLT:
-			rs->stats->exits[VNODE_EXIT_HLT]++;
-			vn->halted = true;
-			stepped = true;
-			break;
-		case KVM_EXIT_DEBUG:
-			rs->stats->exits[VNODE_EXIT_DEBUG]++;
-			stepped = true;
-			break;
-		case KVM_EXIT_INTR:
-			consume_signals();
-			break;
-		default:
-			/* Faults are reported by the main loop's handlers. */
-			stepped = true;
-			rs->step_exit_pending = true;
-			break;
-		}
-	}
-	if (cpu__set_single_step(vn, false, rs->err, rs->errlen) != 0)
+	run->immediate_exit = 0;
+}
+
+/* The landmark of the instruction the vCPU is about to execute: an
+ * interrupt injected now is taken before it, and a checkpoint taken now
+ * holds the state before it. A vCPU halted in hlt sits after the hlt. */
+static void landmark_here(struct run_state *rs, struct ckpt_landmark *at)
+{
+	complete_io(rs);
+	*at = (struct ckpt_landmark){ .sync_count = rs->rec->sync_count,
+				      .flags = rs->vn->halted ? CKPT_LM_HALTED : 0 };
+	if (cpu__landmark(rs->vn, &at->rip, &at->reg_hash, rs->err, rs->errlen) != 0)
 		vmm_failed(rs);
 }
 
@@ -490,45 +451,21 @@ static void inject(struct run_state *rs, const struct ckpt_landmark *at)
 		recorder__log_irq(rs->rec, (uint8_t)irq.irq, at, now_ns(rs));
 }
 
-/* The landmark of a vCPU halted in hlt: the hlt (one byte) just before RIP. */
-static void halted_landmark(struct run_state *rs, struct ckpt_landmark *at)
-{
-	*at = (struct ckpt_landmark){ .sync_count = rs->rec->sync_count, .flags = CKPT_LM_HALTED };
-	if (cpu__landmark(rs->vn, &at->rip, &at->reg_hash, rs->err, rs->errlen) != 0)
-		vmm_failed(rs);
-	at->rip -= 1;
-}
-
 /* Offers a pending PIC interrupt to the vCPU, or asks KVM to exit at the
- * next interrupt window. While recording, the instruction before the
- * injection is single-stepped so that its landmark is exact. */
+ * next interrupt window. */
 static void inject_interrupts(struct run_state *rs)
 {
 	struct vnode *vn = rs->vn;
 	struct kvm_run *run = vn->run;
-	struct ckpt_landmark at = { 0 };
 	run->request_interrupt_window = 0;
 	if (!pic__has_interrupt(vn->pic))
 		return;
-	if (vn->halted) {
+	if (vn->halted || (run->ready_for_interrupt_injection && run->if_flag)) {
+		struct ckpt_landmark at = { 0 };
 		if (rs->rec)
-			halted_landmark(rs, &at);
-		if (!rs->done)
-			inject(rs, &at);
-	} else if (run->ready_for_interrupt_injection && run->if_flag) {
-		if (rs->rec) {
-			step_landmark(rs, &at);
-			if (rs->done || rs->step_exit_pending)
-				return;
-			/* The stepped instruction may have closed the window (cli,
-			 * an exception) or acknowledged the interrupt itself. */
-			if (!vn->halted && !(run->ready_for_interrupt_injection && run->if_flag)) {
-				run->request_interrupt_window = 1;
-				return;
-			}
-			if (!pic__has_interrupt(vn->pic))
-				return;
-		}
+			landmark_here(rs, &at);
+		if (rs->done)
+			return;
 		inject(rs, &at);
 	}
 	run->request_interrupt_window = pic__has_interrupt(vn->pic);
@@ -637,10 +574,12 @@ static void dispatch_exit(struct run_state *rs)
 	case KVM_EXIT_IO:
 		stats->exits[VNODE_EXIT_IO]++;
 		handle_io(rs);
+		rs->io_pending = true;
 		break;
 	case KVM_EXIT_MMIO:
 		stats->exits[VNODE_EXIT_MMIO]++;
 		handle_mmio(rs);
+		rs->io_pending = true;
 		break;
 	case KVM_EXIT_HLT:
 		stats->exits[VNODE_EXIT_HLT]++;
@@ -679,30 +618,19 @@ static void dispatch_exit(struct run_state *rs)
 	}
 }
 
-/* An interval boundary: stop right after one more instruction (or while
- * halted), checkpoint, and resume. Guest time stands still meanwhile, so
- * the guest's timer does not see the pause. */
+/* An interval boundary: checkpoint with the vCPU stopped at an exit, and
+ * resume. Guest time stands still meanwhile, so the guest's timer does not
+ * see the pause. */
 static void take_checkpoint(struct run_state *rs)
 {
 	struct recorder *rec = rs->rec;
 	uint64_t t_stop = monotonic_ns();
 	struct ckpt_landmark stop = { 0 };
-	if (rec->next_index > 0) {
-		if (rs->vn->halted) {
-			halted_landmark(rs, &stop);
-		} else {
-			step_landmark(rs, &stop);
-			if (rs->step_exit_pending)
-				return; /* the main loop handles that exit first */
-		}
-		/* A step onto the exit port ends the run: the final checkpoint
-		 * takes over. */
-		if (rs->done)
-			return;
-	}
+	if (rec->next_index > 0)
+		landmark_here(rs, &stop);
 	uint64_t downtime;
-	if (recorder__checkpoint(rec, rec->next_index ? &stop : NULL, now_ns(rs), t_stop, 0, 0,
-				 &downtime, rs->err, rs->errlen) != 0) {
+	if (rs->done || recorder__checkpoint(rec, rec->next_index ? &stop : NULL, now_ns(rs),
+					     t_stop, 0, 0, &downtime, rs->err, rs->errlen) != 0) {
 		vmm_failed(rs);
 		return;
 	}
@@ -718,25 +646,15 @@ static void run_loop(struct run_state *rs)
 			break;
 		if (rs->rec && now_ns(rs) >= rs->rec->next_boundary) {
 			take_checkpoint(rs);
-			if (!rs->step_exit_pending)
-				continue;
+			continue;
 		}
-		if (!rs->step_exit_pending) {
-			if (vn->halted && !pic__has_interrupt(vn->pic)) {
-				wait_for_event(rs);
-				continue;
-			}
-			inject_interrupts(rs);
+		if (vn->halted && !pic__has_interrupt(vn->pic)) {
+			wait_for_event(rs);
+			continue;
 		}
+		inject_interrupts(rs);
 		if (rs->done)
 			break;
-		if (rs->step_exit_pending) {
-			rs->step_exit_pending = false;
-			dispatch_exit(rs);
-			continue;
-		}
-		if (vn->halted)
-			continue;
 		if (ioctl(vn->vcpu_fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				rs->stats->exits[VNODE_EXIT_SIGNAL]++;
@@ -776,8 +694,12 @@ static int run_guest(struct vnode *vn, const struct vnode_run_options *opts,
 	}
 	run_loop(&rs);
 	if (rec && !rs.vmm_failed && stats->outcome == VNODE_GUEST_EXIT) {
-		uint64_t downtime;
-		if (recorder__checkpoint(rec, &rs.exit_at, now_ns(&rs), monotonic_ns(), CKPT_FINAL,
+		/* The final checkpoint: the state right after the exit-port write. */
+		uint64_t downtime, t_stop = monotonic_ns();
+		struct ckpt_landmark stop;
+		landmark_here(&rs, &stop);
+		if (rs.vmm_failed ||
+		    recorder__checkpoint(rec, &stop, now_ns(&rs), t_stop, CKPT_FINAL,
 					 stats->guest_status, &downtime, err, errlen) != 0)
 			rs.vmm_failed = true;
 	}

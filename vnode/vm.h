@@ -53,6 +53,5 @@ int cpu__save_state(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, siz
 int cpu__load_state(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *err, size_t errlen);
 /* RIP and the landmark hash of the GPRs and RFLAGS, as they are now. */
 int cpu__landmark(struct vnode *vn, uint64_t *rip, uint64_t *reg_hash, char *err, size_t errlen);
-int cpu__set_single_step(struct vnode *vn, bool on, char *err, size_t errlen);
 
 #endif

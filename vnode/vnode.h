@@ -119,7 +119,6 @@ struct vnode_record_stats {
 	uint64_t wp_faults;         /* guest writes that waited for a copy */
 	uint64_t events_logged;
 	uint64_t interrupts_logged;
-	uint64_t landmark_steps;    /* instructions single-stepped to place events */
 };
 
 /* Runs the guest like vnode__run while writing a recording into store:

@@ -18,7 +18,9 @@ record() { "$SIMUBOOST" record -q --interval 100ms --set console_out=none "$@"; 
 # 1. kill -9 at random moments: everything committed still verifies.
 for i in 1 2 3 4 5 6 7 8 9 10; do
 	rec="$TMP/kill$i.rec"
-	record -o "$rec" "$CFG" >/dev/null 2>&1 &
+	# The binary itself in the background, so that $! is simuboost.
+	"$SIMUBOOST" record -q --interval 100ms --set console_out=none -o "$rec" "$CFG" \
+		>/dev/null 2>&1 &
 	pid=$!
 	sleep "$(python3 -c 'import random; print(round(random.uniform(0.3, 3.0), 2))')"
 	kill -9 "$pid" 2>/dev/null || true
