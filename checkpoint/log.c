@@ -483,7 +483,7 @@ static int dec_varint(struct log_dec *d, const char *field, uint64_t *v)
 	uint64_t x = 0;
 
 	for (unsigned i = 0; i < 10; i++) {
-		uint8_t b;
+		uint8_t b = 0;
 
 		if (dec_u8(d, field, &b) < 0)
 			return -1;
@@ -515,14 +515,14 @@ static int dec_varint32(struct log_dec *d, const char *field, uint32_t *v)
 static int dec_kind_fields(struct log_dec *d, struct ckpt_event *ev)
 {
 	if (is_access(ev->kind)) {
-		uint8_t size;
+		uint8_t size = 0;
 
 		if (dec_varint(d, "address", &ev->addr) < 0 || dec_u8(d, "size", &size) < 0 ||
 		    dec_varint(d, "value", &ev->value) < 0)
 			return -1;
 		ev->size = size;
 	} else if (ev->kind == CKPT_EV_IRQ) {
-		uint8_t vector;
+		uint8_t vector = 0;
 
 		if (dec_u8(d, "vector", &vector) < 0)
 			return -1;
@@ -542,7 +542,7 @@ static int dec_kind_fields(struct log_dec *d, struct ckpt_event *ev)
 static int dec_event(struct log_dec *d, struct log_pos *p, struct ckpt_event *ev)
 {
 	uint64_t dt, dsync, drip;
-	uint8_t kind, flags;
+	uint8_t kind = 0, flags = 0;
 	char why[128];
 
 	memset(ev, 0, sizeof(*ev));
@@ -624,8 +624,8 @@ static int parse_owned(uint8_t *file, size_t len, uint32_t interval, const char 
 	struct log_dec d = { .name = name, .err = err, .errlen = errlen };
 	struct log_pos pos = { 0 };
 	struct ckpt_log *log = NULL;
-	uint64_t count;
-	size_t plen;
+	uint64_t count = 0;
+	size_t plen = 0;
 
 	*out = NULL;
 	if (check_frame(file, len, interval, name, &count, &plen, err, errlen) < 0)

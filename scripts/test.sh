@@ -1,10 +1,13 @@
 #!/bin/sh
 # Runs the whole simuboost test suite: installs what is missing, builds with
-# ASan+UBSan and -Werror, runs every unit and end-to-end test, and ends with
-# a line "N passed, N failed".
+# ASan+UBSan and -Werror, runs every unit and end-to-end test, then builds
+# the tree with clang in a second directory with the libFuzzer targets and
+# runs each for 20 s (tests/fuzz), and ends with a line "N passed, N
+# failed" over both. FUZZ=0 skips the fuzz part.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-test}
+FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
 
 "$(pwd)/scripts/install-deps.sh" --if-missing
 
@@ -15,13 +18,36 @@ fi
 ninja -C "$BUILD"
 
 LOG="$BUILD/meson-logs/testlog.json"
+rm -f "$LOG"
 rc=0
 meson test -C "$BUILD" --print-errorlogs --num-processes 1 "$@" || rc=$?
 
-passed=0 failed=0
-if [ -f "$LOG" ]; then
-	passed=$(grep -c '"result": "OK"' "$LOG" || true)
-	failed=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$LOG" || true)
+# The fuzz build: clang, the same sanitizers, coverage instrumentation
+# everywhere; a build failure counts as one failed test.
+FUZZ_LOG="$FUZZ_BUILD/meson-logs/testlog.json"
+fuzz_broken=0
+if [ "${FUZZ:-1}" != 0 ]; then
+	rm -f "$FUZZ_LOG"
+	if [ ! -f "$FUZZ_BUILD/build.ninja" ]; then
+		CC=clang meson setup "$FUZZ_BUILD" -Dfuzz=true -Dtests=disabled \
+			-Db_sanitize=address,undefined -Db_lundef=false \
+			-Dbuildtype=debugoptimized || fuzz_broken=1
+	fi
+	if [ "$fuzz_broken" -eq 0 ] && ninja -C "$FUZZ_BUILD"; then
+		meson test -C "$FUZZ_BUILD" --suite fuzz --print-errorlogs || rc=$?
+		grep -h ' executions in ' "$FUZZ_BUILD/meson-logs/testlog.txt" || true
+	else
+		echo "the fuzz build ($FUZZ_BUILD, clang) failed"
+		fuzz_broken=1
+		rc=1
+	fi
 fi
+
+passed=0 failed=$fuzz_broken
+for log in "$LOG" "$FUZZ_LOG"; do
+	[ -f "$log" ] || continue
+	passed=$((passed + $(grep -c '"result": "OK"' "$log" || true)))
+	failed=$((failed + $(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)))
+done
 echo "$passed passed, $failed failed"
 [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
