@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <archive.h>
@@ -80,11 +81,14 @@ static int export_file(struct archive *a, int dirfd, const char *name, const cha
 	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return ckpt__errf(err, errlen, "%s: open: %s", name, strerror(errno));
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		ckpt__errf(err, errlen, "%s: %s", name, S_ISREG(sb.st_mode) ? strerror(errno) :
-			   "not a regular file");
+	if (fstat(fd, &sb) < 0) {
+		ckpt__errf(err, errlen, "%s: stat: %s", name, strerror(errno));
 		close(fd);
 		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		return ckpt__errf(err, errlen, "%s: not a regular file", name);
 	}
 	e = archive_entry_new();
 	if (!e) {
@@ -432,22 +436,32 @@ static int extract_data(struct import *im, struct archive *a, int fd, const char
 			break;
 		if (r != ARCHIVE_OK)
 			return import_fail(im, path, "%s", archive_error_string(a));
-		/* Sparse entries come in pieces at offsets; none may pass the
-		 * bound whatever the header claimed. */
-		if (off < 0 || (uint64_t)off > limit || n > limit - (uint64_t)off)
+		/* Sparse entries are refused, so the data comes in one piece
+		 * after another; and never beyond the bound, whatever the
+		 * header claimed. */
+		if (off < 0 || (uint64_t)off != end)
+			return import_fail(im, path, "data with holes (only plain files)");
+		if (n > limit - end)
 			return import_fail(im, path, "data beyond the %" PRIu64 "-byte limit",
 					   limit);
 		if (write_all(im, fd, path, block, n, off) < 0)
 			return -1;
-		if ((uint64_t)off + n > end)
-			end = (uint64_t)off + n;
+		end += n;
 	}
-	/* A sparse file's hole at its end. */
-	if (ftruncate(fd, (off_t)end) < 0)
-		return import_fail(im, path, "truncate: %s", strerror(errno));
 	if (fsync(fd) < 0)
 		return import_fail(im, path, "fsync: %s", strerror(errno));
 	return 0;
+}
+
+/* Refuses early what would fill the disk (the extraction would fail at
+ * the end anyway, having filled it); -1: not enough room. */
+static int room_for(struct import *im, int64_t size)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(im->tmpfd, &sv) < 0)
+		return 0; /* unknown: the writes will tell */
+	return (uint64_t)size > (uint64_t)sv.f_bavail * sv.f_frsize ? -1 : 0;
 }
 
 static int extract_entry(struct import *im, struct archive *a, struct archive_entry *e)
@@ -476,6 +490,11 @@ static int extract_entry(struct import *im, struct archive *a, struct archive_en
 	if (archive_entry_size_is_set(e) && (uint64_t)archive_entry_size(e) > limit)
 		return import_fail(im, path, "%" PRId64 " bytes, larger than the %" PRIu64
 				   "-byte limit", archive_entry_size(e), limit);
+	if (archive_entry_sparse_count(e) > 0)
+		return import_fail(im, path, "a sparse file (only plain files)");
+	if (archive_entry_size_is_set(e) && room_for(im, archive_entry_size(e)) < 0)
+		return import_fail(im, path, "%" PRId64 " bytes, more than the file system "
+				   "has free", archive_entry_size(e));
 	fd = openat(im->tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return import_fail(im, path, errno == EEXIST ? "appears twice in the archive" :
@@ -612,6 +631,9 @@ static int make_tmp(struct import *im)
 {
 	size_t n = strlen(im->dir);
 
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	int tries = 0;
+
 	/* "rec/" and "rec" are the same directory; the sibling is "rec.import-". */
 	while (n > 1 && im->dir[n - 1] == '/')
 		n--;
@@ -619,11 +641,29 @@ static int make_tmp(struct import *im)
 		im->tmp = NULL;
 		return import_fail(im, NULL, "out of memory");
 	}
-	if (!mkdtemp(im->tmp)) {
-		import_fail(im, NULL, "%s: %s", im->tmp, strerror(errno));
-		free(im->tmp);
-		im->tmp = NULL;
-		return -1;
+	/* mkdtemp's, but with mode 0755 under the umask like a recording made
+	 * by ckpt_store__create (mkdtemp's 0700 would stay after the rename). */
+	for (;;) {
+		char *x = im->tmp + strlen(im->tmp) - 6;
+		uint8_t r[6];
+
+		if (getentropy(r, sizeof(r)) < 0) {
+			/* No getrandom(): pid and attempt still vary the name. */
+			uint64_t v = ((uint64_t)getpid() << 8 | (unsigned)tries) *
+				     0x9e3779b97f4a7c15ull;
+
+			memcpy(r, &v, sizeof(r));
+		}
+		for (int i = 0; i < 6; i++)
+			x[i] = chars[r[i] % (sizeof(chars) - 1)];
+		if (mkdir(im->tmp, 0755) == 0)
+			break;
+		if (errno != EEXIST || ++tries == 100) {
+			import_fail(im, NULL, "%s: %s", im->tmp, strerror(errno));
+			free(im->tmp);
+			im->tmp = NULL;
+			return -1;
+		}
 	}
 	im->tmpfd = open(im->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (im->tmpfd < 0) {

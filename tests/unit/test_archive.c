@@ -238,6 +238,13 @@ static void round_trip(struct fixture *f, const char *suffix)
 	listing(f->out, listing_out, sizeof(listing_out));
 	assert_string_equal(listing_out, RECORDING_FILES);
 	assert_same_recording(f->rec, f->out);
+	/* Made like a recording, 0755 under the umask (022 here). */
+	{
+		struct stat sb;
+
+		assert_int_equal(stat(f->out, &sb), 0);
+		assert_int_equal(sb.st_mode & 07777, 0755);
+	}
 	/* The imported recording opens and reads. */
 	{
 		struct ckpt_store *st = ckpt_store__open(f->out, err, sizeof(err));
@@ -354,6 +361,7 @@ struct entry {
 	size_t len;
 	const char *link;           /* symlink target, or hardlink source */
 	bool hardlink;
+	bool sparse;                /* data at 0 and at 4096, a hole between */
 };
 
 /* A tar in memory with the given entries. */
@@ -377,6 +385,10 @@ static uint8_t *make_tar(const struct entry *ents, size_t n, size_t *len)
 			archive_entry_set_hardlink(e, ents[i].link);
 		if (ents[i].type == AE_IFREG && !ents[i].hardlink)
 			archive_entry_set_size(e, (la_int64_t)ents[i].len);
+		if (ents[i].sparse) {
+			archive_entry_sparse_add_entry(e, 0, 1);
+			archive_entry_sparse_add_entry(e, 4096, 1);
+		}
 		assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
 		if (ents[i].len && !ents[i].hardlink)
 			assert_int_equal(archive_write_data(a, ents[i].data, ents[i].len),
@@ -497,11 +509,16 @@ static void test_import_refuses_links(void **state)
 				    .hardlink = true };
 	const struct entry chr = { "000009.log", AE_IFCHR };
 	const struct entry fifo = { "000009.log", AE_IFIFO };
+	static uint8_t holey[4097];
+	const struct entry sparse = { "000009.log", AE_IFREG, holey, sizeof(holey),
+				      .sparse = true };
 
 	refused_with(f, &sym, 1, "entry '000009.log': a symbolic link (only regular files)");
 	refused_with(f, &hard, 8, "entry '000009.log': a hard link (only regular files)");
 	refused_with(f, &chr, 0, "entry '000009.log': a character device (only regular files)");
 	refused_with(f, &fifo, 5, "entry '000009.log': a FIFO (only regular files)");
+	holey[0] = holey[4096] = 1;
+	refused_with(f, &sparse, 1, "entry '000009.log': a sparse file (only plain files)");
 }
 
 static void test_import_refuses_duplicates_and_missing(void **state)
@@ -744,5 +761,6 @@ int main(void)
 #undef T
 	};
 
+	umask(022);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
