@@ -28,3 +28,13 @@ PY
 done
 echo "== full summary of one run (compute) =="
 "$S" run --set console_out=none "$BUILD/guests/compute.cfg"
+
+echo "== simuboost record: checkpoints every 100 ms and the input log =="
+REC=$(mktemp -d)/compute.rec
+"$S" record --interval 100ms -o "$REC" --set console_out=none "$BUILD/guests/compute.cfg"
+"$S" ckpt ls "$REC" | tail -4
+"$S" ckpt verify "$REC"
+mid=$(( $("$S" ckpt ls --json "$REC" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["checkpoints"]))') / 2 ))
+echo "== resuming the recorded guest live from checkpoint $mid =="
+"$S" run --from "$REC" --checkpoint "$mid" 2>/dev/null | grep '^checksum'
+rm -rf "$(dirname "$REC")"
