@@ -196,8 +196,7 @@ int builtin_record(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *sets[64];
-	int nsets = 0;
+	struct cli_sets sets = { .n = 0 };
 	const char *output = NULL, *interval = NULL;
 	bool json = false, quiet = false;
 	struct vnode_run_options opts = { 0 };
@@ -220,22 +219,13 @@ int builtin_record(int argc, char **argv)
 			}
 			break;
 		case 's':
-			if (nsets == 64) {
-				fprintf(stderr, "simuboost record: too many --set options\n");
+			if (cli__collect_set(&sets, optarg, "record") != 0)
 				return EXIT_USAGE;
-			}
-			sets[nsets++] = optarg;
 			break;
-		case 't': {
-			char *end;
-			opts.timeout_seconds = strtod(optarg, &end);
-			if (*end || opts.timeout_seconds <= 0) {
-				fprintf(stderr, "simuboost record: --timeout '%s' is not a positive "
-						"number of seconds\n", optarg);
+		case 't':
+			if (cli__parse_timeout(optarg, &opts.timeout_seconds, "record") != 0)
 				return EXIT_USAGE;
-			}
 			break;
-		}
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
 		default:
@@ -259,9 +249,8 @@ int builtin_record(int argc, char **argv)
 	char *dir = NULL, *cfg_text = NULL;
 	struct ckpt_store *store = NULL;
 	struct vnode *vn = NULL;
-	for (int i = 0; i < nsets; i++)
-		if (vnode_config__set(&cfg, sets[i], err, sizeof(err)) != 0)
-			goto out_err;
+	if (cli__apply_config(&cfg, &sets, json, err, sizeof(err)) != 0)
+		goto out_err;
 	if (interval) {
 		char assign[128];
 		snprintf(assign, sizeof(assign), "interval=%s", interval);
@@ -269,10 +258,6 @@ int builtin_record(int argc, char **argv)
 			goto out_err;
 	}
 	ropts.interval_ns = cfg.interval_ns;
-	if (json && !strcmp(cfg.console_out, "stdout")) {
-		free(cfg.console_out);
-		cfg.console_out = strdup("/dev/stderr");
-	}
 	dir = output ? strdup(output) : default_output(cfg_path);
 	cfg_text = read_text(cfg_path);
 	const char *mode = ropts.mode == VNODE_CHECKPOINT_COW ? "cow" : "stop-copy";

@@ -41,8 +41,7 @@ int builtin_run(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *sets[64];
-	int nsets = 0;
+	struct cli_sets sets = { .n = 0 };
 	bool json = false, quiet = false;
 	const char *from = NULL;
 	unsigned long checkpoint = 0;
@@ -63,22 +62,13 @@ int builtin_run(int argc, char **argv)
 			break;
 		}
 		case 's':
-			if (nsets == 64) {
-				fprintf(stderr, "simuboost run: too many --set options\n");
+			if (cli__collect_set(&sets, optarg, "run") != 0)
 				return EXIT_USAGE;
-			}
-			sets[nsets++] = optarg;
 			break;
-		case 't': {
-			char *end;
-			ropts.timeout_seconds = strtod(optarg, &end);
-			if (*end || ropts.timeout_seconds <= 0) {
-				fprintf(stderr, "simuboost run: --timeout '%s' is not a positive number "
-						"of seconds\n", optarg);
+		case 't':
+			if (cli__parse_timeout(optarg, &ropts.timeout_seconds, "run") != 0)
 				return EXIT_USAGE;
-			}
 			break;
-		}
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
 		default:
@@ -99,16 +89,10 @@ int builtin_run(int argc, char **argv)
 		fprintf(stderr, "simuboost run: %s\n", err);
 		return EXIT_VMM_ERROR;
 	}
-	for (int i = 0; i < nsets; i++) {
-		if (vnode_config__set(&cfg, sets[i], err, sizeof(err)) != 0) {
-			fprintf(stderr, "simuboost run: %s\n", err);
-			vnode_config__free(&cfg);
-			return EXIT_VMM_ERROR;
-		}
-	}
-	if (json && !strcmp(cfg.console_out, "stdout")) {
-		free(cfg.console_out);
-		cfg.console_out = strdup("/dev/stderr");
+	if (cli__apply_config(&cfg, &sets, json, err, sizeof(err)) != 0) {
+		fprintf(stderr, "simuboost run: %s\n", err);
+		vnode_config__free(&cfg);
+		return EXIT_VMM_ERROR;
 	}
 	struct vnode *vn;
 	if (from) {

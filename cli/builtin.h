@@ -2,6 +2,11 @@
 #ifndef SIMUBOOST_CLI_BUILTIN_H
 #define SIMUBOOST_CLI_BUILTIN_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vnode.h"
+
 struct builtin {
 	const char *name;
 	int (*main)(int argc, char **argv);
@@ -19,6 +24,18 @@ extern const char builtin_cpuid_usage[];
 extern const char builtin_record_usage[];
 extern const char builtin_ckpt_usage[];
 extern const char builtin_log_usage[];
+
+/* Options shared by run and record (options.c); each prints its own error. */
+#define CLI_MAX_SETS 64
+struct cli_sets {
+	const char *items[CLI_MAX_SETS]; /* KEY=VALUE, in order */
+	int n;
+};
+int cli__collect_set(struct cli_sets *s, const char *arg, const char *cmd);
+int cli__parse_timeout(const char *arg, double *seconds, const char *cmd);
+/* Applies the --set overrides; with json, moves a stdout console to stderr. */
+int cli__apply_config(struct vnode_config *cfg, const struct cli_sets *s, bool json, char *err,
+		      size_t errlen);
 
 /* Exit codes shared by the commands. */
 enum {

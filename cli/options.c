@@ -1,0 +1,48 @@
+/* Options that several commands share: --set, --timeout and the console
+ * move that --json needs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builtin.h"
+
+int cli__collect_set(struct cli_sets *s, const char *arg, const char *cmd)
+{
+	if (s->n == CLI_MAX_SETS) {
+		fprintf(stderr, "simuboost %s: too many --set options\n", cmd);
+		return -1;
+	}
+	s->items[s->n++] = arg;
+	return 0;
+}
+
+int cli__parse_timeout(const char *arg, double *seconds, const char *cmd)
+{
+	char *end;
+	*seconds = strtod(arg, &end);
+	if (*end || !*arg || *seconds <= 0) {
+		fprintf(stderr, "simuboost %s: --timeout '%s' is not a positive number of seconds\n",
+			cmd, arg);
+		return -1;
+	}
+	return 0;
+}
+
+int cli__apply_config(struct vnode_config *cfg, const struct cli_sets *s, bool json, char *err,
+		      size_t errlen)
+{
+	for (int i = 0; i < s->n; i++)
+		if (vnode_config__set(cfg, s->items[i], err, errlen) != 0)
+			return -1;
+	/* --json owns stdout; the guest's console goes to stderr instead. */
+	if (json && !strcmp(cfg->console_out, "stdout")) {
+		char *dest = strdup("/dev/stderr");
+		if (!dest) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		free(cfg->console_out);
+		cfg->console_out = dest;
+	}
+	return 0;
+}
