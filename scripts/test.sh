@@ -17,14 +17,16 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 fi
 ninja -C "$BUILD"
 
-LOG="$BUILD/meson-logs/testlog.json"
+# Our own log names: a `meson test` someone else runs in the same build
+# directory meanwhile writes testlog.*, not these.
+LOG="$BUILD/meson-logs/testsh.json"
 rm -f "$LOG"
 rc=0
-meson test -C "$BUILD" --print-errorlogs --num-processes 1 "$@" || rc=$?
+meson test -C "$BUILD" --logbase testsh --print-errorlogs --num-processes 1 "$@" || rc=$?
 
 # The fuzz build: clang, the same sanitizers, coverage instrumentation
 # everywhere; a build failure counts as one failed test.
-FUZZ_LOG="$FUZZ_BUILD/meson-logs/testlog.json"
+FUZZ_LOG="$FUZZ_BUILD/meson-logs/testsh.json"
 fuzz_broken=0
 if [ "${FUZZ:-1}" != 0 ]; then
 	rm -f "$FUZZ_LOG"
@@ -34,8 +36,9 @@ if [ "${FUZZ:-1}" != 0 ]; then
 			-Dbuildtype=debugoptimized || fuzz_broken=1
 	fi
 	if [ "$fuzz_broken" -eq 0 ] && ninja -C "$FUZZ_BUILD"; then
-		meson test -C "$FUZZ_BUILD" --suite fuzz --print-errorlogs || rc=$?
-		grep -h ' executions in ' "$FUZZ_BUILD/meson-logs/testlog.txt" || true
+		meson test -C "$FUZZ_BUILD" --logbase testsh --suite fuzz --print-errorlogs ||
+			rc=$?
+		grep -h ' executions in ' "$FUZZ_BUILD/meson-logs/testsh.txt" || true
 	else
 		echo "the fuzz build ($FUZZ_BUILD, clang) failed"
 		fuzz_broken=1
