@@ -24,14 +24,22 @@ run_one() {
 	name=$(basename "$exe")
 	mkdir -p "$work/corpus" "$work/artifacts"
 	rm -f "$work/artifacts/"* "$work/log"
+	# Scratch space for targets that write files (archive, config): in
+	# memory when possible, and removed even when a crash skipped the
+	# target's own cleanup.
+	shm=/dev/shm
+	[ -d "$shm" ] && [ -w "$shm" ] || shm=${TMPDIR:-/tmp}
+	scratch=$(mktemp -d "$shm/simuboost-fuzz.XXXXXX")
 	# UBSan reports must stop the run (libFuzzer then saves the input).
 	rc=0
+	FUZZ_TMPDIR=$scratch \
 	UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
 	LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$SRC/lsan.supp:print_suppressions=0} \
 		"$exe" -max_total_time="$SECONDS_EACH" -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
 		"$work/corpus" "$seeds" >"$work/log" 2>&1 || rc=$?
+	rm -rf "$scratch"
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log" | tail -1)
 	corpus=$(ls "$work/corpus" | wc -l)
@@ -39,7 +47,7 @@ run_one() {
 		echo "$name: FAILED (exit $rc) after ${execs:-?} executions; libFuzzer's report:"
 		grep -v '^#[0-9]' "$work/log" | tail -60
 		for a in "$work/artifacts/"*; do
-			[ -e "$a" ] && echo "$name: reproduce with: $exe $a"
+			[ -e "$a" ] && echo "$name: reproduce with: LSAN_OPTIONS=suppressions=$SRC/lsan.supp $exe $a"
 		done
 		return 1
 	fi
