@@ -20,7 +20,7 @@ for w in $WORKLOADS; do
 	# 64 MiB rewritten every 100 ms would make the test take minutes.
 	case $w in
 	devread) params="workload=$w scale=600" ;;
-	memwrite) params="workload=$w ws=4 scale=1000" ;;
+	memwrite) params="workload=$w ws=4 scale=2000" ;;
 	*) params="workload=$w scale=150" ;;
 	esac
 	want=$("$GUEST_CHECKSUM" $params)
