@@ -37,17 +37,6 @@ static int usage_error(const char *msg)
 	return EXIT_USAGE;
 }
 
-static int parse_index(const char *s, uint32_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (!*s || *end || errno || v > UINT32_MAX)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static struct ckpt_store *open_store(const char *dir)
 {
 	char err[1024];
@@ -284,7 +273,7 @@ int builtin_ckpt(int argc, char **argv)
 		return usage_error(needs_k ? "expected a recording and a checkpoint number"
 					   : "expected a recording");
 	uint32_t k = 0;
-	if (needs_k && parse_index(args[1], &k) != 0)
+	if (needs_k && cli__parse_index(args[1], &k) != 0)
 		return usage_error("the checkpoint must be a number");
 	if (!strcmp(sub, "materialize") && !output)
 		return usage_error("materialize needs -o FILE");

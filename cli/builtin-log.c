@@ -1,5 +1,4 @@
 /* simuboost log: the nondeterminism log of an interval, readable. */
-#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -81,10 +80,8 @@ int builtin_log(int argc, char **argv)
 		fprintf(stderr, "simuboost log: expected a recording and --interval K\n");
 		return EXIT_USAGE;
 	}
-	char *end;
-	errno = 0;
-	unsigned long k = strtoul(interval, &end, 10);
-	if (!*interval || *end || errno || k > UINT32_MAX) {
+	uint32_t k;
+	if (cli__parse_index(interval, &k) != 0) {
 		fprintf(stderr, "simuboost log: --interval '%s' is not a number\n", interval);
 		return EXIT_USAGE;
 	}
@@ -101,11 +98,11 @@ int builtin_log(int argc, char **argv)
 	char err[1024];
 	struct ckpt_store *st = ckpt_store__open(dir, err, sizeof(err));
 	struct ckpt_log *log = NULL;
-	if (st && k + 1 >= ckpt_store__count(st)) {
-		snprintf(err, sizeof(err), "%s: no interval %lu (the recording has %u)", dir, k,
+	if (st && (uint64_t)k + 1 >= ckpt_store__count(st)) {
+		snprintf(err, sizeof(err), "%s: no interval %u (the recording has %u)", dir, k,
 			 ckpt_store__count(st) ? ckpt_store__count(st) - 1 : 0);
 	} else if (st) {
-		ckpt_log__load(st, (uint32_t)k, &log, err, sizeof(err));
+		ckpt_log__load(st, k, &log, err, sizeof(err));
 	}
 	if (!log) {
 		fprintf(stderr, "simuboost log: %s\n", err);
@@ -114,7 +111,7 @@ int builtin_log(int argc, char **argv)
 	}
 	size_t n = ckpt_log__count(log);
 	if (!json)
-		printf("interval %lu of %s: %zu events\n", k, dir, n);
+		printf("interval %u of %s: %zu events\n", k, dir, n);
 	for (size_t i = 0; i < n; i++) {
 		const struct ckpt_event *ev = ckpt_log__event(log, i);
 		if (kind && strcmp(kind, ckpt_event_kind__name(ev->kind)))

@@ -306,15 +306,7 @@ int builtin_record(int argc, char **argv)
 		print_summary(dir, &stats, &rstats, sorted, &totals, mode);
 	free(sorted);
 	vnode_record_stats__free(&rstats);
-	if (stats.outcome == VNODE_GUEST_FAULT || stats.outcome == VNODE_GUEST_HALTED)
-		fprintf(stderr, "simuboost record: %s: %s\n", vnode_outcome__name(stats.outcome),
-			stats.fault);
-	switch (stats.outcome) {
-	case VNODE_GUEST_EXIT: rc = stats.guest_status & 0xff; break;
-	case VNODE_TIMEOUT: rc = EXIT_TIMEOUT; break;
-	case VNODE_STOPPED: rc = EXIT_STOPPED; break;
-	default: rc = EXIT_GUEST_FAULT; break;
-	}
+	rc = cli__exit_status(&stats, "record");
 	goto out;
 out_err:
 	fprintf(stderr, "simuboost record: %s\n", err);

@@ -44,23 +44,20 @@ int builtin_run(int argc, char **argv)
 	struct cli_sets sets = { .n = 0 };
 	bool json = false, quiet = false;
 	const char *from = NULL;
-	unsigned long checkpoint = 0;
+	uint32_t checkpoint = 0;
 	struct vnode_run_options ropts = { 0 };
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "k:s:t:jq", options, NULL)) != -1) {
 		switch (c) {
 		case OPT_FROM: from = optarg; break;
-		case 'k': {
-			char *end;
-			checkpoint = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || checkpoint > UINT32_MAX) {
+		case 'k':
+			if (cli__parse_index(optarg, &checkpoint) != 0) {
 				fprintf(stderr, "simuboost run: --checkpoint '%s' is not a checkpoint "
 						"number\n", optarg);
 				return EXIT_USAGE;
 			}
 			break;
-		}
 		case 's':
 			if (cli__collect_set(&sets, optarg, "run") != 0)
 				return EXIT_USAGE;
@@ -97,7 +94,7 @@ int builtin_run(int argc, char **argv)
 	struct vnode *vn;
 	if (from) {
 		struct ckpt_store *store = ckpt_store__open(from, err, sizeof(err));
-		vn = store ? vnode__create_from_checkpoint(&cfg, store, (uint32_t)checkpoint, err,
+		vn = store ? vnode__create_from_checkpoint(&cfg, store, checkpoint, err,
 							   sizeof(err))
 			   : NULL;
 		ckpt_store__close(store);
@@ -125,13 +122,5 @@ int builtin_run(int argc, char **argv)
 	} else if (!quiet) {
 		vnode_stats__print(&stats, stderr);
 	}
-	if (stats.outcome == VNODE_GUEST_FAULT || stats.outcome == VNODE_GUEST_HALTED)
-		fprintf(stderr, "simuboost run: %s: %s\n", vnode_outcome__name(stats.outcome),
-			stats.fault);
-	switch (stats.outcome) {
-	case VNODE_GUEST_EXIT: return stats.guest_status & 0xff;
-	case VNODE_TIMEOUT: return EXIT_TIMEOUT;
-	case VNODE_STOPPED: return EXIT_STOPPED;
-	default: return EXIT_GUEST_FAULT;
-	}
+	return cli__exit_status(&stats, "run");
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vnode.h"
 
@@ -36,6 +37,13 @@ int cli__parse_timeout(const char *arg, double *seconds, const char *cmd);
 /* Applies the --set overrides; with json, moves a stdout console to stderr. */
 int cli__apply_config(struct vnode_config *cfg, const struct cli_sets *s, bool json, char *err,
 		      size_t errlen);
+
+/* A checkpoint or interval number; -1 if s is not one. */
+int cli__parse_index(const char *s, uint32_t *out);
+/* The command's exit status for how the guest ended (the guest's own
+ * status, or one of the codes below); names a fault on stderr. */
+struct vnode_stats;
+int cli__exit_status(const struct vnode_stats *stats, const char *cmd);
 
 /* Exit codes shared by the commands. */
 enum {

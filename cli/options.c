@@ -1,5 +1,6 @@
 /* Options that several commands share: --set, --timeout and the console
  * move that --json needs. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,4 +46,28 @@ int cli__apply_config(struct vnode_config *cfg, const struct cli_sets *s, bool j
 		cfg->console_out = dest;
 	}
 	return 0;
+}
+
+int cli__parse_index(const char *s, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int cli__exit_status(const struct vnode_stats *stats, const char *cmd)
+{
+	if (stats->outcome == VNODE_GUEST_FAULT || stats->outcome == VNODE_GUEST_HALTED)
+		fprintf(stderr, "simuboost %s: %s: %s\n", cmd, vnode_outcome__name(stats->outcome),
+			stats->fault);
+	switch (stats->outcome) {
+	case VNODE_GUEST_EXIT: return stats->guest_status & 0xff;
+	case VNODE_TIMEOUT: return EXIT_TIMEOUT;
+	case VNODE_STOPPED: return EXIT_STOPPED;
+	default: return EXIT_GUEST_FAULT;
+	}
 }
