@@ -82,7 +82,8 @@ int cpu__landmark(struct vnode *vn, uint64_t *rip, uint64_t *reg_hash, char *err
 	uint64_t gpr[CKPT_GPR__COUNT];
 	gprs_from_kvm(gpr, &r);
 	*rip = r.rip;
-	*reg_hash = ckpt_landmark__reg_hash(gpr, r.rflags);
+	if (reg_hash)
+		*reg_hash = ckpt_landmark__reg_hash(gpr, r.rflags);
 	return 0;
 }
 
@@ -117,42 +118,65 @@ static int save_msrs(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, si
 #define XSAVE_XSTATE_BV 512
 #define XSTATE_FP_SSE 3ULL
 
-static void get_le(void *dst, const uint8_t *src, size_t n) { memcpy(dst, src, n); }
+static bool xsave_unsupported(void) { return errno == EINVAL || errno == ENOTTY; }
 
-/* KVM_GET_FPU under the PVM KVM of our build machines returns stale SSE
- * registers while the guest runs in user mode (measured: a guest resumed
- * from such a state computed wrong results); the XSAVE area is current.
- * KVM_GET_FPU remains the fallback for hosts without KVM_CAP_XSAVE. */
-static int save_xsave_legacy(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err,
-			     size_t errlen)
+static void fpu_from_kvm(struct ckpt_cpu_state *cpu, const struct kvm_fpu *f)
+{
+	cpu->fcw = f->fcw; cpu->fsw = f->fsw; cpu->fop = f->last_opcode; cpu->ftw = f->ftwx;
+	cpu->fip = f->last_ip; cpu->fdp = f->last_dp; cpu->mxcsr = f->mxcsr;
+	memcpy(cpu->st, f->fpr, sizeof(cpu->st));
+	memcpy(cpu->xmm, f->xmm, sizeof(cpu->xmm));
+}
+
+/* x87 and SSE state. KVM_GET_FPU under the PVM KVM of our build machines
+ * returns stale SSE registers while the guest runs in user mode (measured:
+ * a guest resumed from such a state computed wrong results); the XSAVE area
+ * is current. KVM_GET_FPU serves hosts without KVM_CAP_XSAVE. */
+static int save_fpu(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, size_t errlen)
 {
 	struct kvm_xsave xs;
 	if (ioctl(vn->vcpu_fd, KVM_GET_XSAVE, &xs) < 0) {
-		if (errno == EINVAL || errno == ENOTTY)
-			return 0;
-		snprintf(err, errlen, "KVM_GET_XSAVE: %s", strerror(errno));
-		return -1;
+		struct kvm_fpu f;
+		if (!xsave_unsupported()) {
+			snprintf(err, errlen, "KVM_GET_XSAVE: %s", strerror(errno));
+			return -1;
+		}
+		if (vcpu_ioctl(vn, KVM_GET_FPU, &f, "KVM_GET_FPU", err, errlen) != 0)
+			return -1;
+		fpu_from_kvm(cpu, &f);
+		return 0;
 	}
 	const uint8_t *a = (const uint8_t *)xs.region;
-	get_le(&cpu->fcw, a + 0, 2);
-	get_le(&cpu->fsw, a + 2, 2);
+	memcpy(&cpu->fcw, a + 0, 2);
+	memcpy(&cpu->fsw, a + 2, 2);
 	cpu->ftw = a[4];
-	get_le(&cpu->fop, a + 6, 2);
-	get_le(&cpu->fip, a + 8, 8);
-	get_le(&cpu->fdp, a + 16, 8);
-	get_le(&cpu->mxcsr, a + 24, 4);
+	memcpy(&cpu->fop, a + 6, 2);
+	memcpy(&cpu->fip, a + 8, 8);
+	memcpy(&cpu->fdp, a + 16, 8);
+	memcpy(&cpu->mxcsr, a + 24, 4);
 	for (int i = 0; i < 8; i++)
 		memcpy(cpu->st[i], a + 32 + 16 * i, 16);
 	memcpy(cpu->xmm, a + 160, sizeof(cpu->xmm));
 	return 0;
 }
 
-static int load_xsave_legacy(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *err,
-			     size_t errlen)
+static int load_fpu(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *err, size_t errlen)
 {
 	struct kvm_xsave xs;
-	if (ioctl(vn->vcpu_fd, KVM_GET_XSAVE, &xs) < 0)
-		return errno == EINVAL || errno == ENOTTY ? 0 : -1;
+	if (ioctl(vn->vcpu_fd, KVM_GET_XSAVE, &xs) < 0) {
+		if (!xsave_unsupported()) {
+			snprintf(err, errlen, "KVM_GET_XSAVE: %s", strerror(errno));
+			return -1;
+		}
+		struct kvm_fpu f = {
+			.fcw = cpu->fcw, .fsw = cpu->fsw, .ftwx = cpu->ftw,
+			.last_opcode = cpu->fop, .last_ip = cpu->fip, .last_dp = cpu->fdp,
+			.mxcsr = cpu->mxcsr,
+		};
+		memcpy(f.fpr, cpu->st, sizeof(f.fpr));
+		memcpy(f.xmm, cpu->xmm, sizeof(f.xmm));
+		return vcpu_ioctl(vn, KVM_SET_FPU, &f, "KVM_SET_FPU", err, errlen);
+	}
 	uint8_t *a = (uint8_t *)xs.region;
 	memcpy(a + 0, &cpu->fcw, 2);
 	memcpy(a + 2, &cpu->fsw, 2);
@@ -164,28 +188,23 @@ static int load_xsave_legacy(struct vnode *vn, const struct ckpt_cpu_state *cpu,
 	for (int i = 0; i < 8; i++)
 		memcpy(a + 32 + 16 * i, cpu->st[i], 16);
 	memcpy(a + 160, cpu->xmm, sizeof(cpu->xmm));
+	/* Mark x87 and SSE as present, or the restore would reset them. */
 	uint64_t bv;
 	memcpy(&bv, a + XSAVE_XSTATE_BV, 8);
 	bv |= XSTATE_FP_SSE;
 	memcpy(a + XSAVE_XSTATE_BV, &bv, 8);
-	if (ioctl(vn->vcpu_fd, KVM_SET_XSAVE, &xs) < 0) {
-		snprintf(err, errlen, "KVM_SET_XSAVE: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
+	return vcpu_ioctl(vn, KVM_SET_XSAVE, &xs, "KVM_SET_XSAVE", err, errlen);
 }
 
 int cpu__save_state(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, size_t errlen)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;
-	struct kvm_fpu f;
 	struct kvm_vcpu_events ev;
 	struct kvm_debugregs d;
 	memset(cpu, 0, sizeof(*cpu));
 	if (vcpu_ioctl(vn, KVM_GET_REGS, &r, "KVM_GET_REGS", err, errlen) != 0 ||
 	    vcpu_ioctl(vn, KVM_GET_SREGS, &s, "KVM_GET_SREGS", err, errlen) != 0 ||
-	    vcpu_ioctl(vn, KVM_GET_FPU, &f, "KVM_GET_FPU", err, errlen) != 0 ||
 	    vcpu_ioctl(vn, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS", err, errlen) != 0 ||
 	    vcpu_ioctl(vn, KVM_GET_DEBUGREGS, &d, "KVM_GET_DEBUGREGS", err, errlen) != 0)
 		return -1;
@@ -205,10 +224,6 @@ int cpu__save_state(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, siz
 	memcpy(cpu->dr, d.db, sizeof(cpu->dr));
 	cpu->dr6 = d.dr6;
 	cpu->dr7 = d.dr7;
-	cpu->fcw = f.fcw; cpu->fsw = f.fsw; cpu->fop = f.last_opcode; cpu->ftw = f.ftwx;
-	cpu->fip = f.last_ip; cpu->fdp = f.last_dp; cpu->mxcsr = f.mxcsr;
-	memcpy(cpu->st, f.fpr, sizeof(cpu->st));
-	memcpy(cpu->xmm, f.xmm, sizeof(cpu->xmm));
 	cpu->exception_injected = ev.exception.injected;
 	cpu->exception_nr = ev.exception.nr;
 	cpu->exception_has_error = ev.exception.has_error_code;
@@ -221,7 +236,7 @@ int cpu__save_state(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, siz
 	cpu->nmi_pending = ev.nmi.pending;
 	cpu->nmi_masked = ev.nmi.masked;
 	cpu->halted = vn->halted;
-	if (save_xsave_legacy(vn, cpu, err, errlen) != 0)
+	if (save_fpu(vn, cpu, err, errlen) != 0)
 		return -1;
 	return save_msrs(vn, cpu, err, errlen);
 }
@@ -250,14 +265,7 @@ int cpu__load_state(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *er
 	if (vcpu_ioctl(vn, KVM_SET_REGS, &r, "KVM_SET_REGS", err, errlen) != 0)
 		return -1;
 
-	struct kvm_fpu f = {
-		.fcw = cpu->fcw, .fsw = cpu->fsw, .ftwx = cpu->ftw, .last_opcode = cpu->fop,
-		.last_ip = cpu->fip, .last_dp = cpu->fdp, .mxcsr = cpu->mxcsr,
-	};
-	memcpy(f.fpr, cpu->st, sizeof(f.fpr));
-	memcpy(f.xmm, cpu->xmm, sizeof(f.xmm));
-	if (vcpu_ioctl(vn, KVM_SET_FPU, &f, "KVM_SET_FPU", err, errlen) != 0 ||
-	    load_xsave_legacy(vn, cpu, err, errlen) != 0)
+	if (load_fpu(vn, cpu, err, errlen) != 0)
 		return -1;
 
 	struct kvm_debugregs d = { .dr6 = cpu->dr6, .dr7 = cpu->dr7 };

@@ -277,15 +277,19 @@ static void port_access(struct run_state *rs, uint16_t port, bool is_write, uint
 	}
 }
 
-/* Logs an access of the current exit when recording. */
-static void log_access(struct run_state *rs, enum ckpt_event_kind kind, uint64_t addr,
-		       uint32_t size, const uint8_t *data, uint64_t now)
+/* The RIP of the instruction an I/O exit stopped at, for the log; one
+ * register read serves every element of a string instruction. */
+static bool exit_rip(struct run_state *rs, uint64_t *rip)
 {
-	uint64_t rip, hash;
-	if (cpu__landmark(rs->vn, &rip, &hash, rs->err, rs->errlen) != 0) {
-		vmm_failed(rs);
-		return;
-	}
+	if (cpu__landmark(rs->vn, rip, NULL, rs->err, rs->errlen) == 0)
+		return true;
+	vmm_failed(rs);
+	return false;
+}
+
+static void log_access(struct run_state *rs, enum ckpt_event_kind kind, uint64_t addr,
+		       uint32_t size, const uint8_t *data, uint64_t rip, uint64_t now)
+{
 	uint64_t value = 0;
 	memcpy(&value, data, size < sizeof(value) ? size : sizeof(value));
 	recorder__log_access(rs->rec, kind, addr, size, value, rip, now);
@@ -297,12 +301,15 @@ static void handle_io(struct run_state *rs)
 	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
 	uint8_t *base = (uint8_t *)run + run->io.data_offset;
 	uint64_t now = now_ns(rs);
+	uint64_t rip = 0;
+	if (rs->rec && !exit_rip(rs, &rip))
+		return;
 	for (uint32_t i = 0; i < run->io.count && !rs->done; i++) {
 		uint8_t *data = base + (size_t)i * run->io.size;
 		port_access(rs, run->io.port, is_write, data, run->io.size, now);
 		if (rs->rec)
 			log_access(rs, is_write ? CKPT_EV_PIO_WRITE : CKPT_EV_PIO_READ, run->io.port,
-				   run->io.size, data, now);
+				   run->io.size, data, rip, now);
 	}
 }
 
@@ -312,9 +319,10 @@ static void handle_mmio(struct run_state *rs)
 	/* Nothing is mapped there yet: reads float high, writes vanish. */
 	if (!run->mmio.is_write)
 		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
-	if (rs->rec)
+	uint64_t rip;
+	if (rs->rec && exit_rip(rs, &rip))
 		log_access(rs, run->mmio.is_write ? CKPT_EV_MMIO_WRITE : CKPT_EV_MMIO_READ,
-			   run->mmio.phys_addr, run->mmio.len, run->mmio.data, now_ns(rs));
+			   run->mmio.phys_addr, run->mmio.len, run->mmio.data, rip, now_ns(rs));
 }
 
 static void handle_internal_error(struct run_state *rs)

@@ -51,7 +51,8 @@ size_t cpu__read_code(struct vnode *vn, uint64_t rip, uint8_t *out, size_t len);
 /* cpu-state.c */
 int cpu__save_state(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, size_t errlen);
 int cpu__load_state(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *err, size_t errlen);
-/* RIP and the landmark hash of the GPRs and RFLAGS, as they are now. */
+/* RIP and (unless reg_hash is NULL) the landmark hash of the GPRs and
+ * RFLAGS, as they are now. */
 int cpu__landmark(struct vnode *vn, uint64_t *rip, uint64_t *reg_hash, char *err, size_t errlen);
 
 #endif
