@@ -693,7 +693,7 @@ int ckpt_log__load(struct ckpt_store *st, uint32_t interval, struct ckpt_log **o
 
 	*out = NULL;
 	ckpt_file__name(name, interval, "log");
-	if (ckpt_file__read(st->dirfd, name, &buf, &len, err, errlen) < 0)
+	if (ckpt_store__read_file(st, name, &buf, &len, err, errlen) < 0)
 		return -1;
 	return parse_owned(buf, len, interval, name, out, err, errlen);
 }
