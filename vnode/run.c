@@ -626,19 +626,22 @@ static void dispatch_exit(struct run_state *rs)
 	}
 }
 
-/* An interval boundary: checkpoint with the vCPU stopped at an exit, and
- * resume. Guest time stands still meanwhile, so the guest's timer does not
- * see the pause. */
-static void take_checkpoint(struct run_state *rs)
+/* A checkpoint with the vCPU stopped at an exit: at an interval boundary,
+ * or (flags CKPT_FINAL) right after the guest's exit-port write. Guest time
+ * stands still meanwhile, so the guest's timer does not see the pause. */
+static void take_checkpoint(struct run_state *rs, uint32_t flags, int exit_status)
 {
 	struct recorder *rec = rs->rec;
 	uint64_t t_stop = monotonic_ns();
 	struct ckpt_landmark stop = { 0 };
-	if (rec->next_index > 0)
+	if (rec->next_index > 0) {
 		landmark_here(rs, &stop);
+		if (rs->vmm_failed)
+			return;
+	}
 	uint64_t downtime;
-	if (rs->done || recorder__checkpoint(rec, rec->next_index ? &stop : NULL, now_ns(rs),
-					     t_stop, 0, 0, &downtime, rs->err, rs->errlen) != 0) {
+	if (recorder__checkpoint(rec, rec->next_index ? &stop : NULL, now_ns(rs), t_stop, flags,
+				 exit_status, &downtime, rs->err, rs->errlen) != 0) {
 		vmm_failed(rs);
 		return;
 	}
@@ -653,7 +656,7 @@ static void run_loop(struct run_state *rs)
 		if (rs->done)
 			break;
 		if (rs->rec && now_ns(rs) >= rs->rec->next_boundary) {
-			take_checkpoint(rs);
+			take_checkpoint(rs, 0, 0);
 			continue;
 		}
 		if (vn->halted && !pic__has_interrupt(vn->pic)) {
@@ -698,19 +701,11 @@ static int run_guest(struct vnode *vn, const struct vnode_run_options *opts,
 		rs.timeout_at = vn->start_time_ns + (uint64_t)(opts->timeout_seconds * 1e9);
 	if (rec) {
 		rec->next_boundary = vn->start_time_ns;
-		take_checkpoint(&rs); /* checkpoint 0: the state before the first instruction */
+		take_checkpoint(&rs, 0, 0); /* checkpoint 0: before the first instruction */
 	}
 	run_loop(&rs);
-	if (rec && !rs.vmm_failed && stats->outcome == VNODE_GUEST_EXIT) {
-		/* The final checkpoint: the state right after the exit-port write. */
-		uint64_t downtime, t_stop = monotonic_ns();
-		struct ckpt_landmark stop;
-		landmark_here(&rs, &stop);
-		if (rs.vmm_failed ||
-		    recorder__checkpoint(rec, &stop, now_ns(&rs), t_stop, CKPT_FINAL,
-					 stats->guest_status, &downtime, err, errlen) != 0)
-			rs.vmm_failed = true;
-	}
+	if (rec && !rs.vmm_failed && stats->outcome == VNODE_GUEST_EXIT)
+		take_checkpoint(&rs, CKPT_FINAL, stats->guest_status);
 	stats->wall_seconds = (double)(monotonic_ns() - started) / 1e9;
 	stats->console_bytes = uart__tx_bytes(vn->uart);
 	timer_delete(rs.kick_timer);
