@@ -34,6 +34,14 @@ struct ckpt_hash {
 	uint64_t lo, hi; /* XXH3-128 of a page's 4096 bytes */
 };
 
+/* The content hash of one page (CKPT_PAGE_SIZE bytes). */
+struct ckpt_hash ckpt_hash__page(const void *page);
+
+static inline bool ckpt_hash__eq(const struct ckpt_hash *a, const struct ckpt_hash *b)
+{
+	return a->lo == b->lo && a->hi == b->hi;
+}
+
 /* ---- CPU state --------------------------------------------------------- */
 
 enum ckpt_gpr {

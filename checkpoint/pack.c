@@ -107,6 +107,12 @@ void ckpt_index__free(struct ckpt_index *ix)
 
 /* ---- writing records ------------------------------------------------------------------ */
 
+struct ckpt_hash ckpt_hash__page(const void *page)
+{
+	XXH128_hash_t h = XXH3_128bits(page, CKPT_PAGE_SIZE);
+	return (struct ckpt_hash){ .lo = h.low64, .hi = h.high64 };
+}
+
 int ckpt_pack__append(struct ckpt_wfile *w, const struct ckpt_hash *h, const void *page,
 		      uint64_t *offset, uint32_t *stored_len, char *err, size_t errlen)
 {

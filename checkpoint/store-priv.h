@@ -210,17 +210,6 @@ int ckpt_index__insert(struct ckpt_index *ix, const struct ckpt_hash *h, uint32_
 int ckpt_index__drop_pack(struct ckpt_index *ix, uint32_t pack);
 void ckpt_index__free(struct ckpt_index *ix);
 
-static inline bool ckpt_hash__eq(const struct ckpt_hash *a, const struct ckpt_hash *b)
-{
-	return a->lo == b->lo && a->hi == b->hi;
-}
-
-static inline struct ckpt_hash ckpt_hash__page(const void *page)
-{
-	XXH128_hash_t h = XXH3_128bits(page, CKPT_PAGE_SIZE);
-	return (struct ckpt_hash){ .lo = h.low64, .hi = h.high64 };
-}
-
 /* Appends one record for page (hash h) to the pack being written. */
 int ckpt_pack__append(struct ckpt_wfile *w, const struct ckpt_hash *h, const void *page,
 		      uint64_t *offset, uint32_t *stored_len, char *err, size_t errlen);
