@@ -28,7 +28,7 @@
 #include <stdio.h>
 
 #define CKPT_PAGE_SIZE 4096u
-#define CKPT_FORMAT_VERSION 1u
+#define CKPT_FORMAT_VERSION 2u /* 2: landmarks carry the arithmetic flags */
 
 struct ckpt_hash {
 	uint64_t lo, hi; /* XXH3-128 of a page's 4096 bytes */
@@ -90,6 +90,7 @@ struct ckpt_cpu_state {
 	uint8_t ftw;                /* abridged tag word */
 	uint64_t fip, fdp;
 	uint32_t mxcsr;
+	uint32_t mxcsr_mask;        /* what FXSAVE reports on the recording CPU; 0: unknown */
 	uint8_t st[8][16];
 	uint8_t xmm[16][16];
 	/* events in flight */
@@ -246,6 +247,11 @@ int ckpt_archive__import_memory(const void *buf, size_t len, const char *dir, ch
  * the instruction not yet executed.) With CKPT_LM_HALTED the vCPU was
  * halted: rip follows the hlt, and the event happens while halted. */
 #define CKPT_LM_HALTED 1u
+/* Bits 1..6: the arithmetic flags CF, PF, AF, ZF, SF, OF at the landmark.
+ * Several instructions leave some of them undefined, and TCG and the
+ * hardware disagree there, so reg_hash leaves them out and the landmark
+ * carries them: a replay matches on the hash and then adopts these. */
+#define CKPT_LM_ARITH_MASK 0x7eu
 
 struct ckpt_landmark {
 	uint64_t sync_count;
@@ -255,8 +261,13 @@ struct ckpt_landmark {
 };
 
 /* XXH3-64 of the 16 GPRs and RFLAGS without RF and TF (which single-stepping
- * and the two CPUs' models may set differently). */
+ * and the two CPUs' models may set differently) and without the arithmetic
+ * flags (see CKPT_LM_ARITH_MASK). */
 uint64_t ckpt_landmark__reg_hash(const uint64_t gpr[CKPT_GPR__COUNT], uint64_t rflags);
+/* RFLAGS' arithmetic flags packed into landmark flag bits, and back. */
+uint32_t ckpt_landmark__arith_flags(uint64_t rflags);
+uint64_t ckpt_landmark__arith_rflags(uint32_t lm_flags);
+#define CKPT_RFLAGS_ARITH 0x8d5ull /* CF PF AF ZF SF OF */
 
 enum ckpt_event_kind {
 	CKPT_EV_PIO_READ = 1, /* addr = port, size, value */

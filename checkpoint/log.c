@@ -52,7 +52,28 @@
 #define LOG_MIN_EVENT 8u
 
 /* RF (bit 16) and TF (bit 8): single-stepping sets them on one side only. */
-#define RFLAGS_IGNORED ((1ull << 16) | (1ull << 8))
+#define RFLAGS_IGNORED ((1ull << 16) | (1ull << 8) | CKPT_RFLAGS_ARITH)
+
+/* CF PF AF ZF SF OF, in landmark flag bits 1..6 */
+static const uint8_t arith_bit[6] = { 0, 2, 4, 6, 7, 11 };
+
+uint32_t ckpt_landmark__arith_flags(uint64_t rflags)
+{
+	uint32_t f = 0;
+	for (int i = 0; i < 6; i++)
+		if (rflags & (1ull << arith_bit[i]))
+			f |= 2u << i;
+	return f;
+}
+
+uint64_t ckpt_landmark__arith_rflags(uint32_t lm_flags)
+{
+	uint64_t r = 0;
+	for (int i = 0; i < 6; i++)
+		if (lm_flags & (2u << i))
+			r |= 1ull << arith_bit[i];
+	return r;
+}
 
 uint64_t ckpt_landmark__reg_hash(const uint64_t gpr[CKPT_GPR__COUNT], uint64_t rflags)
 {
@@ -216,7 +237,7 @@ static const char *event_problem(const struct ckpt_event *ev, const struct log_p
 		snprintf(why, whylen, "after the stop event, which must be the last event");
 		return why;
 	}
-	if (ev->at.flags & ~CKPT_LM_HALTED) {
+	if (ev->at.flags & ~(CKPT_LM_HALTED | CKPT_LM_ARITH_MASK)) {
 		snprintf(why, whylen, "unknown landmark flags 0x%" PRIx32, ev->at.flags);
 		return why;
 	}

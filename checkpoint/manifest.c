@@ -138,6 +138,7 @@ static int c_cpu(struct codec *c, struct ckpt_cpu_state *cpu)
 	c_u64(c, &cpu->fip);
 	c_u64(c, &cpu->fdp);
 	c_u32(c, &cpu->mxcsr);
+	c_u32(c, &cpu->mxcsr_mask);
 	c_bytes(c, cpu->st, sizeof(cpu->st));
 	c_bytes(c, cpu->xmm, sizeof(cpu->xmm));
 	c_u8(c, &cpu->exception_injected);

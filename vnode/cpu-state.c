@@ -74,16 +74,21 @@ static int vcpu_ioctl(struct vnode *vn, unsigned long req, void *arg, const char
 	return 0;
 }
 
-int cpu__landmark(struct vnode *vn, uint64_t *rip, uint64_t *reg_hash, char *err, size_t errlen)
+int cpu__landmark(struct vnode *vn, uint64_t *rip, struct ckpt_landmark *lm, char *err,
+		  size_t errlen)
 {
 	struct kvm_regs r;
 	if (vcpu_ioctl(vn, KVM_GET_REGS, &r, "KVM_GET_REGS", err, errlen) != 0)
 		return -1;
 	uint64_t gpr[CKPT_GPR__COUNT];
 	gprs_from_kvm(gpr, &r);
-	*rip = r.rip;
-	if (reg_hash)
-		*reg_hash = ckpt_landmark__reg_hash(gpr, r.rflags);
+	if (rip)
+		*rip = r.rip;
+	if (lm) {
+		lm->rip = r.rip;
+		lm->reg_hash = ckpt_landmark__reg_hash(gpr, r.rflags);
+		lm->flags |= ckpt_landmark__arith_flags(r.rflags);
+	}
 	return 0;
 }
 
@@ -154,6 +159,7 @@ static int save_fpu(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, siz
 	memcpy(&cpu->fip, a + 8, 8);
 	memcpy(&cpu->fdp, a + 16, 8);
 	memcpy(&cpu->mxcsr, a + 24, 4);
+	memcpy(&cpu->mxcsr_mask, a + 28, 4);
 	for (int i = 0; i < 8; i++)
 		memcpy(cpu->st[i], a + 32 + 16 * i, 16);
 	memcpy(cpu->xmm, a + 160, sizeof(cpu->xmm));

@@ -438,7 +438,7 @@ static void landmark_here(struct run_state *rs, struct ckpt_landmark *at)
 	complete_io(rs);
 	*at = (struct ckpt_landmark){ .sync_count = rs->rec->sync_count,
 				      .flags = rs->vn->halted ? CKPT_LM_HALTED : 0 };
-	if (cpu__landmark(rs->vn, &at->rip, &at->reg_hash, rs->err, rs->errlen) != 0)
+	if (cpu__landmark(rs->vn, NULL, at, rs->err, rs->errlen) != 0)
 		vmm_failed(rs);
 }
 

@@ -53,6 +53,9 @@ int cpu__save_state(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, siz
 int cpu__load_state(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *err, size_t errlen);
 /* RIP and (unless reg_hash is NULL) the landmark hash of the GPRs and
  * RFLAGS, as they are now. */
-int cpu__landmark(struct vnode *vn, uint64_t *rip, uint64_t *reg_hash, char *err, size_t errlen);
+/* RIP, or the landmark fields read from the vCPU (rip, reg_hash and the
+ * arithmetic flags; sync_count and CKPT_LM_HALTED are the caller's). */
+int cpu__landmark(struct vnode *vn, uint64_t *rip, struct ckpt_landmark *lm, char *err,
+		  size_t errlen);
 
 #endif

@@ -75,10 +75,13 @@ pvh_entry:
 	.code64
 long_entry:
 	movl $KERNEL_DS, %eax
+	movl %eax, %ss
+	/* Null DS and ES: 64-bit code ignores them, and an iretq to CPL3
+	 * must null them anyway, which the PVM KVM of our build machines
+	 * does not do (TCG does); null from the start, both sides agree. */
+	xorl %eax, %eax
 	movl %eax, %ds
 	movl %eax, %es
-	movl %eax, %ss
-	xorl %eax, %eax
 	movl %eax, %fs
 	movl %eax, %gs
 	movq $boot_stack_top, %rsp
@@ -150,10 +153,12 @@ isr_common:
 	.globl gdt
 gdt:
 	.quad 0
-	.quad 0x00af9a000000ffff        /* 0x08 kernel code, 64-bit */
-	.quad 0x00cf92000000ffff        /* 0x10 kernel data */
-	.quad 0x00cff2000000ffff        /* 0x18 user data, DPL 3 */
-	.quad 0x00affa000000ffff        /* 0x20 user code, 64-bit, DPL 3 */
+	/* Accessed bits preset (like Linux): loading a segment then writes
+	 * nothing here. Hardware sets the bit on a far jump, TCG does not. */
+	.quad 0x00af9b000000ffff        /* 0x08 kernel code, 64-bit */
+	.quad 0x00cf93000000ffff        /* 0x10 kernel data */
+	.quad 0x00cff3000000ffff        /* 0x18 user data, DPL 3 */
+	.quad 0x00affb000000ffff        /* 0x20 user code, 64-bit, DPL 3 */
 	.quad 0, 0                      /* 0x28 TSS, filled in by kmain() */
 gdt_end:
 	.balign 8

@@ -1,0 +1,633 @@
+/* The replay plugin: loaded into the patched QEMU (simnode/qemu/), it
+ * replays intervals of a recording and validates each one against the
+ * checkpoint that ends it.
+ *
+ *   -plugin replay.so,rec=DIR,first=K,last=L,out=FILE[,budget=N][,trace=FILE]
+ *
+ * replays intervals K..L-1 in one run: it loads checkpoint K's CPU state
+ * (the driver maps checkpoint K's RAM as the machine's memory), serves the
+ * guest's port and MMIO reads from the log, checks its writes, injects
+ * each interrupt at its landmark and stops at the landmark of checkpoint
+ * k+1, where the CPU state and every guest page are compared with the
+ * recording. The results go to FILE as JSON (see replay.c), written
+ * atomically; QEMU then exits with status 0. A replay that diverges stops
+ * at the first divergence.
+ *
+ * How the landmarks are hit exactly (DESIGN.md, "The hard part"): every
+ * RIP that a landmark of the replayed intervals names is made to begin a
+ * translation block (qemu_plugin_force_tb_start), and its first
+ * instruction gets a callback. At a block start the CPU state is
+ * complete, so the callback compares sync count, RIP and register hash
+ * with the next event and, on a match, injects the interrupt and leaves
+ * the block before the instruction runs (qemu_plugin_exit_before_insn).
+ * Landmarks in hlt (CKPT_LM_HALTED) are handled when the vCPU idles. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "replay-priv.h"
+
+QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
+
+#define DEFAULT_BUDGET_INSNS_PER_SEC 5000000000ULL /* native CPL3 rate here */
+#define DEFAULT_BUDGET_FACTOR 4
+#define BUDGET_EXHAUSTED (1ULL << 63)
+
+struct vcpu_counters {
+	uint64_t insns;                 /* instructions started */
+	uint64_t budget_left;           /* wraps past BUDGET_EXHAUSTED */
+};
+
+struct replay {
+	struct ckpt_store *store;
+	const char *out_path;
+	uint32_t first, last;           /* intervals [first, last) */
+	uint64_t budget;                /* instructions per interval */
+
+	/* the interval being replayed */
+	uint32_t interval;
+	struct ckpt_log *log;
+	size_t next;                    /* next event of the log */
+	uint64_t sync_count;            /* port and MMIO accesses so far */
+	uint64_t insns_at_start;
+	uint64_t events_replayed;
+	uint64_t flag_fixups;           /* landmarks matched after adopting undefined flags */
+	uint64_t wall_start_ns;
+	struct ckpt_manifest *end;      /* checkpoint interval+1 */
+	struct replay_pages pages;      /* its pages, by the time it is reached */
+
+	bool started;                   /* checkpoint `first` is loaded */
+	bool finished;
+
+	struct qemu_plugin_scoreboard *counters;
+	qemu_plugin_u64 insns;          /* instructions started */
+	qemu_plugin_u64 budget_left;    /* wraps past BUDGET_EXHAUSTED */
+	GHashTable *landmark_rips;      /* RIP -> struct landmark_site */
+
+	json_t *results;                /* array, one object per interval */
+};
+
+/* QEMU's translation and idle callbacks carry no user data, so the one
+ * replay of this QEMU process is reachable from here only. */
+static struct replay *the_replay;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t interval_insns(struct replay *r)
+{
+	return qemu_plugin_u64_sum(r->insns) - r->insns_at_start;
+}
+
+static void write_results(struct replay *r, const char *fatal)
+{
+	json_t *doc = json_pack("{s:i, s:O}", "version", 1, "intervals", r->results);
+	char tmp[4096];
+	if (fatal)
+		json_object_set_new(doc, "error", json_string(fatal));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", r->out_path);
+	if (json_dump_file(doc, tmp, JSON_INDENT(1)) != 0 || rename(tmp, r->out_path) != 0) {
+		fprintf(stderr, "replay: cannot write %s: %s\n", r->out_path, strerror(errno));
+		_exit(3);
+	}
+	json_decref(doc);
+}
+
+/* Ends QEMU: the results are complete. _exit, because this runs inside a
+ * vCPU callback and QEMU's exit handlers expect the main loop. */
+static void finish(struct replay *r, const char *fatal)
+{
+	write_results(r, fatal);
+	_exit(0);
+}
+
+static json_t *hex(uint64_t v)
+{
+	return json_sprintf("0x%" PRIx64, v);
+}
+
+static json_t *interval_result(struct replay *r, const char *verdict)
+{
+	return json_pack("{s:i, s:s, s:I, s:I, s:I, s:I, s:f}", "interval", r->interval, "verdict",
+			 verdict, "instructions", (json_int_t)interval_insns(r), "events",
+			 (json_int_t)r->events_replayed, "events_total",
+			 (json_int_t)ckpt_log__count(r->log), "undefined_flag_fixups",
+			 (json_int_t)r->flag_fixups, "wall_s",
+			 (double)(now_ns() - r->wall_start_ns) / 1e9);
+}
+
+static void current_state(struct qemu_plugin_x86_cpu_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->size = sizeof(*s);
+	if (!qemu_plugin_get_cpu_state(s, sizeof(*s))) {
+		fprintf(stderr, "replay: qemu_plugin_get_cpu_state failed\n");
+		_exit(3);
+	}
+}
+
+/* Reports the interval diverged and ends the replay. kind names the class
+ * of divergence; detail says what was expected and what happened. */
+static void diverged(struct replay *r, const char *kind, const char *detail, json_t *extra)
+{
+	struct qemu_plugin_x86_cpu_state s;
+	json_t *res = interval_result(r, "diverged");
+	json_t *div;
+
+	current_state(&s);
+	div = json_pack("{s:s, s:s, s:I, s:o, s:I}", "kind", kind, "detail", detail, "event",
+			(json_int_t)r->next, "rip", hex(s.rip), "at_instruction",
+			(json_int_t)interval_insns(r));
+	if (extra)
+		json_object_update_new(div, extra);
+	json_object_set_new(res, "divergence", div);
+	json_array_append_new(r->results, res);
+	finish(r, NULL);
+}
+
+static const struct ckpt_event *next_event(struct replay *r)
+{
+	return r->next < ckpt_log__count(r->log) ? ckpt_log__event(r->log, r->next) : NULL;
+}
+
+static bool is_sync(enum ckpt_event_kind k)
+{
+	return k == CKPT_EV_PIO_READ || k == CKPT_EV_PIO_WRITE || k == CKPT_EV_MMIO_READ ||
+	       k == CKPT_EV_MMIO_WRITE;
+}
+
+/* Console input reaches the guest through logged UART reads; the event
+ * itself is informational. */
+static void skip_informational(struct replay *r)
+{
+	const struct ckpt_event *ev;
+	while ((ev = next_event(r)) && ev->kind == CKPT_EV_CONSOLE_IN)
+		r->next++;
+}
+
+static void describe_event(const struct ckpt_event *ev, char *buf, size_t len)
+{
+	if (!ev) {
+		snprintf(buf, len, "end of log");
+		return;
+	}
+	ckpt_event__format(ev, buf, len);
+}
+
+/* ---- intervals ------------------------------------------------------- */
+
+static int begin_interval(struct replay *r, uint32_t k, char *err, size_t errlen)
+{
+	if (r->log)
+		ckpt_log__free(r->log);
+	r->log = NULL;
+	if (ckpt_log__load(r->store, k, &r->log, err, errlen) != 0)
+		return -1;
+	if (r->end)
+		ckpt_manifest__free(r->end);
+	r->end = NULL;
+	if (ckpt_manifest__load(r->store, k + 1, &r->end, err, errlen) != 0)
+		return -1;
+	r->interval = k;
+	r->next = 0;
+	r->sync_count = 0;
+	r->events_replayed = 0;
+	r->flag_fixups = 0;
+	r->insns_at_start = qemu_plugin_u64_sum(r->insns);
+	qemu_plugin_u64_set(r->budget_left, 0, r->budget);
+	r->wall_start_ns = now_ns();
+	skip_informational(r);
+	return 0;
+}
+
+static bool read_ram(uint64_t addr, void *buf, size_t len)
+{
+	return qemu_plugin_read_memory_phys(addr, buf, len);
+}
+
+/* The stop landmark of interval r->interval is reached: compare with the
+ * next checkpoint, record the verdict, and go on with the next interval. */
+static void end_interval(struct replay *r)
+{
+	struct qemu_plugin_x86_cpu_state got, want;
+	struct replay_state_diff sd;
+	struct replay_page_diff pd;
+	char err[512];
+
+	current_state(&got);
+	if (replay_state__from_ckpt(&r->end->cpu, &want, err, sizeof(err)) != 0 ||
+	    replay_pages__advance(&r->pages, err, sizeof(err)) != 0 ||
+	    replay_pages__compare(&r->pages, read_ram, &pd, err, sizeof(err)) != 0) {
+		char msg[700];
+		snprintf(msg, sizeof(msg), "checkpoint %u: %s", r->interval + 1, err);
+		finish(r, msg);
+	}
+	replay_state__compare(&got, &want, &sd);
+	if (sd.count || pd.differing) {
+		json_t *regs = json_array(), *pages = json_array();
+		for (unsigned i = 0; i < sd.count && i < REPLAY_MAX_STATE_DIFFS; i++)
+			json_array_append_new(regs, json_pack("{s:s, s:o, s:o}", "name",
+							      sd.fields[i].name, "replay",
+							      hex(sd.fields[i].replay), "recorded",
+							      hex(sd.fields[i].recorded)));
+		for (unsigned i = 0; i < pd.listed; i++)
+			json_array_append_new(pages, json_pack("{s:o, s:s, s:i, s:o, s:o}", "gpn",
+							       hex(pd.pages[i].gpn), "class",
+							       pd.pages[i].pt_ad_only ? "pt-ad" : "other",
+							       "offset", pd.pages[i].offset, "replay",
+							       hex(pd.pages[i].replay), "recorded",
+							       hex(pd.pages[i].recorded)));
+		char detail[256];
+		const char *kind = sd.count ? "state" : pd.other ? "pages" : "pt-ad";
+		snprintf(detail, sizeof(detail),
+			 "stop landmark of checkpoint %u reached, but %u CPU state fields and "
+			 "%" PRIu64 " pages (%" PRIu64 " only in page-table A/D bits) differ",
+			 r->interval + 1, sd.count, pd.differing, pd.pt_ad_only);
+		diverged(r, kind, detail,
+			 json_pack("{s:i, s:o, s:{s:I, s:I, s:I, s:o}}", "state_fields", sd.count,
+				   "state", regs, "pages", "differing", (json_int_t)pd.differing,
+				   "pt_ad_only", (json_int_t)pd.pt_ad_only, "other",
+				   (json_int_t)pd.other, "first", pages));
+	}
+	json_array_append_new(r->results, interval_result(r, "exact"));
+	if (r->interval + 1 >= r->last) {
+		r->finished = true;
+		finish(r, NULL);
+	}
+	if (begin_interval(r, r->interval + 1, err, sizeof(err)) != 0)
+		finish(r, err);
+}
+
+/* Acts on every asynchronous event due at the current point. state is the
+ * CPU state here; halted says whether the vCPU sits in hlt. Returns true if
+ * an interrupt was injected. */
+/* Does the state match the landmark? The hash leaves out the arithmetic
+ * flags, which instructions may leave undefined and TCG and the hardware
+ * then set differently; *rflags gets the recorded ones. */
+static bool landmark_matches(const struct ckpt_landmark *lm,
+			     const struct qemu_plugin_x86_cpu_state *state, uint64_t hash,
+			     uint64_t *rflags)
+{
+	*rflags = (state->rflags & ~CKPT_RFLAGS_ARITH) | ckpt_landmark__arith_rflags(lm->flags);
+	return lm->reg_hash == hash;
+}
+
+static bool at_landmark(struct replay *r, struct qemu_plugin_x86_cpu_state *state, bool halted)
+{
+	uint64_t hash = replay_state__reg_hash(state);
+
+	for (;;) {
+		const struct ckpt_event *ev = next_event(r);
+		uint64_t rflags;
+		if (!ev || is_sync(ev->kind))
+			return false;
+		const struct ckpt_landmark *lm = &ev->at;
+		if (lm->sync_count != r->sync_count || lm->rip != state->rip ||
+		    ((lm->flags & CKPT_LM_HALTED) != 0) != halted ||
+		    !landmark_matches(lm, state, hash, &rflags))
+			return false;
+		if (rflags != state->rflags) {
+			/* Adopt the hardware's undefined flags, so that an
+			 * interrupt frame and the next checkpoint agree. */
+			state->rflags = rflags;
+			if (!qemu_plugin_set_cpu_state(state, sizeof(*state)))
+				finish(r, "qemu_plugin_set_cpu_state failed");
+			hash = replay_state__reg_hash(state);
+			r->flag_fixups++;
+		}
+		r->next++;
+		r->events_replayed++;
+		switch (ev->kind) {
+		case CKPT_EV_IRQ:
+			if (!qemu_plugin_inject_interrupt((int)ev->value))
+				diverged(r, "injection", "an injected interrupt was not taken", NULL);
+			skip_informational(r);
+			return true;
+		case CKPT_EV_DMA:
+			if (!qemu_plugin_write_memory_phys(ev->addr, ev->data, ev->size)) {
+				char d[128];
+				snprintf(d, sizeof(d), "DMA to 0x%" PRIx64 " (%u bytes) is outside RAM",
+					 ev->addr, ev->size);
+				diverged(r, "dma", d, NULL);
+			}
+			break;
+		case CKPT_EV_STOP:
+			end_interval(r);
+			break;
+		default:
+			break;
+		}
+		skip_informational(r);
+	}
+}
+
+/* ---- QEMU callbacks ---------------------------------------------------- */
+
+static void start(struct replay *r)
+{
+	struct ckpt_manifest *m;
+	struct qemu_plugin_x86_cpu_state s;
+	char err[512];
+
+	if (ckpt_manifest__load(r->store, r->first, &m, err, sizeof(err)) != 0)
+		finish(r, err);
+	if (replay_state__from_ckpt(&m->cpu, &s, err, sizeof(err)) != 0) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "checkpoint %u: %s", r->first, err);
+		finish(r, msg);
+	}
+	ckpt_manifest__free(m);
+	if (!qemu_plugin_set_cpu_state(&s, sizeof(s)))
+		finish(r, "qemu_plugin_set_cpu_state refused the checkpoint's state");
+	if (replay_pages__init(&r->pages, r->store, r->first, err, sizeof(err)) != 0 ||
+	    begin_interval(r, r->first, err, sizeof(err)) != 0)
+		finish(r, err);
+	r->started = true;
+}
+
+/* First instruction of every block until the checkpoint is loaded: the
+ * machine has just come out of reset. */
+static void on_reset_insn(unsigned int vcpu, void *udata)
+{
+	struct replay *r = udata;
+	(void)vcpu;
+	if (r->started)
+		return;
+	start(r);
+	qemu_plugin_exit_before_insn();
+}
+
+/* An instruction some landmark names; one per RIP. */
+struct landmark_site {
+	struct replay *r;
+	uint64_t rip;
+};
+
+static void on_landmark_insn(unsigned int vcpu, void *udata)
+{
+	const struct landmark_site *site = udata;
+	struct replay *r = site->r;
+	struct qemu_plugin_x86_cpu_state s;
+	const struct ckpt_event *ev;
+	(void)vcpu;
+
+	ev = next_event(r);
+	if (!r->started || !ev || is_sync(ev->kind) || ev->at.sync_count != r->sync_count ||
+	    ev->at.rip != site->rip)
+		return;
+	current_state(&s);
+	if (at_landmark(r, &s, false))
+		qemu_plugin_exit_before_insn();
+}
+
+static void on_budget_exhausted(unsigned int vcpu, void *udata)
+{
+	struct replay *r = udata;
+	char d[160];
+	(void)vcpu;
+	if (!r->started)
+		return;
+	snprintf(d, sizeof(d),
+		 "over the instruction budget of %" PRIu64 " for one interval without reaching "
+		 "its stop landmark",
+		 r->budget);
+	diverged(r, "budget", d, NULL);
+}
+
+static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
+{
+	struct replay *r = the_replay;
+	size_t n = qemu_plugin_tb_n_insns(tb);
+	(void)id;
+
+	qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(tb, QEMU_PLUGIN_INLINE_ADD_U64,
+							  r->budget_left, (uint64_t)-(int64_t)n);
+	qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, on_budget_exhausted, QEMU_PLUGIN_CB_NO_REGS,
+						  QEMU_PLUGIN_COND_GE, r->budget_left,
+						  BUDGET_EXHAUSTED, r);
+	for (size_t i = 0; i < n; i++) {
+		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+		uint64_t pc = qemu_plugin_insn_vaddr(insn);
+		/* Callbacks first: one that leaves the block must do so before
+		 * the instruction is counted. */
+		if (i == 0 && !r->started)
+			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_reset_insn,
+							       QEMU_PLUGIN_CB_RW_REGS, r);
+		struct landmark_site *site = i == 0 ? g_hash_table_lookup(r->landmark_rips, &pc) : NULL;
+		if (site)
+			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_landmark_insn,
+							       QEMU_PLUGIN_CB_RW_REGS, site);
+		qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
+								    r->insns, 1);
+	}
+}
+
+static void on_idle(qemu_plugin_id_t id, unsigned int vcpu)
+{
+	struct replay *r = the_replay;
+	struct qemu_plugin_x86_cpu_state s;
+	(void)id;
+	(void)vcpu;
+
+	if (!r->started || r->finished)
+		return;
+	current_state(&s);
+	if (!(s.flags & QEMU_PLUGIN_X86_HALTED))
+		return;
+	if (at_landmark(r, &s, true))
+		return;
+	/* Halted with nothing to wake it: no timer exists here, so only the log
+	 * could, and it does not. */
+	char d[300], e[200];
+	describe_event(next_event(r), e, sizeof(e));
+	snprintf(d, sizeof(d), "the guest halted at rip 0x%" PRIx64 " after %" PRIu64
+		 " port/MMIO accesses, but the next event is: %s", s.rip, r->sync_count, e);
+	diverged(r, "halted", d, NULL);
+}
+
+/* A device access: the next event must be this very access. */
+static const struct ckpt_event *expect_access(struct replay *r, enum ckpt_event_kind kind,
+					      uint64_t addr, unsigned size, uint64_t value)
+{
+	const struct ckpt_event *ev = next_event(r);
+
+	if (!ev || ev->kind != kind || ev->addr != addr || ev->size != size ||
+	    ((kind == CKPT_EV_PIO_WRITE || kind == CKPT_EV_MMIO_WRITE) && ev->value != value)) {
+		char d[400], e[200];
+		struct ckpt_event got = { .kind = kind, .addr = addr, .size = size, .value = value,
+					  .at.sync_count = r->sync_count };
+		char g[200];
+		describe_event(ev, e, sizeof(e));
+		ckpt_event__format(&got, g, sizeof(g));
+		snprintf(d, sizeof(d), "expected %s; the guest made %s", e, g);
+		diverged(r, ev && !is_sync(ev->kind) ? "landmark-missed" : "io", d, NULL);
+	}
+	r->next++;
+	r->events_replayed++;
+	r->sync_count++;
+	skip_informational(r);
+	return ev;
+}
+
+static bool on_io_read(unsigned int vcpu, enum qemu_plugin_io_space space, uint64_t addr,
+		       unsigned int size, uint64_t *value, void *udata)
+{
+	struct replay *r = udata;
+	(void)vcpu;
+	if (!r->started) {
+		*value = 0; /* the reset vector fetch of an empty machine */
+		return true;
+	}
+	*value = expect_access(r, space == QEMU_PLUGIN_IO_PORT ? CKPT_EV_PIO_READ : CKPT_EV_MMIO_READ,
+			       addr, size, 0)->value;
+	return true;
+}
+
+static void on_io_write(unsigned int vcpu, enum qemu_plugin_io_space space, uint64_t addr,
+			unsigned int size, uint64_t value, void *udata)
+{
+	struct replay *r = udata;
+	(void)vcpu;
+	if (!r->started)
+		return;
+	expect_access(r, space == QEMU_PLUGIN_IO_PORT ? CKPT_EV_PIO_WRITE : CKPT_EV_MMIO_WRITE,
+		      addr, size, value);
+}
+
+static void on_qemu_exit(qemu_plugin_id_t id, void *udata)
+{
+	struct replay *r = udata;
+	(void)id;
+	/* QEMU ended on its own (a guest shutdown, a signal) before the replay
+	 * did: report what was reached. */
+	if (!r->finished && r->out_path)
+		write_results(r, r->started ? "QEMU exited before the stop landmark was reached"
+					    : "QEMU exited before the guest started");
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Adds every landmark RIP of intervals [first, last) to the set and makes
+ * each one begin a translation block. */
+static int collect_landmarks(struct replay *r, char *err, size_t errlen)
+{
+	r->landmark_rips = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+	for (uint32_t k = r->first; k < r->last; k++) {
+		struct ckpt_log *log;
+		if (ckpt_log__load(r->store, k, &log, err, errlen) != 0)
+			return -1;
+		for (size_t i = 0; i < ckpt_log__count(log); i++) {
+			const struct ckpt_event *ev = ckpt_log__event(log, i);
+			if (is_sync(ev->kind) || ev->kind == CKPT_EV_CONSOLE_IN ||
+			    (ev->at.flags & CKPT_LM_HALTED))
+				continue;
+			if (!g_hash_table_contains(r->landmark_rips, &ev->at.rip)) {
+				struct landmark_site *site = g_new(struct landmark_site, 1);
+				*site = (struct landmark_site){ .r = r, .rip = ev->at.rip };
+				/* the key is the site's own rip */
+				g_hash_table_insert(r->landmark_rips, &site->rip, site);
+				qemu_plugin_force_tb_start(ev->at.rip);
+			}
+		}
+		ckpt_log__free(log);
+	}
+	return 0;
+}
+
+QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc,
+					   char **argv)
+{
+	struct replay *r = calloc(1, sizeof(*r));
+	const char *rec = NULL;
+	uint64_t first = UINT64_MAX, last = UINT64_MAX, budget = 0;
+	char err[512];
+
+	if (!r)
+		return -1;
+	if (strcmp(info->target_name, "x86_64") != 0 || !info->system_emulation) {
+		fprintf(stderr, "replay: needs qemu-system-x86_64\n");
+		return -1;
+	}
+	for (int i = 0; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (!eq)
+			goto bad;
+		*eq = '\0';
+		const char *key = argv[i], *val = eq + 1;
+		if (!strcmp(key, "rec"))
+			rec = val;
+		else if (!strcmp(key, "out"))
+			r->out_path = val;
+		else if (!strcmp(key, "first") ? !parse_u64(val, &first) :
+			 !strcmp(key, "last")  ? !parse_u64(val, &last) :
+			 !strcmp(key, "budget") ? !parse_u64(val, &budget) : true)
+			goto bad;
+		continue;
+bad:
+		fprintf(stderr, "replay: bad argument '%s' (want rec=, first=, last=, out=, budget=)\n",
+			argv[i]);
+		return -1;
+	}
+	if (!rec || !r->out_path || first == UINT64_MAX) {
+		fprintf(stderr, "replay: rec=, first= and out= are required\n");
+		return -1;
+	}
+	r->store = ckpt_store__open(rec, err, sizeof(err));
+	if (!r->store) {
+		fprintf(stderr, "replay: %s\n", err);
+		return -1;
+	}
+	uint32_t count = ckpt_store__count(r->store);
+	if (last == UINT64_MAX)
+		last = first + 1;
+	if (first >= last || last >= count + 0ULL) {
+		fprintf(stderr, "replay: %s: intervals %" PRIu64 "..%" PRIu64
+			" are out of range: the recording has %u checkpoints, so intervals 0..%d\n",
+			rec, first, last - 1, count, (int)count - 2);
+		return -1;
+	}
+	r->first = (uint32_t)first;
+	r->last = (uint32_t)last;
+	r->budget = budget ? budget :
+		ckpt_store__info(r->store)->interval_ns * (DEFAULT_BUDGET_INSNS_PER_SEC / 1000000) /
+		1000 * DEFAULT_BUDGET_FACTOR;
+	if (r->budget >= BUDGET_EXHAUSTED)
+		r->budget = BUDGET_EXHAUSTED - 1;
+	r->results = json_array();
+	r->counters = qemu_plugin_scoreboard_new(sizeof(struct vcpu_counters));
+	r->insns = qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, insns);
+	r->budget_left =
+		qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, budget_left);
+	if (collect_landmarks(r, err, sizeof(err)) != 0) {
+		fprintf(stderr, "replay: %s\n", err);
+		return -1;
+	}
+	the_replay = r;
+	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
+	qemu_plugin_register_vcpu_idle_cb(id, on_idle);
+	qemu_plugin_register_io_cb(id, on_io_read, on_io_write, r);
+	qemu_plugin_register_atexit_cb(id, on_qemu_exit, r);
+	return 0;
+}

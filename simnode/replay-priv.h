@@ -1,0 +1,80 @@
+/* Internals of the replay plugin (simnode/replay-*.c), which runs inside
+ * the patched QEMU. Nothing outside simnode/ includes this. */
+#ifndef SIMUBOOST_REPLAY_PRIV_H
+#define SIMUBOOST_REPLAY_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <qemu-plugin.h>
+
+#include "checkpoint.h"
+
+#ifndef QEMU_PLUGIN_REPLAY_API
+#error "qemu-plugin.h lacks the simuboost replay API: build QEMU with simnode/qemu/build.sh"
+#endif
+
+/* ---- CPU state (replay-state.c) ---- */
+
+int replay_state__from_ckpt(const struct ckpt_cpu_state *c, struct qemu_plugin_x86_cpu_state *q,
+			    char *err, size_t errlen);
+/* The landmark hash (ckpt_landmark__reg_hash) of a plugin state. */
+uint64_t replay_state__reg_hash(const struct qemu_plugin_x86_cpu_state *q);
+
+#define REPLAY_MAX_STATE_DIFFS 8
+
+struct replay_state_field {
+	char name[24];
+	uint64_t replay, recorded;
+};
+
+struct replay_state_diff {
+	unsigned count; /* all differences; the first REPLAY_MAX_STATE_DIFFS are listed */
+	struct replay_state_field fields[REPLAY_MAX_STATE_DIFFS];
+};
+
+/* Compares the replay's state r with the recorded e, field by field. */
+void replay_state__compare(const struct qemu_plugin_x86_cpu_state *r,
+			   const struct qemu_plugin_x86_cpu_state *e, struct replay_state_diff *d);
+
+/* ---- guest pages (replay-pages.c) ---- */
+
+/* Every guest page's content hash at one checkpoint, built by folding the
+ * manifests 0..K, so that checkpoint K's RAM can be checked without
+ * materializing it. */
+struct replay_pages {
+	struct ckpt_store *store;
+	uint64_t npages;
+	uint32_t at;                 /* the checkpoint the refs describe */
+	struct ckpt_page_ref *refs;  /* by gpn; flags CKPT_PAGE_ZERO for zero pages */
+};
+
+int replay_pages__init(struct replay_pages *p, struct ckpt_store *st, uint32_t checkpoint,
+		       char *err, size_t errlen);
+/* Moves to checkpoint at+1 by applying its manifest. */
+int replay_pages__advance(struct replay_pages *p, char *err, size_t errlen);
+void replay_pages__destroy(struct replay_pages *p);
+
+#define REPLAY_MAX_PAGE_DIFFS 16
+
+struct replay_page_diff {
+	uint64_t differing;      /* pages whose content differs */
+	uint64_t pt_ad_only;     /* ... only in page-table accessed/dirty bits */
+	uint64_t other;
+	unsigned listed;
+	struct {
+		uint64_t gpn;
+		bool pt_ad_only;
+		uint32_t offset;            /* first differing 8-byte word */
+		uint64_t replay, recorded;  /* its values */
+	} pages[REPLAY_MAX_PAGE_DIFFS];
+};
+
+/* Compares guest RAM as read through read_ram with the recorded pages.
+ * read_ram reads len bytes at guest physical address addr. */
+int replay_pages__compare(struct replay_pages *p,
+			  bool (*read_ram)(uint64_t addr, void *buf, size_t len),
+			  struct replay_page_diff *d, char *err, size_t errlen);
+
+#endif
