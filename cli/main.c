@@ -14,6 +14,7 @@ static const struct builtin builtins[] = {
 	{ "ckpt", builtin_ckpt, "list, show, verify, materialize, export and import checkpoints",
 	  builtin_ckpt_usage },
 	{ "log", builtin_log, "show the nondeterminism log of an interval", builtin_log_usage },
+	{ "replay", builtin_replay, "replay intervals in QEMU TCG and validate them", builtin_replay_usage },
 	{ "cpuid", builtin_cpuid, "show the guest CPUID table and the matching QEMU -cpu",
 	  builtin_cpuid_usage },
 };

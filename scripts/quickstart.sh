@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 
 "$(pwd)/scripts/install-deps.sh" --if-missing
+# The simnode's patched QEMU (cached outside the tree; ~4 minutes the first time).
+"$(pwd)/simnode/qemu/build.sh" >/dev/null
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" -Dbuildtype=release -Dtests=disabled
 ninja -C "$BUILD"
 

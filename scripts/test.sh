@@ -10,6 +10,8 @@ BUILD=${BUILD:-build-test}
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
 
 "$(pwd)/scripts/install-deps.sh" --if-missing
+# The simnode's patched QEMU (cached outside the tree; ~4 minutes the first time).
+"$(pwd)/simnode/qemu/build.sh" >/dev/null
 
 if [ ! -f "$BUILD/build.ninja" ]; then
 	meson setup "$BUILD" -Db_sanitize=address,undefined -Db_lundef=false \

@@ -11,8 +11,12 @@ uint8_t user_stacks[MAX_TASKS][USER_STACK_SIZE] __attribute__((aligned(16)));
 
 static inline uint64_t sys2(uint64_t nr, uint64_t a0, uint64_t a1)
 {
-	/* ud2 is the system call instruction: see SYSCALL_VECTOR in abi.h. */
-	__asm__ volatile("ud2" : "+a"(nr) : "D"(a0), "S"(a1) : "memory");
+	/* ud2 is the system call instruction: see SYSCALL_VECTOR in abi.h.
+	 * The cmp defines every arithmetic flag first: the kernel saves
+	 * RFLAGS, and flags an earlier instruction left undefined differ
+	 * between hardware and TCG, which a replay would see in RAM. */
+	__asm__ volatile("cmp %%eax, %%eax\n\tud2" : "+a"(nr) : "D"(a0), "S"(a1)
+			 : "memory", "cc");
 	return nr;
 }
 

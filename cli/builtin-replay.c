@@ -1,0 +1,165 @@
+/* simuboost replay: replays intervals of a recording in the patched QEMU
+ * and says, for each, whether it reached the next checkpoint exactly. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "builtin.h"
+#include "simnode.h"
+
+const char builtin_replay_usage[] =
+	"usage: simuboost replay <REC> (--interval K | --all | --serial) [options]\n"
+	"\n"
+	"Replays intervals of a recording in QEMU TCG (the patched build of\n"
+	"simnode/qemu/) and validates each against the checkpoint that ends it:\n"
+	"every register and every guest page. A verdict is exact, or diverged with\n"
+	"the first divergence (kind, event index, RIP, instruction count, the\n"
+	"differing state fields and pages, pages classified as page-table A/D bits\n"
+	"only or other).\n"
+	"\n"
+	"  -i, --interval K    replay interval K (checkpoint K to K+1)\n"
+	"  -a, --all           every interval, each in its own QEMU, in parallel\n"
+	"  -s, --serial        every interval in one QEMU from checkpoint 0 (the oracle)\n"
+	"  -J, --jobs N        QEMU processes at a time for --all (default: CPUs)\n"
+	"      --budget N      instructions one interval may run before it counts as\n"
+	"                      diverged (default: 4 x interval x 5e9/s)\n"
+	"      --timeout S     kill a QEMU after S seconds (default 3600)\n"
+	"      --qemu PATH     the patched qemu-system-x86_64 (default: this build's;\n"
+	"                      or $SIMUBOOST_QEMU)\n"
+	"  -j, --json          the results as JSON\n"
+	"\n"
+	"Exit status: 0 if every interval replayed exact, 1 if not, 2 on bad usage.\n";
+
+static void progress(void *opaque, unsigned done, unsigned total)
+{
+	(void)opaque;
+	fprintf(stderr, "\rreplay: %u/%u intervals", done, total);
+	if (done == total)
+		fputc('\n', stderr);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+static void print_table(json_t *results, FILE *out)
+{
+	size_t i;
+	json_t *r;
+	fprintf(out, "%8s  %-9s %14s %8s %7s  %s\n", "interval", "verdict", "instructions",
+		"events", "wall s", "first divergence");
+	json_array_foreach(results, i, r) {
+		json_t *div = json_object_get(r, "divergence");
+		fprintf(out, "%8lld  %-9s %14lld %8lld %7.2f  ",
+			(long long)json_integer_value(json_object_get(r, "interval")),
+			str(r, "verdict"),
+			(long long)json_integer_value(json_object_get(r, "instructions")),
+			(long long)json_integer_value(json_object_get(r, "events")),
+			json_real_value(json_object_get(r, "wall_s")));
+		if (div)
+			fprintf(out, "%s at event %lld, rip %s, instruction %lld: %s", str(div, "kind"),
+				(long long)json_integer_value(json_object_get(div, "event")),
+				str(div, "rip"),
+				(long long)json_integer_value(json_object_get(div, "at_instruction")),
+				str(div, "detail"));
+		else
+			fputs(str(r, "detail"), out);
+		fputc('\n', out);
+	}
+}
+
+int builtin_replay(int argc, char **argv)
+{
+	enum { OPT_BUDGET = 256, OPT_TIMEOUT, OPT_QEMU };
+	static const struct option options[] = {
+		{ "interval", required_argument, NULL, 'i' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "serial", no_argument, NULL, 's' },
+		{ "jobs", required_argument, NULL, 'J' },
+		{ "budget", required_argument, NULL, OPT_BUDGET },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "qemu", required_argument, NULL, OPT_QEMU },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct simnode_replay_options o = { .timeout_s = 3600 };
+	const char *interval = NULL;
+	bool all = false, json = false;
+	char err[1024];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "i:asJ:j", options, NULL)) != -1) {
+		switch (c) {
+		case 'i': interval = optarg; break;
+		case 'a': all = true; break;
+		case 's': o.serial = true; break;
+		case 'J': o.jobs = (unsigned)atoi(optarg); break;
+		case OPT_BUDGET: o.budget = strtoull(optarg, NULL, 0); break;
+		case OPT_TIMEOUT: o.timeout_s = atof(optarg); break;
+		case OPT_QEMU: o.qemu = optarg; break;
+		case 'j': json = true; break;
+		default:
+			fputs(builtin_replay_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || (!!interval + all + o.serial) != 1) {
+		fprintf(stderr, "simuboost replay: expected a recording and one of --interval K, "
+				"--all, --serial\n");
+		return EXIT_USAGE;
+	}
+	o.recording = argv[optind];
+	long count = simnode__checkpoints(o.recording, err, sizeof(err));
+	if (count < 0) {
+		fprintf(stderr, "simuboost replay: %s\n", err);
+		return EXIT_FAILURE;
+	}
+	if (interval) {
+		uint32_t k;
+		if (cli__parse_index(interval, &k) != 0) {
+			fprintf(stderr, "simuboost replay: --interval '%s' is not a number\n",
+				interval);
+			return EXIT_USAGE;
+		}
+		o.first = k;
+		o.last = k + 1;
+	} else {
+		o.first = 0;
+		o.last = count > 1 ? (uint32_t)count - 1 : 1;
+	}
+	if (!o.jobs) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		o.jobs = n > 0 ? (unsigned)n : 1;
+	}
+	if (!json && isatty(STDERR_FILENO))
+		o.progress = progress;
+	json_t *results = simnode__replay(&o, err, sizeof(err));
+	if (!results) {
+		fprintf(stderr, "simuboost replay: %s\n", err);
+		return EXIT_FAILURE;
+	}
+	size_t i, exact = 0;
+	json_t *r;
+	json_array_foreach(results, i, r)
+		exact += !strcmp(str(r, "verdict"), "exact");
+	if (json) {
+		json_t *doc = json_pack("{s:s, s:s, s:I, s:I, s:O}", "recording", o.recording, "mode",
+					o.serial ? "serial" : "parallel", "exact", (json_int_t)exact,
+					"intervals_total", (json_int_t)json_array_size(results),
+					"intervals", results);
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(doc);
+	} else {
+		print_table(results, stdout);
+		printf("%zu of %zu intervals exact\n", exact, json_array_size(results));
+	}
+	bool ok = exact == json_array_size(results);
+	json_decref(results);
+	return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,332 @@
+/* The replay driver: one patched QEMU per interval (or one for all, the
+ * serial oracle), each with the replay plugin, RAM mapped privately from
+ * a memfd that holds the starting checkpoint. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "simnode-paths.h"
+#include "simnode.h"
+
+#define POLL_NS 20000000L
+
+struct job {
+	uint32_t first, last;
+	pid_t pid;
+	int ram_fd;
+	double started;
+	char out[4200], log[4200];
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+long simnode__checkpoints(const char *recording, char *err, size_t errlen)
+{
+	struct ckpt_store *st = ckpt_store__open(recording, err, errlen);
+	if (!st)
+		return -1;
+	long n = ckpt_store__count(st);
+	ckpt_store__close(st);
+	return n;
+}
+
+/* The QEMU must carry our patches: build.sh stamps its version string. */
+static int check_qemu(const char *qemu, char *err, size_t errlen)
+{
+	char cmd[4200], line[256] = "";
+	if (access(qemu, X_OK) != 0) {
+		snprintf(err, errlen, "%s: %s (build it with simnode/qemu/build.sh)", qemu,
+			 strerror(errno));
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "'%s' -version 2>&1", qemu);
+	FILE *p = popen(cmd, "r");
+	if (!p || !fgets(line, sizeof(line), p)) {
+		if (p)
+			pclose(p);
+		snprintf(err, errlen, "%s: cannot run it", qemu);
+		return -1;
+	}
+	pclose(p);
+	if (!strstr(line, "(simuboost-")) {
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(err, errlen,
+			 "%s lacks the simuboost patches (it says \"%s\"); build the patched "
+			 "QEMU with simnode/qemu/build.sh",
+			 qemu, line);
+		return -1;
+	}
+	return 0;
+}
+
+static int ram_at(struct ckpt_store *st, uint32_t k, char *err, size_t errlen)
+{
+	uint64_t size = ckpt_store__info(st)->memory_bytes;
+	int fd = memfd_create("simuboost-ram", 0);
+	if (fd < 0 || ftruncate(fd, (off_t)size) != 0) {
+		snprintf(err, errlen, "memfd for %" PRIu64 " bytes: %s", size, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	void *ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (ram == MAP_FAILED) {
+		snprintf(err, errlen, "mmap: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	int rc = ckpt_store__materialize(st, k, ram, err, errlen);
+	munmap(ram, size);
+	if (rc != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int spawn(struct job *j, const struct simnode_replay_options *o, const char *qemu,
+		 const char *plugin, const char *cpu, uint64_t mem, const char *dir, char *err,
+		 size_t errlen)
+{
+	char mem_arg[256], plugin_arg[8192], cpu_arg[2048], m_arg[64];
+
+	snprintf(j->out, sizeof(j->out), "%s/interval-%u.json", dir, j->first);
+	snprintf(j->log, sizeof(j->log), "%s/interval-%u.log", dir, j->first);
+	snprintf(mem_arg, sizeof(mem_arg),
+		 "memory-backend-file,id=ram,size=%" PRIu64 ",mem-path=/proc/self/fd/%d,share=off",
+		 mem, j->ram_fd);
+	snprintf(m_arg, sizeof(m_arg), "%" PRIu64 "M", mem >> 20);
+	snprintf(cpu_arg, sizeof(cpu_arg), "%s,apic-id=0", cpu);
+	int n = snprintf(plugin_arg, sizeof(plugin_arg), "%s,rec=%s,first=%u,last=%u,out=%s",
+			 plugin, o->recording, j->first, j->last, j->out);
+	if (o->budget)
+		snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",budget=%" PRIu64,
+			 o->budget);
+	int logfd = open(j->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (logfd < 0) {
+		snprintf(err, errlen, "%s: %s", j->log, strerror(errno));
+		return -1;
+	}
+	j->started = now_s();
+	j->pid = fork();
+	if (j->pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(logfd);
+		return -1;
+	}
+	if (j->pid == 0) {
+		dup2(logfd, STDOUT_FILENO);
+		dup2(logfd, STDERR_FILENO);
+		/* A machine with no devices: every port and MMIO access is the
+		 * plugin's, and nothing but the log raises interrupts. */
+		execl(qemu, qemu, "-M", "none,memory-backend=ram", "-object", mem_arg, "-m", m_arg,
+		      "-cpu", cpu_arg, "-accel", "tcg,thread=multi", "-nodefaults", "-no-user-config",
+		      "-display", "none", "-monitor", "none", "-serial", "none", "-plugin",
+		      plugin_arg, (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", qemu, strerror(errno));
+		_exit(127);
+	}
+	close(logfd);
+	return 0;
+}
+
+/* The last line QEMU printed, for an error message. */
+static void last_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	buf[0] = '\0';
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0])
+			snprintf(buf, len, "%s", line);
+	}
+	fclose(f);
+}
+
+static json_t *error_result(uint32_t k, const char *verdict, const char *detail)
+{
+	return json_pack("{s:i, s:s, s:s}", "interval", k, "verdict", verdict, "detail", detail);
+}
+
+/* Appends the results of a finished job to results (one per interval). */
+static void collect(struct job *j, int status, bool timed_out, const char *qemu,
+		    json_t *results)
+{
+	json_error_t jerr;
+	json_t *doc = json_load_file(j->out, 0, &jerr);
+	json_t *got = doc ? json_object_get(doc, "intervals") : NULL;
+	const char *fatal = doc ? json_string_value(json_object_get(doc, "error")) : NULL;
+	size_t have = json_is_array(got) ? json_array_size(got) : 0;
+	char why[1024], line[512];
+
+	for (size_t i = 0; i < have; i++)
+		json_array_append(results, json_array_get(got, i));
+	last_line(j->log, line, sizeof(line));
+	if (timed_out)
+		snprintf(why, sizeof(why), "no result after the time limit; QEMU killed");
+	else if (strstr(line, "undefined symbol: qemu_plugin_"))
+		snprintf(why, sizeof(why), "%s lacks the simuboost patches: %s", qemu, line);
+	else if (fatal)
+		snprintf(why, sizeof(why), "%s", fatal);
+	else if (WIFSIGNALED(status))
+		snprintf(why, sizeof(why), "QEMU crashed (signal %d)%s%s", WTERMSIG(status),
+			 line[0] ? ": " : "", line);
+	else if (!doc || WEXITSTATUS(status) != 0)
+		snprintf(why, sizeof(why), "QEMU exited with status %d without a result%s%s",
+			 WEXITSTATUS(status), line[0] ? ": " : "", line);
+	else
+		why[0] = '\0';
+	/* A replay stops at its first divergence; later intervals of the same
+	 * QEMU did not run. */
+	bool stopped = have && strcmp(json_string_value(json_object_get(
+					      json_array_get(got, have - 1), "verdict")), "exact");
+	for (uint32_t k = j->first + (uint32_t)have; k < j->last; k++) {
+		if (stopped || !why[0])
+			json_array_append_new(results,
+					      error_result(k, "not-run", "an earlier interval diverged"));
+		else {
+			char d[1200];
+			snprintf(d, sizeof(d), "interval %u: %s", k, why);
+			json_array_append_new(results, error_result(k, "error", d));
+			stopped = true;
+		}
+	}
+	json_decref(doc);
+	unlink(j->out);
+	close(j->ram_fd);
+	j->pid = 0;
+}
+
+static int by_interval(const void *a, const void *b)
+{
+	json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "interval"));
+	json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "interval"));
+	return (x > y) - (x < y);
+}
+
+static json_t *sorted(json_t *results)
+{
+	size_t n = json_array_size(results);
+	json_t **v = calloc(n ? n : 1, sizeof(*v));
+	json_t *out = json_array();
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_array_get(results, i);
+	qsort(v, n, sizeof(*v), by_interval);
+	for (size_t i = 0; i < n; i++)
+		json_array_append(out, v[i]);
+	free(v);
+	json_decref(results);
+	return out;
+}
+
+json_t *simnode__replay(const struct simnode_replay_options *o, char *err, size_t errlen)
+{
+	const char *qemu = o->qemu ? o->qemu : getenv("SIMUBOOST_QEMU");
+	const char *plugin = o->plugin ? o->plugin : SIMNODE_REPLAY_PLUGIN;
+	char dir[] = "/tmp/simuboost-replay-XXXXXX";
+	json_t *results = NULL;
+	struct job *jobs = NULL;
+
+	if (!qemu)
+		qemu = SIMNODE_QEMU;
+	struct ckpt_store *st = ckpt_store__open(o->recording, err, errlen);
+	if (!st)
+		return NULL;
+	uint32_t count = ckpt_store__count(st);
+	if (count < 2 || o->first >= o->last || o->last > count - 1) {
+		if (count < 2)
+			snprintf(err, errlen, "%s: %u checkpoint%s, so no interval to replay",
+				 o->recording, count, count == 1 ? "" : "s");
+		else
+			snprintf(err, errlen,
+				 "%s: interval %u is out of range: %u checkpoints, so intervals 0..%u",
+				 o->recording, o->last > count - 1 ? o->last - 1 : o->first, count,
+				 count - 2);
+		goto out;
+	}
+	if (!plugin[0]) {
+		snprintf(err, errlen, "this build has no replay plugin: the patched QEMU was not "
+				      "built when it was configured (simnode/qemu/build.sh)");
+		goto out;
+	}
+	if (check_qemu(qemu, err, errlen) != 0)
+		goto out;
+	if (!mkdtemp(dir)) {
+		snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
+		goto out;
+	}
+	const struct ckpt_info *info = ckpt_store__info(st);
+	unsigned njobs = o->serial ? 1 : o->last - o->first;
+	unsigned parallel = o->serial ? 1 : (o->jobs ? o->jobs : 1);
+	jobs = calloc(njobs, sizeof(*jobs));
+	results = json_array();
+	unsigned next = 0, running = 0, done = 0, total = o->last - o->first;
+	for (unsigned i = 0; i < njobs; i++) {
+		jobs[i].first = o->serial ? o->first : o->first + i;
+		jobs[i].last = o->serial ? o->last : jobs[i].first + 1;
+		jobs[i].ram_fd = -1;
+	}
+	while (done < njobs) {
+		while (running < parallel && next < njobs) {
+			struct job *j = &jobs[next++];
+			char e[512];
+			j->ram_fd = ram_at(st, j->first, e, sizeof(e));
+			if (j->ram_fd < 0 || spawn(j, o, qemu, plugin, info->cpu_model,
+						   info->memory_bytes, dir, e, sizeof(e)) != 0) {
+				char d[700];
+				snprintf(d, sizeof(d), "checkpoint %u: %s", j->first, e);
+				for (uint32_t k = j->first; k < j->last; k++)
+					json_array_append_new(results, error_result(k, "error", d));
+				if (j->ram_fd >= 0)
+					close(j->ram_fd);
+				done++;
+				continue;
+			}
+			running++;
+		}
+		for (unsigned i = 0; i < next; i++) {
+			struct job *j = &jobs[i];
+			int status = 0;
+			if (j->pid <= 0)
+				continue;
+			bool late = o->timeout_s > 0 && now_s() - j->started > o->timeout_s;
+			if (late) {
+				kill(j->pid, SIGKILL);
+				waitpid(j->pid, &status, 0);
+			} else if (waitpid(j->pid, &status, WNOHANG) != j->pid) {
+				continue;
+			}
+			collect(j, status, late, qemu, results);
+			unlink(j->log);
+			running--;
+			done++;
+			if (o->progress)
+				o->progress(o->opaque, (unsigned)json_array_size(results), total);
+		}
+		nanosleep(&(struct timespec){ 0, POLL_NS }, NULL);
+	}
+	rmdir(dir);
+	results = sorted(results);
+out:
+	free(jobs);
+	ckpt_store__close(st);
+	return results;
+}

@@ -1,0 +1,43 @@
+/* simuboost simulation node: replays intervals of a recording in the
+ * patched QEMU (simnode/qemu/) with the replay plugin, and validates each
+ * against the checkpoint that ends it. This is the only header other
+ * modules may use. */
+#ifndef SIMUBOOST_SIMNODE_H
+#define SIMUBOOST_SIMNODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct simnode_replay_options {
+	const char *recording;
+	/* Intervals [first, last). serial: one QEMU replays them all from
+	 * checkpoint `first` (the oracle); otherwise one QEMU per interval,
+	 * `jobs` at a time. */
+	uint32_t first, last;
+	bool serial;
+	unsigned jobs;
+	const char *qemu;        /* NULL: the build's patched QEMU */
+	const char *plugin;      /* NULL: the build's replay plugin */
+	uint64_t budget;         /* instructions per interval; 0: the default */
+	double timeout_s;        /* per QEMU process; 0: none */
+	/* Called after each interval's result, e.g. for progress. */
+	void (*progress)(void *opaque, unsigned done, unsigned total);
+	void *opaque;
+};
+
+/* Replays and returns a JSON array with one object per interval, in order:
+ *   interval, verdict ("exact", "diverged", "error", "not-run"),
+ *   instructions, events, events_total, undefined_flag_fixups, wall_s,
+ *   and for "diverged" a divergence object (kind, detail, event, rip,
+ *   at_instruction, state and pages where they differ), for "error" a
+ *   detail string. Returns NULL with err only when nothing could run (bad
+ *   recording, interval out of range, QEMU missing or unpatched). */
+json_t *simnode__replay(const struct simnode_replay_options *o, char *err, size_t errlen);
+
+/* The number of checkpoints of a recording, or -1 with err. */
+long simnode__checkpoints(const char *recording, char *err, size_t errlen);
+
+#endif

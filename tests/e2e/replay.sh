@@ -1,0 +1,88 @@
+#!/bin/sh
+# replay: a recorded compute workload replays exact in the patched QEMU,
+# interval by interval (--all) and in one piece (--serial), with identical
+# per-interval instruction counts; broken inputs give clear errors.
+# usage: replay.sh SIMUBOOST GUEST_DIR [SYSTEM_QEMU]
+set -eu
+SIMUBOOST=$1 GUEST_DIR=$2 SYSTEM_QEMU=${3:-}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL $*"; exit 1; }
+
+rec="$TMP/compute.rec"
+"$SIMUBOOST" record --quiet --interval 100ms -o "$rec" --set "cmdline=workload=compute scale=15" \
+	--set console_out="$TMP/console" "$GUEST_DIR/compute.cfg" >/dev/null 2>"$TMP/record.err" ||
+	{ cat "$TMP/record.err"; fail "record"; }
+
+rc=0
+"$SIMUBOOST" replay "$rec" --all --json >"$TMP/all.json" 2>"$TMP/all.err" || rc=$?
+cat "$TMP/all.err"
+[ "$rc" -eq 0 ] || { cat "$TMP/all.json"; fail "replay --all exited $rc"; }
+rc=0
+"$SIMUBOOST" replay "$rec" --serial --json >"$TMP/serial.json" 2>"$TMP/serial.err" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$TMP/serial.err" "$TMP/serial.json"; fail "replay --serial exited $rc"; }
+python3 - "$TMP/all.json" "$TMP/serial.json" <<'PY' || fail "--all and --serial disagree"
+import json, sys
+a, s = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["intervals_total"] >= 4, a["intervals_total"]
+for doc in (a, s):
+    bad = [i for i in doc["intervals"] if i["verdict"] != "exact"]
+    assert not bad, bad
+ca = [i["instructions"] for i in a["intervals"]]
+cs = [i["instructions"] for i in s["intervals"]]
+assert ca == cs, (ca, cs)
+assert all(c > 0 for c in ca), ca
+print("replay: %d intervals exact, --all and --serial agree, %d instructions"
+      % (len(ca), sum(ca)))
+PY
+
+# One interval, in the human format.
+"$SIMUBOOST" replay "$rec" --interval 1 >"$TMP/one.txt" || { cat "$TMP/one.txt"; fail "interval 1"; }
+grep -q "1 of 1 intervals exact" "$TMP/one.txt" || fail "interval 1 summary: $(cat "$TMP/one.txt")"
+
+# An interval out of range names the range.
+n=$(ls "$rec"/*.manifest | wc -l)
+rc=0
+"$SIMUBOOST" replay "$rec" --interval "$n" 2>"$TMP/range.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "interval $n is out of range" "$TMP/range.err" ||
+	fail "out of range: rc $rc, $(cat "$TMP/range.err")"
+
+# A QEMU without our patches is refused before anything runs.
+if [ -n "$SYSTEM_QEMU" ]; then
+	rc=0
+	"$SIMUBOOST" replay "$rec" --interval 0 --qemu "$SYSTEM_QEMU" 2>"$TMP/unpatched.err" || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "lacks the simuboost patches" "$TMP/unpatched.err" ||
+		fail "unpatched QEMU: rc $rc, $(cat "$TMP/unpatched.err")"
+fi
+
+# A budget far too small: diverged, kind budget, not a hang.
+rc=0
+"$SIMUBOOST" replay "$rec" --interval 1 --budget 100000 --json >"$TMP/budget.json" || rc=$?
+[ "$rc" -eq 1 ] || fail "budget: rc $rc"
+python3 -c 'import json,sys; i=json.load(open(sys.argv[1]))["intervals"][0]; assert i["verdict"]=="diverged" and i["divergence"]["kind"]=="budget", i' "$TMP/budget.json" ||
+	fail "budget verdict"
+
+# A QEMU that crashes mid-interval: an error naming the interval.
+# SIMUBOOST_REAL_QEMU is the patched QEMU (the suite sets it).
+cat >"$TMP/crashing-qemu" <<SH
+#!/bin/sh
+for a; do [ "\$a" = -version ] && exec "\$SIMUBOOST_REAL_QEMU" -version; done
+"\$SIMUBOOST_REAL_QEMU" "\$@" & pid=\$!
+sleep 1; kill -SEGV \$pid; wait \$pid; kill -SEGV \$\$
+SH
+chmod +x "$TMP/crashing-qemu"
+if [ -n "${SIMUBOOST_REAL_QEMU:-}" ]; then
+	rc=0
+	"$SIMUBOOST" replay "$rec" --interval 1 --qemu "$TMP/crashing-qemu" >"$TMP/crash.txt" 2>&1 || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "interval 1: QEMU crashed" "$TMP/crash.txt" ||
+		fail "crash: rc $rc, $(cat "$TMP/crash.txt")"
+fi
+
+# A corrupt log: an error naming the file, no verdict.
+log=$(ls "$rec"/000001.log)
+python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[len(b)//2]^=1; open(p,"wb").write(b)' "$log"
+rc=0
+"$SIMUBOOST" replay "$rec" --interval 1 >"$TMP/corrupt.txt" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] && grep -q "000001.log" "$TMP/corrupt.txt" && ! grep -q " exact " "$TMP/corrupt.txt" ||
+	fail "corrupt log: rc $rc, $(cat "$TMP/corrupt.txt")"
+echo "PASS replay"
