@@ -153,16 +153,25 @@ static void test_reg_hash(void **state)
 	(void)state;
 	for (int i = 0; i < CKPT_GPR__COUNT; i++)
 		gpr[i] = 0x0102030405060708ull * (uint64_t)(i + 1);
-	/* The definition: the 16 GPRs then RFLAGS, little-endian, RF/TF cleared. */
+	/* The definition: the 16 GPRs then RFLAGS, little-endian, RF, TF and
+	 * the arithmetic flags cleared. */
 	for (int i = 0; i < CKPT_GPR__COUNT; i++)
 		ckpt__put_le64(raw + 8 * i, gpr[i]);
-	ckpt__put_le64(raw + 128, 0x246);
+	ckpt__put_le64(raw + 128, 0x202);
 	h = ckpt_landmark__reg_hash(gpr, 0x246);
 	assert_true(h == XXH3_64bits(raw, sizeof(raw)));
-	/* RF and TF do not count; every other flag and every register does. */
+	/* RF, TF, CF, PF, AF, ZF, SF, OF do not count; IF, DF and every
+	 * register do. */
 	assert_true(ckpt_landmark__reg_hash(gpr, 0x246 | 1u << 16 | 1u << 8) == h);
-	assert_true(ckpt_landmark__reg_hash(gpr, 0x247) != h);
+	assert_true(ckpt_landmark__reg_hash(gpr, 0x246 ^ CKPT_RFLAGS_ARITH) == h);
 	assert_true(ckpt_landmark__reg_hash(gpr, 0x246 ^ 1u << 9) != h);
+	assert_true(ckpt_landmark__reg_hash(gpr, 0x246 ^ 1u << 10) != h);
+	/* The landmark carries the arithmetic flags, and gives them back. */
+	for (uint64_t f = 0; f < 0x1000; f++) {
+		uint32_t lm = ckpt_landmark__arith_flags(f);
+		assert_int_equal(lm & ~CKPT_LM_ARITH_MASK, 0);
+		assert_true(ckpt_landmark__arith_rflags(lm) == (f & CKPT_RFLAGS_ARITH));
+	}
 	for (int i = 0; i < CKPT_GPR__COUNT; i++) {
 		gpr[i] ^= 1ull << 63;
 		assert_true(ckpt_landmark__reg_hash(gpr, 0x246) != h);
@@ -364,10 +373,10 @@ static void test_header_fields(void **state)
 	big[len] = 0;
 	refused(big, len + 1, 3, "log: 1 trailing bytes after the checksum");
 	free(big);
-	/* Version 2 with a matching checksum is still version 2. */
-	ckpt__put_le32(buf + 8, 2);
+	/* Version 3 with a matching checksum is still version 3. */
+	ckpt__put_le32(buf + 8, 3);
 	ckpt__put_le64(buf + len - SUM, XXH3_64bits(buf, len - SUM));
-	refused(buf, len, 3, "log: unknown format version 2 (this build reads version 1)");
+	refused(buf, len, 3, "log: unknown format version 3 (this build reads version 2)");
 	free(buf);
 }
 
@@ -420,9 +429,9 @@ static void test_event_checks(void **state)
 		const uint8_t p[] = { 1, 0, 0, 0, 1, 0, 0x40, 1, 0 };
 		refused_payload(p, sizeof(p), 1, "pio-read: an access cannot happen while halted");
 	}
-	{	/* irq landmark flags 2 */
-		const uint8_t p[] = { 5, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x20 };
-		refused_payload(p, sizeof(p), 1, "irq: unknown landmark flags 0x2");
+	{	/* irq landmark flags 0x80 */
+		const uint8_t p[] = { 5, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0x20 };
+		refused_payload(p, sizeof(p), 1, "irq: unknown landmark flags 0x80");
 	}
 	{	/* irq landmark beyond the accesses seen */
 		const uint8_t p[] = { 5, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20 };
@@ -491,7 +500,7 @@ static void test_writer_refuses(void **state)
 		{ .kind = CKPT_EV_PIO_READ, .size = 1, .value = 0x100 },
 		{ .kind = CKPT_EV_PIO_READ, .size = 1, .at.sync_count = 5 },
 		{ .kind = CKPT_EV_IRQ, .value = 256 },
-		{ .kind = CKPT_EV_IRQ, .at.flags = 4 },
+		{ .kind = CKPT_EV_IRQ, .at.flags = 0x80 },
 		{ .kind = CKPT_EV_CONSOLE_IN, .size = 3, .data = NULL },
 	};
 	struct ckpt_event ok = { .kind = CKPT_EV_PIO_READ, .size = 1 };

@@ -297,8 +297,8 @@ static void test_envelope_errors(void **state)
 	buf[0] = 'X';
 	expect_error(buf, len, "bad magic");
 	buf[0] = 'S';
-	ckpt__put_le32(buf + 4, 2);
-	expect_error(buf, len, "unknown format version 2");
+	ckpt__put_le32(buf + 4, CKPT_FORMAT_VERSION + 1);
+	expect_error(buf, len, "unknown format version 3");
 	ckpt__put_le32(buf + 4, CKPT_FORMAT_VERSION);
 	ckpt__put_le32(buf + 8, CKPT_KIND_PACK);
 	expect_error(buf, len, "is a pack file");
@@ -321,7 +321,7 @@ static void test_hostile_fields(void **state)
 	(void)state;
 	p = bad + CKPT_ENV_SIZE;
 	/* The device-state length sits right after the MSRs. */
-	off_dev = OFF_MSR_COUNT + 4 + CKPT_MAX_MSRS * 12 + 2 * 3 + 1 + 8 * 2 + 4 + 128 + 256 +
+	off_dev = OFF_MSR_COUNT + 4 + CKPT_MAX_MSRS * 12 + 2 * 3 + 1 + 8 * 2 + 4 + 4 + 128 + 256 +
 		  3 + 4 + 4 + 4;
 	assert_int_equal(ckpt__get_le64(buf + CKPT_ENV_SIZE + off_dev), 300);
 	assert_int_equal(ckpt__get_le32(buf + CKPT_ENV_SIZE + OFF_MSR_COUNT), CKPT_MAX_MSRS);
