@@ -75,6 +75,19 @@ struct ckpt_msr {
 
 #define CKPT_MAX_MSRS 32
 
+/* The MSRs a checkpoint holds, by index */
+#define CKPT_MSR_TSC 0x00000010u
+#define CKPT_MSR_SYSENTER_CS 0x00000174u
+#define CKPT_MSR_SYSENTER_ESP 0x00000175u
+#define CKPT_MSR_SYSENTER_EIP 0x00000176u
+#define CKPT_MSR_MISC_ENABLE 0x000001a0u
+#define CKPT_MSR_PAT 0x00000277u
+#define CKPT_MSR_STAR 0xc0000081u
+#define CKPT_MSR_LSTAR 0xc0000082u
+#define CKPT_MSR_CSTAR 0xc0000083u
+#define CKPT_MSR_SFMASK 0xc0000084u
+#define CKPT_MSR_KERNEL_GS_BASE 0xc0000102u
+
 /* The complete architectural state of the one vCPU. */
 struct ckpt_cpu_state {
 	uint64_t gpr[CKPT_GPR__COUNT];
@@ -294,6 +307,12 @@ struct ckpt_event {
 };
 
 const char *ckpt_event_kind__name(enum ckpt_event_kind kind);
+
+/* Port and MMIO accesses: the synchronous events landmarks count. */
+static inline bool ckpt_event_kind__is_access(enum ckpt_event_kind kind)
+{
+	return kind >= CKPT_EV_PIO_READ && kind <= CKPT_EV_MMIO_WRITE;
+}
 /* One readable line (no newline), as `simuboost log show` prints it. */
 void ckpt_event__format(const struct ckpt_event *ev, char *out, size_t outlen);
 

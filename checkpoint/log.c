@@ -101,11 +101,6 @@ const char *ckpt_event_kind__name(enum ckpt_event_kind kind)
 	return "unknown";
 }
 
-static bool is_access(enum ckpt_event_kind kind)
-{
-	return kind >= CKPT_EV_PIO_READ && kind <= CKPT_EV_MMIO_WRITE;
-}
-
 static bool is_pio(enum ckpt_event_kind kind)
 {
 	return kind == CKPT_EV_PIO_READ || kind == CKPT_EV_PIO_WRITE;
@@ -241,7 +236,7 @@ static const char *event_problem(const struct ckpt_event *ev, const struct log_p
 		snprintf(why, whylen, "unknown landmark flags 0x%" PRIx32, ev->at.flags);
 		return why;
 	}
-	if (is_access(ev->kind)) {
+	if (ckpt_event_kind__is_access(ev->kind)) {
 		/* KVM splits MMIO at page boundaries into any width up to 8;
 		 * port I/O is 1, 2 or 4 bytes wide. */
 		bool pio = is_pio(ev->kind);
@@ -302,7 +297,7 @@ static void advance(struct log_pos *p, const struct ckpt_event *ev)
 	p->time = ev->guest_time_ns;
 	p->sync = ev->at.sync_count;
 	p->rip = ev->at.rip;
-	if (is_access(ev->kind))
+	if (ckpt_event_kind__is_access(ev->kind))
 		p->accesses++;
 	if (ev->kind == CKPT_EV_STOP)
 		p->stopped = true;
@@ -376,7 +371,7 @@ int ckpt_log_writer__append(struct ckpt_log_writer *w, const struct ckpt_event *
 		ckpt_wbuf__u64(b, ev->at.reg_hash);
 	else
 		put_varint(b, ev->at.reg_hash);
-	if (is_access(ev->kind)) {
+	if (ckpt_event_kind__is_access(ev->kind)) {
 		put_varint(b, ev->addr);
 		ckpt_wbuf__u8(b, (uint8_t)ev->size);
 		put_varint(b, ev->value);
@@ -535,7 +530,7 @@ static int dec_varint32(struct log_dec *d, const char *field, uint32_t *v)
 
 static int dec_kind_fields(struct log_dec *d, struct ckpt_event *ev)
 {
-	if (is_access(ev->kind)) {
+	if (ckpt_event_kind__is_access(ev->kind)) {
 		uint8_t size = 0;
 
 		if (dec_varint(d, "address", &ev->addr) < 0 || dec_u8(d, "size", &size) < 0 ||

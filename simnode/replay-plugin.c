@@ -161,12 +161,6 @@ static const struct ckpt_event *next_event(struct replay *r)
 	return r->next < ckpt_log__count(r->log) ? ckpt_log__event(r->log, r->next) : NULL;
 }
 
-static bool is_sync(enum ckpt_event_kind k)
-{
-	return k == CKPT_EV_PIO_READ || k == CKPT_EV_PIO_WRITE || k == CKPT_EV_MMIO_READ ||
-	       k == CKPT_EV_MMIO_WRITE;
-}
-
 /* Console input reaches the guest through logged UART reads; the event
  * itself is informational. */
 static void skip_informational(struct replay *r)
@@ -290,7 +284,7 @@ static bool at_landmark(struct replay *r, struct qemu_plugin_x86_cpu_state *stat
 	for (;;) {
 		const struct ckpt_event *ev = next_event(r);
 		uint64_t rflags;
-		if (!ev || is_sync(ev->kind))
+		if (!ev || ckpt_event_kind__is_access(ev->kind))
 			return false;
 		const struct ckpt_landmark *lm = &ev->at;
 		if (lm->sync_count != r->sync_count || lm->rip != state->rip ||
@@ -383,7 +377,7 @@ static void on_landmark_insn(unsigned int vcpu, void *udata)
 	(void)vcpu;
 
 	ev = next_event(r);
-	if (!r->started || !ev || is_sync(ev->kind) || ev->at.sync_count != r->sync_count ||
+	if (!r->started || !ev || ckpt_event_kind__is_access(ev->kind) || ev->at.sync_count != r->sync_count ||
 	    ev->at.rip != site->rip)
 		return;
 	current_state(&s);
@@ -471,7 +465,7 @@ static const struct ckpt_event *expect_access(struct replay *r, enum ckpt_event_
 		describe_event(ev, e, sizeof(e));
 		ckpt_event__format(&got, g, sizeof(g));
 		snprintf(d, sizeof(d), "expected %s; the guest made %s", e, g);
-		diverged(r, ev && !is_sync(ev->kind) ? "landmark-missed" : "io", d, NULL);
+		diverged(r, ev && !ckpt_event_kind__is_access(ev->kind) ? "landmark-missed" : "io", d, NULL);
 	}
 	r->next++;
 	r->events_replayed++;
@@ -540,7 +534,7 @@ static int collect_landmarks(struct replay *r, char *err, size_t errlen)
 			return -1;
 		for (size_t i = 0; i < ckpt_log__count(log); i++) {
 			const struct ckpt_event *ev = ckpt_log__event(log, i);
-			if (is_sync(ev->kind) || ev->kind == CKPT_EV_CONSOLE_IN ||
+			if (ckpt_event_kind__is_access(ev->kind) || ev->kind == CKPT_EV_CONSOLE_IN ||
 			    (ev->at.flags & CKPT_LM_HALTED))
 				continue;
 			if (!g_hash_table_contains(r->landmark_rips, &ev->at.rip)) {

@@ -16,18 +16,6 @@
 #define DESC_B_SHIFT 22
 #define DESC_G (1u << 23)
 
-#define MSR_TSC 0x00000010u
-#define MSR_SYSENTER_CS 0x00000174u
-#define MSR_SYSENTER_ESP 0x00000175u
-#define MSR_SYSENTER_EIP 0x00000176u
-#define MSR_MISC_ENABLE 0x000001a0u
-#define MSR_PAT 0x00000277u
-#define MSR_STAR 0xc0000081u
-#define MSR_LSTAR 0xc0000082u
-#define MSR_CSTAR 0xc0000083u
-#define MSR_SFMASK 0xc0000084u
-#define MSR_KERNEL_GS_BASE 0xc0000102u
-
 /* FXSAVE image offsets (Intel SDM vol. 1, table 10-2) */
 #define FX_FCW 0
 #define FX_FSW 2
@@ -109,17 +97,17 @@ int replay_state__from_ckpt(const struct ckpt_cpu_state *c, struct qemu_plugin_x
 		q->dr[i] = c->dr[i];
 	q->dr[6] = c->dr6;
 	q->dr[7] = c->dr7;
-	msr_value(c, MSR_STAR, &q->star);
-	msr_value(c, MSR_LSTAR, &q->lstar);
-	msr_value(c, MSR_CSTAR, &q->cstar);
-	msr_value(c, MSR_SFMASK, &q->fmask);
-	msr_value(c, MSR_KERNEL_GS_BASE, &q->kernel_gs_base);
-	msr_value(c, MSR_SYSENTER_CS, &q->sysenter_cs);
-	msr_value(c, MSR_SYSENTER_ESP, &q->sysenter_esp);
-	msr_value(c, MSR_SYSENTER_EIP, &q->sysenter_eip);
-	if (!msr_value(c, MSR_PAT, &q->pat))
+	msr_value(c, CKPT_MSR_STAR, &q->star);
+	msr_value(c, CKPT_MSR_LSTAR, &q->lstar);
+	msr_value(c, CKPT_MSR_CSTAR, &q->cstar);
+	msr_value(c, CKPT_MSR_SFMASK, &q->fmask);
+	msr_value(c, CKPT_MSR_KERNEL_GS_BASE, &q->kernel_gs_base);
+	msr_value(c, CKPT_MSR_SYSENTER_CS, &q->sysenter_cs);
+	msr_value(c, CKPT_MSR_SYSENTER_ESP, &q->sysenter_esp);
+	msr_value(c, CKPT_MSR_SYSENTER_EIP, &q->sysenter_eip);
+	if (!msr_value(c, CKPT_MSR_PAT, &q->pat))
 		q->pat = 0x0007040600070406ULL; /* the reset value */
-	msr_value(c, MSR_MISC_ENABLE, &q->misc_enable);
+	msr_value(c, CKPT_MSR_MISC_ENABLE, &q->misc_enable);
 
 	uint8_t *fx = q->fxsave;
 	put16(fx + FX_FCW, c->fcw);

@@ -10,17 +10,10 @@
 /* MSRs that a guest can set and that KVM keeps outside regs/sregs. FS and GS
  * bases live in the segment registers and EFER in sregs. */
 static const uint32_t saved_msrs[] = {
-	0x00000174, /* SYSENTER_CS */
-	0x00000175, /* SYSENTER_ESP */
-	0x00000176, /* SYSENTER_EIP */
-	0xc0000081, /* STAR */
-	0xc0000082, /* LSTAR */
-	0xc0000083, /* CSTAR */
-	0xc0000084, /* SFMASK */
-	0xc0000102, /* KERNEL_GS_BASE */
-	0x00000277, /* PAT */
-	0x000001a0, /* MISC_ENABLE */
-	0x00000010, /* TSC: the guest can read it even with the CPUID bit hidden */
+	CKPT_MSR_SYSENTER_CS, CKPT_MSR_SYSENTER_ESP, CKPT_MSR_SYSENTER_EIP,
+	CKPT_MSR_STAR, CKPT_MSR_LSTAR, CKPT_MSR_CSTAR, CKPT_MSR_SFMASK,
+	CKPT_MSR_KERNEL_GS_BASE, CKPT_MSR_PAT, CKPT_MSR_MISC_ENABLE,
+	CKPT_MSR_TSC, /* the guest can read it even with the CPUID bit hidden */
 };
 #define N_SAVED_MSRS (sizeof(saved_msrs) / sizeof(saved_msrs[0]))
 
