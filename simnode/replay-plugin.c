@@ -523,6 +523,15 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
+/* QEMU reports only that the plugin failed to load; the result file says
+ * why, so that the driver names the file or checkpoint at fault. */
+static int install_failed(struct replay *r, const char *why)
+{
+	fprintf(stderr, "replay: %s\n", why);
+	write_results(r, why);
+	return -1;
+}
+
 /* Adds every landmark RIP of intervals [first, last) to the set and makes
  * each one begin a translation block. */
 static int collect_landmarks(struct replay *r, char *err, size_t errlen)
@@ -588,11 +597,10 @@ bad:
 		fprintf(stderr, "replay: rec=, first= and out= are required\n");
 		return -1;
 	}
+	r->results = json_array();
 	r->store = ckpt_store__open(rec, err, sizeof(err));
-	if (!r->store) {
-		fprintf(stderr, "replay: %s\n", err);
-		return -1;
-	}
+	if (!r->store)
+		return install_failed(r, err);
 	uint32_t count = ckpt_store__count(r->store);
 	if (last == UINT64_MAX)
 		last = first + 1;
@@ -609,15 +617,12 @@ bad:
 		1000 * DEFAULT_BUDGET_FACTOR;
 	if (r->budget >= BUDGET_EXHAUSTED)
 		r->budget = BUDGET_EXHAUSTED - 1;
-	r->results = json_array();
 	r->counters = qemu_plugin_scoreboard_new(sizeof(struct vcpu_counters));
 	r->insns = qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, insns);
 	r->budget_left =
 		qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, budget_left);
-	if (collect_landmarks(r, err, sizeof(err)) != 0) {
-		fprintf(stderr, "replay: %s\n", err);
-		return -1;
-	}
+	if (collect_landmarks(r, err, sizeof(err)) != 0)
+		return install_failed(r, err);
 	the_replay = r;
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
 	qemu_plugin_register_vcpu_idle_cb(id, on_idle);
