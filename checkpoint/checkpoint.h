@@ -28,7 +28,7 @@
 #include <stdio.h>
 
 #define CKPT_PAGE_SIZE 4096u
-#define CKPT_FORMAT_VERSION 2u /* 2: landmarks carry the arithmetic flags */
+#define CKPT_FORMAT_VERSION 3u /* 2: landmarks carry the arithmetic flags; 3: and RF */
 
 struct ckpt_hash {
 	uint64_t lo, hi; /* XXH3-128 of a page's 4096 bytes */
@@ -260,11 +260,14 @@ int ckpt_archive__import_memory(const void *buf, size_t len, const char *dir, ch
  * the instruction not yet executed.) With CKPT_LM_HALTED the vCPU was
  * halted: rip follows the hlt, and the event happens while halted. */
 #define CKPT_LM_HALTED 1u
-/* Bits 1..6: the arithmetic flags CF, PF, AF, ZF, SF, OF at the landmark.
- * Several instructions leave some of them undefined, and TCG and the
- * hardware disagree there, so reg_hash leaves them out and the landmark
- * carries them: a replay matches on the hash and then adopts these. */
-#define CKPT_LM_ARITH_MASK 0x7eu
+/* Bits 1..7: the RFLAGS bits that reg_hash leaves out and the landmark
+ * carries, so that a replay matches on the hash and then adopts them:
+ * - the arithmetic flags CF, PF, AF, ZF, SF, OF: several instructions
+ *   leave some of them undefined, and TCG and the hardware disagree there;
+ * - RF: the hardware sets it when an instruction restarts after a fault,
+ *   including host page faults that PVM takes for the guest and TCG never
+ *   sees, and an interrupt taken before the restart pushes it. */
+#define CKPT_LM_RFLAGS_MASK 0xfeu
 
 struct ckpt_landmark {
 	uint64_t sync_count;
@@ -273,14 +276,14 @@ struct ckpt_landmark {
 	uint32_t flags;
 };
 
-/* XXH3-64 of the 16 GPRs and RFLAGS without RF and TF (which single-stepping
- * and the two CPUs' models may set differently) and without the arithmetic
- * flags (see CKPT_LM_ARITH_MASK). */
+/* XXH3-64 of the 16 GPRs and RFLAGS without TF (which single-stepping sets
+ * on one side only) and without the bits the landmark carries (see
+ * CKPT_LM_RFLAGS_MASK). */
 uint64_t ckpt_landmark__reg_hash(const uint64_t gpr[CKPT_GPR__COUNT], uint64_t rflags);
-/* RFLAGS' arithmetic flags packed into landmark flag bits, and back. */
-uint32_t ckpt_landmark__arith_flags(uint64_t rflags);
-uint64_t ckpt_landmark__arith_rflags(uint32_t lm_flags);
-#define CKPT_RFLAGS_ARITH 0x8d5ull /* CF PF AF ZF SF OF */
+/* The carried RFLAGS bits packed into landmark flag bits, and back. */
+uint32_t ckpt_landmark__pack_rflags(uint64_t rflags);
+uint64_t ckpt_landmark__unpack_rflags(uint32_t lm_flags);
+#define CKPT_RFLAGS_CARRIED 0x108d5ull /* CF PF AF ZF SF OF RF */
 
 enum ckpt_event_kind {
 	CKPT_EV_PIO_READ = 1, /* addr = port, size, value */

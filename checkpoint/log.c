@@ -51,27 +51,27 @@
  * flags, one-byte hash, address, length). */
 #define LOG_MIN_EVENT 8u
 
-/* RF (bit 16) and TF (bit 8): single-stepping sets them on one side only. */
-#define RFLAGS_IGNORED ((1ull << 16) | (1ull << 8) | CKPT_RFLAGS_ARITH)
+/* TF (bit 8): single-stepping sets it on one side only. */
+#define RFLAGS_IGNORED ((1ull << 8) | CKPT_RFLAGS_CARRIED)
 
-/* CF PF AF ZF SF OF, in landmark flag bits 1..6 */
-static const uint8_t arith_bit[6] = { 0, 2, 4, 6, 7, 11 };
+/* CF PF AF ZF SF OF RF, in landmark flag bits 1..7 */
+static const uint8_t carried_bit[7] = { 0, 2, 4, 6, 7, 11, 16 };
 
-uint32_t ckpt_landmark__arith_flags(uint64_t rflags)
+uint32_t ckpt_landmark__pack_rflags(uint64_t rflags)
 {
 	uint32_t f = 0;
-	for (int i = 0; i < 6; i++)
-		if (rflags & (1ull << arith_bit[i]))
+	for (int i = 0; i < 7; i++)
+		if (rflags & (1ull << carried_bit[i]))
 			f |= 2u << i;
 	return f;
 }
 
-uint64_t ckpt_landmark__arith_rflags(uint32_t lm_flags)
+uint64_t ckpt_landmark__unpack_rflags(uint32_t lm_flags)
 {
 	uint64_t r = 0;
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		if (lm_flags & (2u << i))
-			r |= 1ull << arith_bit[i];
+			r |= 1ull << carried_bit[i];
 	return r;
 }
 
@@ -232,7 +232,7 @@ static const char *event_problem(const struct ckpt_event *ev, const struct log_p
 		snprintf(why, whylen, "after the stop event, which must be the last event");
 		return why;
 	}
-	if (ev->at.flags & ~(CKPT_LM_HALTED | CKPT_LM_ARITH_MASK)) {
+	if (ev->at.flags & ~(CKPT_LM_HALTED | CKPT_LM_RFLAGS_MASK)) {
 		snprintf(why, whylen, "unknown landmark flags 0x%" PRIx32, ev->at.flags);
 		return why;
 	}
@@ -261,8 +261,13 @@ static const char *event_problem(const struct ckpt_event *ev, const struct log_p
 				 ev->value, ev->size, ev->size == 1 ? "" : "s");
 			return why;
 		}
-		if (ev->at.flags) {
+		if (ev->at.flags & CKPT_LM_HALTED) {
 			snprintf(why, whylen, "an access cannot happen while halted");
+			return why;
+		}
+		if (ev->at.flags) {
+			snprintf(why, whylen, "landmark flags 0x%" PRIx32 " on an access, which has none",
+				 ev->at.flags);
 			return why;
 		}
 		/* The access's own index: the landmarks count on it. */

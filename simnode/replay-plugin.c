@@ -266,14 +266,14 @@ static void end_interval(struct replay *r)
 /* Acts on every asynchronous event due at the current point. state is the
  * CPU state here; halted says whether the vCPU sits in hlt. Returns true if
  * an interrupt was injected. */
-/* Does the state match the landmark? The hash leaves out the arithmetic
- * flags, which instructions may leave undefined and TCG and the hardware
- * then set differently; *rflags gets the recorded ones. */
+/* Does the state match the landmark? The hash leaves out the RFLAGS bits
+ * the landmark carries (see CKPT_LM_RFLAGS_MASK); *rflags gets the
+ * recorded ones. */
 static bool landmark_matches(const struct ckpt_landmark *lm,
 			     const struct qemu_plugin_x86_cpu_state *state, uint64_t hash,
 			     uint64_t *rflags)
 {
-	*rflags = (state->rflags & ~CKPT_RFLAGS_ARITH) | ckpt_landmark__arith_rflags(lm->flags);
+	*rflags = (state->rflags & ~CKPT_RFLAGS_CARRIED) | ckpt_landmark__unpack_rflags(lm->flags);
 	return lm->reg_hash == hash;
 }
 
@@ -292,8 +292,8 @@ static bool at_landmark(struct replay *r, struct qemu_plugin_x86_cpu_state *stat
 		    !landmark_matches(lm, state, hash, &rflags))
 			return false;
 		if (rflags != state->rflags) {
-			/* Adopt the hardware's undefined flags, so that an
-			 * interrupt frame and the next checkpoint agree. */
+			/* Adopt the hardware's undefined flags and RF, so that
+			 * an interrupt frame and the next checkpoint agree. */
 			state->rflags = rflags;
 			if (!qemu_plugin_set_cpu_state(state, sizeof(*state)))
 				finish(r, "qemu_plugin_set_cpu_state failed");

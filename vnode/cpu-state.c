@@ -80,8 +80,17 @@ int cpu__landmark(struct vnode *vn, uint64_t *rip, struct ckpt_landmark *lm, cha
 	if (lm) {
 		lm->rip = r.rip;
 		lm->reg_hash = ckpt_landmark__reg_hash(gpr, r.rflags);
-		lm->flags |= ckpt_landmark__arith_flags(r.rflags);
+		lm->flags |= ckpt_landmark__pack_rflags(r.rflags);
 	}
+	return 0;
+}
+
+int cpu__event_in_flight(struct vnode *vn, bool *in_flight, char *err, size_t errlen)
+{
+	struct kvm_vcpu_events ev;
+	if (vcpu_ioctl(vn, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS", err, errlen) != 0)
+		return -1;
+	*in_flight = ev.exception.injected || ev.interrupt.injected || ev.nmi.injected;
 	return 0;
 }
 

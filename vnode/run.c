@@ -648,6 +648,18 @@ static void take_checkpoint(struct run_state *rs, uint32_t flags, int exit_statu
 	rs->t0 += downtime;
 }
 
+/* An interrupt injected and logged at a landmark, but not yet delivered,
+ * would be taken after a checkpoint at that landmark by a replay that
+ * starts there, and before it by the replay of the interval that ends
+ * there. So a checkpoint waits for the next exit, which delivers it. */
+static bool event_in_flight(struct run_state *rs)
+{
+	bool in_flight = false;
+	if (cpu__event_in_flight(rs->vn, &in_flight, rs->err, rs->errlen) != 0)
+		vmm_failed(rs);
+	return in_flight;
+}
+
 static void run_loop(struct run_state *rs)
 {
 	struct vnode *vn = rs->vn;
@@ -655,7 +667,7 @@ static void run_loop(struct run_state *rs)
 		advance_devices(rs);
 		if (rs->done)
 			break;
-		if (rs->rec && now_ns(rs) >= rs->rec->next_boundary) {
+		if (rs->rec && now_ns(rs) >= rs->rec->next_boundary && !event_in_flight(rs)) {
 			take_checkpoint(rs, 0, 0);
 			continue;
 		}

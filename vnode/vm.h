@@ -51,10 +51,11 @@ size_t cpu__read_code(struct vnode *vn, uint64_t rip, uint8_t *out, size_t len);
 /* cpu-state.c */
 int cpu__save_state(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, size_t errlen);
 int cpu__load_state(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *err, size_t errlen);
-/* RIP and (unless reg_hash is NULL) the landmark hash of the GPRs and
- * RFLAGS, as they are now. */
+/* Is an event injected but not yet delivered (the KVM_RUN after
+ * KVM_INTERRUPT ended on a signal before entering the guest)? */
+int cpu__event_in_flight(struct vnode *vn, bool *in_flight, char *err, size_t errlen);
 /* RIP, or the landmark fields read from the vCPU (rip, reg_hash and the
- * arithmetic flags; sync_count and CKPT_LM_HALTED are the caller's). */
+ * carried RFLAGS bits; sync_count and CKPT_LM_HALTED are the caller's). */
 int cpu__landmark(struct vnode *vn, uint64_t *rip, struct ckpt_landmark *lm, char *err,
 		  size_t errlen);
 

@@ -298,7 +298,9 @@ static void test_envelope_errors(void **state)
 	expect_error(buf, len, "bad magic");
 	buf[0] = 'S';
 	ckpt__put_le32(buf + 4, CKPT_FORMAT_VERSION + 1);
-	expect_error(buf, len, "unknown format version 3");
+	char want[64];
+	snprintf(want, sizeof(want), "unknown format version %u", CKPT_FORMAT_VERSION + 1);
+	expect_error(buf, len, want);
 	ckpt__put_le32(buf + 4, CKPT_FORMAT_VERSION);
 	ckpt__put_le32(buf + 8, CKPT_KIND_PACK);
 	expect_error(buf, len, "is a pack file");
