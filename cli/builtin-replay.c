@@ -29,6 +29,11 @@ const char builtin_replay_usage[] =
 	"      --timeout S     kill a QEMU after S seconds (default 3600)\n"
 	"      --qemu PATH     the patched qemu-system-x86_64 (default: this build's;\n"
 	"                      or $SIMUBOOST_QEMU)\n"
+	"  -b, --bisect        with --interval, if it diverges: re-run it with finer\n"
+	"                      checks to narrow the divergence to instructions (the\n"
+	"                      last change of each differing register, every store to\n"
+	"                      each differing page word, every visit of a missed\n"
+	"                      landmark after the last event that matched)\n"
 	"  -j, --json          the results as JSON\n"
 	"\n"
 	"Exit status: 0 if every interval replayed exact, 1 if not, 2 on bad usage.\n";
@@ -73,6 +78,63 @@ static void print_table(json_t *results, FILE *out)
 	}
 }
 
+static json_int_t num(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+/* What the finer checks of --bisect saw, as sentences. */
+static void print_bisect(json_t *r, FILE *out)
+{
+	json_t *div = json_object_get(r, "divergence"), *b = json_object_get(r, "bisect");
+	json_t *last = json_object_get(div, "last_match"), *v;
+	size_t i;
+
+	if (json_is_object(last))
+		fprintf(out, "bisect: the replay matched the recording up to event %lld "
+			     "(instruction %lld); the divergence showed at instruction %lld.\n",
+			(long long)num(last, "event"), (long long)num(last, "at_instruction"),
+			(long long)num(div, "at_instruction"));
+	else
+		fprintf(out, "bisect: no event of the interval matched; the divergence showed at "
+			     "instruction %lld.\n", (long long)num(div, "at_instruction"));
+	json_array_foreach(json_object_get(b, "fields"), i, v) {
+		if (!num(v, "changes"))
+			fprintf(out, "  %s: not changed after instruction %lld\n", str(v, "name"),
+				(long long)num(b, "from"));
+		else
+			fprintf(out, "  %s: last changed by instruction %lld at rip %s (%s -> %s)\n",
+				str(v, "name"), (long long)num(v, "last_change_at"), str(v, "rip"),
+				str(v, "before"), str(v, "after"));
+	}
+	json_array_foreach(json_object_get(b, "words"), i, v) {
+		fprintf(out, "  word %s (recorded %s): ", str(v, "address"), str(v, "recorded"));
+		if (!num(v, "stores"))
+			fprintf(out, "no instruction of the replay stored to it");
+		else
+			fprintf(out, "%lld stores, the last by instruction %lld at rip %s, value %s",
+				(long long)num(v, "stores"), (long long)num(v, "last_store_at"),
+				str(v, "rip"), str(v, "value"));
+		if (json_object_get(v, "recorded_value_overwritten_at"))
+			fprintf(out, "; it held the recorded value until instruction %lld",
+				(long long)num(v, "recorded_value_overwritten_at"));
+		else if (!json_is_true(json_object_get(v, "recorded_value_seen")))
+			fprintf(out, "; no store wrote the recorded value");
+		fputc('\n', out);
+	}
+	json_t *lm = json_object_get(b, "landmark");
+	if (lm && !num(lm, "visits"))
+		fprintf(out, "  landmark rip %s after %lld accesses: never reached after instruction "
+			     "%lld\n", str(lm, "rip"), (long long)num(lm, "sync_count"),
+			(long long)num(b, "from"));
+	else if (lm)
+		fprintf(out, "  landmark rip %s after %lld accesses: reached %lld times, at "
+			     "instructions %lld..%lld, never with the recorded registers (last hash "
+			     "%s)\n", str(lm, "rip"), (long long)num(lm, "sync_count"),
+			(long long)num(lm, "visits"), (long long)num(lm, "first_visit_at"),
+			(long long)num(lm, "last_visit_at"), str(lm, "last_visit_hash"));
+}
+
 int builtin_replay(int argc, char **argv)
 {
 	enum { OPT_BUDGET = 256, OPT_TIMEOUT, OPT_QEMU };
@@ -85,15 +147,16 @@ int builtin_replay(int argc, char **argv)
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "qemu", required_argument, NULL, OPT_QEMU },
 		{ "json", no_argument, NULL, 'j' },
+		{ "bisect", no_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct simnode_replay_options o = { .timeout_s = 3600 };
 	const char *interval = NULL;
-	bool all = false, json = false;
+	bool all = false, json = false, bisect = false;
 	char err[1024];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "i:asJ:j", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:asJ:jb", options, NULL)) != -1) {
 		switch (c) {
 		case 'i': interval = optarg; break;
 		case 'a': all = true; break;
@@ -103,6 +166,7 @@ int builtin_replay(int argc, char **argv)
 		case OPT_TIMEOUT: o.timeout_s = atof(optarg); break;
 		case OPT_QEMU: o.qemu = optarg; break;
 		case 'j': json = true; break;
+		case 'b': bisect = true; break;
 		default:
 			fputs(builtin_replay_usage, stderr);
 			return EXIT_USAGE;
@@ -111,6 +175,10 @@ int builtin_replay(int argc, char **argv)
 	if (optind != argc - 1 || (!!interval + all + o.serial) != 1) {
 		fprintf(stderr, "simuboost replay: expected a recording and one of --interval K, "
 				"--all, --serial\n");
+		return EXIT_USAGE;
+	}
+	if (bisect && !interval) {
+		fprintf(stderr, "simuboost replay: --bisect needs --interval K\n");
 		return EXIT_USAGE;
 	}
 	o.recording = argv[optind];
@@ -147,6 +215,19 @@ int builtin_replay(int argc, char **argv)
 	json_t *r;
 	json_array_foreach(results, i, r)
 		exact += !strcmp(str(r, "verdict"), "exact");
+	json_t *first = json_array_get(results, 0);
+	if (bisect && !strcmp(str(first, "verdict"), "diverged")) {
+		json_t *again = simnode__bisect(&o, first, err, sizeof(err));
+		if (!again) {
+			fprintf(stderr, "simuboost replay: --bisect: %s\n", err);
+		} else if (!json_object_get(again, "bisect")) {
+			fprintf(stderr, "simuboost replay: --bisect: the re-run ended %s: %s\n",
+				str(again, "verdict"), str(again, "detail"));
+		} else {
+			json_object_set(first, "bisect", json_object_get(again, "bisect"));
+		}
+		json_decref(again);
+	}
 	if (json) {
 		json_t *doc = json_pack("{s:s, s:s, s:I, s:I, s:O}", "recording", o.recording, "mode",
 					o.serial ? "serial" : "parallel", "exact", (json_int_t)exact,
@@ -158,6 +239,8 @@ int builtin_replay(int argc, char **argv)
 	} else {
 		print_table(results, stdout);
 		printf("%zu of %zu intervals exact\n", exact, json_array_size(results));
+		if (json_object_get(first, "bisect"))
+			print_bisect(first, stdout);
 	}
 	bool ok = exact == json_array_size(results);
 	json_decref(results);

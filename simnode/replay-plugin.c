@@ -2,7 +2,7 @@
  * replays intervals of a recording and validates each one against the
  * checkpoint that ends it.
  *
- *   -plugin replay.so,rec=DIR,first=K,last=L,out=FILE[,budget=N][,trace=FILE]
+ *   -plugin replay.so,rec=DIR,first=K,last=L,out=FILE[,budget=N][,bisect args]
  *
  * replays intervals K..L-1 in one run: it loads checkpoint K's CPU state
  * (the driver maps checkpoint K's RAM as the machine's memory), serves the
@@ -20,7 +20,8 @@
  * complete, so the callback compares sync count, RIP and register hash
  * with the next event and, on a match, injects the interrupt and leaves
  * the block before the instruction runs (qemu_plugin_exit_before_insn).
- * Landmarks in hlt (CKPT_LM_HALTED) are handled when the vCPU idles. */
+ * Landmarks in hlt (CKPT_LM_HALTED) are handled when the vCPU idles.
+ * The bisect arguments add finer checks (replay-bisect.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -59,6 +60,9 @@ struct replay {
 	uint64_t insns_at_start;
 	uint64_t events_replayed;
 	uint64_t flag_fixups;           /* landmarks matched after adopting undefined flags */
+	bool matched;                   /* an event of this interval matched: */
+	size_t last_match;              /* the last one, */
+	uint64_t last_match_insns;      /* at this instruction */
 	uint64_t wall_start_ns;
 	struct ckpt_manifest *end;      /* checkpoint interval+1 */
 	struct replay_pages pages;      /* its pages, by the time it is reached */
@@ -72,6 +76,7 @@ struct replay {
 	GHashTable *landmark_rips;      /* RIP -> struct landmark_site */
 
 	json_t *results;                /* array, one object per interval */
+	struct replay_bisect *bisect;   /* NULL unless bisecting */
 };
 
 /* QEMU's translation and idle callbacks carry no user data, so the one
@@ -137,6 +142,21 @@ static void current_state(struct qemu_plugin_x86_cpu_state *s)
 	}
 }
 
+static const struct ckpt_event *next_event(struct replay *r)
+{
+	return r->next < ckpt_log__count(r->log) ? ckpt_log__event(r->log, r->next) : NULL;
+}
+
+/* The next event happened as recorded. */
+static void match(struct replay *r)
+{
+	r->matched = true;
+	r->last_match = r->next;
+	r->last_match_insns = interval_insns(r);
+	r->next++;
+	r->events_replayed++;
+}
+
 /* Reports the interval diverged and ends the replay. kind names the class
  * of divergence; detail says what was expected and what happened. */
 static void diverged(struct replay *r, const char *kind, const char *detail, json_t *extra)
@@ -151,14 +171,24 @@ static void diverged(struct replay *r, const char *kind, const char *detail, jso
 			(json_int_t)interval_insns(r));
 	if (extra)
 		json_object_update_new(div, extra);
+	/* Where to look: between the last event that matched and here. */
+	json_object_set_new(div, "last_match",
+			    r->matched ? json_pack("{s:I, s:I}", "event", (json_int_t)r->last_match,
+						   "at_instruction",
+						   (json_int_t)r->last_match_insns) :
+					 json_null());
+	const struct ckpt_event *ev = next_event(r);
+	if (ev)
+		json_object_set_new(div, "expected",
+				    json_pack("{s:s, s:I, s:o, s:b}", "kind",
+					      ckpt_event_kind__name(ev->kind), "sync_count",
+					      (json_int_t)ev->at.sync_count, "rip", hex(ev->at.rip),
+					      "halted", (ev->at.flags & CKPT_LM_HALTED) != 0));
+	if (r->bisect)
+		json_object_set_new(res, "bisect", replay_bisect__result(r->bisect));
 	json_object_set_new(res, "divergence", div);
 	json_array_append_new(r->results, res);
 	finish(r, NULL);
-}
-
-static const struct ckpt_event *next_event(struct replay *r)
-{
-	return r->next < ckpt_log__count(r->log) ? ckpt_log__event(r->log, r->next) : NULL;
 }
 
 /* Console input reaches the guest through logged UART reads; the event
@@ -198,6 +228,7 @@ static int begin_interval(struct replay *r, uint32_t k, char *err, size_t errlen
 	r->sync_count = 0;
 	r->events_replayed = 0;
 	r->flag_fixups = 0;
+	r->matched = false;
 	r->insns_at_start = qemu_plugin_u64_sum(r->insns);
 	qemu_plugin_u64_set(r->budget_left, 0, r->budget);
 	r->wall_start_ns = now_ns();
@@ -300,8 +331,7 @@ static bool at_landmark(struct replay *r, struct qemu_plugin_x86_cpu_state *stat
 			hash = replay_state__reg_hash(state);
 			r->flag_fixups++;
 		}
-		r->next++;
-		r->events_replayed++;
+		match(r);
 		switch (ev->kind) {
 		case CKPT_EV_IRQ:
 			if (!qemu_plugin_inject_interrupt((int)ev->value))
@@ -405,6 +435,9 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 	size_t n = qemu_plugin_tb_n_insns(tb);
 	(void)id;
 
+	/* The checks see an instruction before the replay acts on it. */
+	if (r->bisect)
+		replay_bisect__instrument(r->bisect, tb);
 	qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(tb, QEMU_PLUGIN_INLINE_ADD_U64,
 							  r->budget_left, (uint64_t)-(int64_t)n);
 	qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, on_budget_exhausted, QEMU_PLUGIN_CB_NO_REGS,
@@ -459,16 +492,17 @@ static const struct ckpt_event *expect_access(struct replay *r, enum ckpt_event_
 	if (!ev || ev->kind != kind || ev->addr != addr || ev->size != size ||
 	    ((kind == CKPT_EV_PIO_WRITE || kind == CKPT_EV_MMIO_WRITE) && ev->value != value)) {
 		char d[400], e[200];
+		struct qemu_plugin_x86_cpu_state s;
+		current_state(&s);
 		struct ckpt_event got = { .kind = kind, .addr = addr, .size = size, .value = value,
-					  .at.sync_count = r->sync_count };
+					  .at.sync_count = r->sync_count, .at.rip = s.rip };
 		char g[200];
 		describe_event(ev, e, sizeof(e));
 		ckpt_event__format(&got, g, sizeof(g));
 		snprintf(d, sizeof(d), "expected %s; the guest made %s", e, g);
 		diverged(r, ev && !ckpt_event_kind__is_access(ev->kind) ? "landmark-missed" : "io", d, NULL);
 	}
-	r->next++;
-	r->events_replayed++;
+	match(r);
 	r->sync_count++;
 	skip_informational(r);
 	return ev;
@@ -579,6 +613,11 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			goto bad;
 		*eq = '\0';
 		const char *key = argv[i], *val = eq + 1;
+		int taken = replay_bisect__arg(&r->bisect, key, val);
+		if (taken < 0)
+			goto bad;
+		if (taken)
+			continue;
 		if (!strcmp(key, "rec"))
 			rec = val;
 		else if (!strcmp(key, "out"))
@@ -589,8 +628,9 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			goto bad;
 		continue;
 bad:
-		fprintf(stderr, "replay: bad argument '%s' (want rec=, first=, last=, out=, budget=)\n",
-			argv[i]);
+		fprintf(stderr, "replay: bad argument '%s=%s' (want rec=, first=, last=, out=, "
+				"budget=, bisect-from=, watch-field=, watch-word=, watch-landmark=)\n",
+			argv[i], eq ? eq + 1 : "");
 		return -1;
 	}
 	if (!rec || !r->out_path || first == UINT64_MAX) {
@@ -621,6 +661,8 @@ bad:
 	r->insns = qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, insns);
 	r->budget_left =
 		qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, budget_left);
+	if (r->bisect)
+		replay_bisect__attach(r->bisect, r->insns, &r->insns_at_start, &r->sync_count);
 	if (collect_landmarks(r, err, sizeof(err)) != 0)
 		return install_failed(r, err);
 	the_replay = r;

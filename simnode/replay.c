@@ -115,8 +115,10 @@ static int spawn(struct job *j, const struct simnode_replay_options *o, const ch
 	int n = snprintf(plugin_arg, sizeof(plugin_arg), "%s,rec=%s,first=%u,last=%u,out=%s",
 			 plugin, o->recording, j->first, j->last, j->out);
 	if (o->budget)
-		snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",budget=%" PRIu64,
-			 o->budget);
+		n += snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",budget=%" PRIu64,
+			      o->budget);
+	if (o->plugin_args && (size_t)n < sizeof(plugin_arg))
+		snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",%s", o->plugin_args);
 	int logfd = open(j->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (logfd < 0) {
 		snprintf(err, errlen, "%s: %s", j->log, strerror(errno));
@@ -329,4 +331,65 @@ out:
 	free(jobs);
 	ckpt_store__close(st);
 	return results;
+}
+
+static uint64_t hex_field(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? strtoull(s, NULL, 16) : 0;
+}
+
+json_t *simnode__bisect(const struct simnode_replay_options *o, const json_t *diverged,
+			char *err, size_t errlen)
+{
+	const json_t *div = json_object_get(diverged, "divergence");
+	const char *kind = json_string_value(json_object_get(div, "kind"));
+	json_int_t k = json_integer_value(json_object_get(diverged, "interval"));
+	char args[4096];
+	size_t n = 0, i;
+	json_t *v;
+
+	if (!kind) {
+		snprintf(err, errlen, "interval %lld did not diverge: nothing to bisect", (long long)k);
+		return NULL;
+	}
+	const json_t *last = json_object_get(div, "last_match");
+	n += (size_t)snprintf(args, sizeof(args), "bisect-from=%lld",
+			      (long long)json_integer_value(json_object_get(last, "at_instruction")));
+	json_array_foreach(json_object_get(div, "state"), i, v)
+		if (n < sizeof(args))
+			n += (size_t)snprintf(args + n, sizeof(args) - n, ",watch-field=%s",
+					      json_string_value(json_object_get(v, "name")));
+	json_array_foreach(json_object_get(json_object_get(div, "pages"), "first"), i, v)
+		if (n < sizeof(args))
+			n += (size_t)snprintf(args + n, sizeof(args) - n,
+					      ",watch-word=0x%" PRIx64 "/0x%" PRIx64,
+					      hex_field(v, "gpn") * 4096 +
+						      (uint64_t)json_integer_value(
+							      json_object_get(v, "offset")),
+					      hex_field(v, "recorded"));
+	const json_t *exp = json_object_get(div, "expected");
+	const char *ekind = json_string_value(json_object_get(exp, "kind"));
+	if (ekind && (!strcmp(ekind, "irq") || !strcmp(ekind, "stop") || !strcmp(ekind, "dma")) &&
+	    !json_is_true(json_object_get(exp, "halted")) && n < sizeof(args))
+		n += (size_t)snprintf(args + n, sizeof(args) - n, ",watch-landmark=0x%" PRIx64 "/%lld",
+				      hex_field(exp, "rip"),
+				      (long long)json_integer_value(json_object_get(exp, "sync_count")));
+	if (n >= sizeof(args)) {
+		snprintf(err, errlen, "interval %lld: too many watches for one run", (long long)k);
+		return NULL;
+	}
+	struct simnode_replay_options again = *o;
+	again.first = (uint32_t)k;
+	again.last = (uint32_t)k + 1;
+	again.serial = false;
+	again.jobs = 1;
+	again.plugin_args = args;
+	again.progress = NULL;
+	json_t *res = simnode__replay(&again, err, errlen);
+	if (!res)
+		return NULL;
+	json_t *one = json_incref(json_array_get(res, 0));
+	json_decref(res);
+	return one;
 }

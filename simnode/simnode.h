@@ -23,6 +23,7 @@ struct simnode_replay_options {
 	const char *plugin;      /* NULL: the build's replay plugin */
 	uint64_t budget;         /* instructions per interval; 0: the default */
 	double timeout_s;        /* per QEMU process; 0: none */
+	const char *plugin_args; /* more replay plugin arguments, comma-separated */
 	/* Called after each interval's result, e.g. for progress. */
 	void (*progress)(void *opaque, unsigned done, unsigned total);
 	void *opaque;
@@ -36,6 +37,16 @@ struct simnode_replay_options {
  *   detail string. Returns NULL with err only when nothing could run (bad
  *   recording, interval out of range, QEMU missing or unpatched). */
 json_t *simnode__replay(const struct simnode_replay_options *o, char *err, size_t errlen);
+
+/* Re-runs a diverged interval (one object of simnode__replay's result)
+ * with finer checks chosen from its divergence, and returns the re-run's
+ * result, whose "bisect" object says what they saw: for differing CPU
+ * state fields, the instruction that last changed each one; for differing
+ * page words, every store to them and whether the recorded value ever
+ * appeared; for a missed landmark, the visits of its RIP after the last
+ * matching event. NULL with err if the re-run could not run. */
+json_t *simnode__bisect(const struct simnode_replay_options *o, const json_t *diverged,
+			char *err, size_t errlen);
 
 /* The number of checkpoints of a recording, or -1 with err. */
 long simnode__checkpoints(const char *recording, char *err, size_t errlen);

@@ -78,6 +78,45 @@ if [ -n "${SIMUBOOST_REAL_QEMU:-}" ]; then
 		fail "crash: rc $rc, $(cat "$TMP/crash.txt")"
 fi
 
+# Divergences made on purpose (a test plugin loaded next to the replay
+# plugin), and what --bisect finds for them.
+if [ -n "${SIMUBOOST_REAL_QEMU:-}" ] && [ -n "${SIMUBOOST_PERTURB_PLUGIN:-}" ]; then
+	cat >"$TMP/perturbing-qemu" <<SH
+#!/bin/sh
+for a; do [ "\$a" = -version ] && exec "\$SIMUBOOST_REAL_QEMU" -version; done
+exec "\$SIMUBOOST_REAL_QEMU" "\$@" -plugin "\$SIMUBOOST_PERTURB_PLUGIN,\$PERTURB"
+SH
+	chmod +x "$TMP/perturbing-qemu"
+	# the RIP of interval 1's third interrupt: a hot user-mode loop
+	rip=$("$SIMUBOOST" log show "$rec" --interval 1 | grep ' irq ' | sed -n 3p |
+		sed 's/.* rip \(0x[0-9a-f]*\).*/\1/')
+	# A flipped bit in a page nothing touches: the pages differ, and no
+	# store of the replay wrote that word.
+	rc=0
+	PERTURB="pc=$rip,hit=1,word=0xff00000" "$SIMUBOOST" replay "$rec" --interval 1 --bisect \
+		--json --qemu "$TMP/perturbing-qemu" >"$TMP/word.json" || rc=$?
+	[ "$rc" -eq 1 ] || fail "perturbed word: rc $rc"
+	python3 - "$TMP/word.json" <<'PY' || fail "perturbed word: verdict or bisect"
+import json, sys
+i = json.load(open(sys.argv[1]))["intervals"][0]
+d = i["divergence"]
+assert i["verdict"] == "diverged" and d["kind"] == "pages", d
+assert d["pages"]["first"][0]["gpn"] == "0xff00" and d["pages"]["first"][0]["offset"] == 0, d
+w = i["bisect"]["words"][0]
+assert w["address"] == "0xff00000" and w["stores"] == 0 and not w["recorded_value_seen"], w
+PY
+	# RSP off by one from the third pass over that RIP: the next landmark
+	# is missed, and --bisect lists the landmark RIP's later visits, none
+	# with the recorded registers.
+	rc=0
+	PERTURB="pc=$rip,hit=3,reg=4" "$SIMUBOOST" replay "$rec" --interval 1 --bisect \
+		--qemu "$TMP/perturbing-qemu" >"$TMP/rsp.txt" || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "landmark-missed at event" "$TMP/rsp.txt" &&
+		grep -q "^bisect: the replay matched the recording up to event" "$TMP/rsp.txt" &&
+		grep -q "^  landmark rip 0x[0-9a-f]* after [0-9]* accesses: " "$TMP/rsp.txt" ||
+		fail "perturbed rsp: rc $rc, $(cat "$TMP/rsp.txt")"
+fi
+
 # A corrupt log: an error naming the file, no verdict.
 log=$(ls "$rec"/000001.log)
 python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[len(b)//2]^=1; open(p,"wb").write(b)' "$log"
