@@ -16,6 +16,8 @@
 #define DESC_B_SHIFT 22
 #define DESC_G (1u << 23)
 
+#define EFER_LMA (1ull << 10)
+
 /* FXSAVE image offsets (Intel SDM vol. 1, table 10-2) */
 #define FX_FCW 0
 #define FX_FSW 2
@@ -163,13 +165,24 @@ static void differ(struct replay_state_diff *d, const char *name, uint64_t repla
 
 static void compare_segment(struct replay_state_diff *d, int i,
 			    const struct qemu_plugin_x86_segment *r,
-			    const struct qemu_plugin_x86_segment *e)
+			    const struct qemu_plugin_x86_segment *e, bool long_mode)
 {
 	char name[32];
 	bool r_present = r->flags & DESC_P, e_present = e->flags & DESC_P;
 
 	snprintf(name, sizeof(name), "%s.selector", seg_names[i]);
 	CMP(selector, name);
+	/* A null SS in 64-bit mode (an interrupt from CPL3 loads one, and
+	 * IRETQ to CPL0 keeps it) has no cached part the CPU uses but its DPL,
+	 * the CPL: the hardware keeps it unusable, TCG makes it a flat data
+	 * segment. */
+	if (i == CKPT_SS && long_mode && !(r->selector & 0xfffc) && !(e->selector & 0xfffc)) {
+		uint32_t dpl = 3u << DESC_DPL_SHIFT;
+		if ((r->flags & dpl) != (e->flags & dpl))
+			differ(d, "ss.dpl", (r->flags & dpl) >> DESC_DPL_SHIFT,
+			       (e->flags & dpl) >> DESC_DPL_SHIFT);
+		return;
+	}
 	/* A segment that is not present has no meaningful cached part, except
 	 * that FS and GS bases are used in 64-bit mode whatever the selector. */
 	if (!r_present && !e_present) {
@@ -210,7 +223,7 @@ void replay_state__compare(const struct qemu_plugin_x86_cpu_state *r,
 	if ((r->rflags & ~0x100ULL) != (e->rflags & ~0x100ULL))
 		differ(d, "rflags", r->rflags, e->rflags);
 	for (int i = 0; i < 8; i++)
-		compare_segment(d, i, &r->seg[i], &e->seg[i]);
+		compare_segment(d, i, &r->seg[i], &e->seg[i], (e->efer & EFER_LMA) != 0);
 	CMP(gdt_base, "gdt.base");
 	CMP(gdt_limit, "gdt.limit");
 	CMP(idt_base, "idt.base");

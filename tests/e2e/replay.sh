@@ -36,6 +36,26 @@ print("replay: %d intervals exact, --all and --serial agree, %d instructions"
       % (len(ca), sum(ca)))
 PY
 
+# devread: port reads served from the log, and timer interrupts that land in
+# kernel mode (the guest's device system calls run with interrupts on).
+dev="$TMP/devread.rec"
+"$SIMUBOOST" record --quiet --interval 100ms -o "$dev" --set "cmdline=workload=devread scale=60" \
+	--set console_out="$TMP/devread.console" "$GUEST_DIR/devread.cfg" >/dev/null 2>"$TMP/record.err" ||
+	{ cat "$TMP/record.err"; fail "record devread"; }
+n=$(ls "$dev"/*.manifest | wc -l)
+k=0 kernel_irqs=0
+while [ "$k" -lt $((n - 1)) ]; do
+	# the kernel lies below the user region at 0x400000
+	c=$("$SIMUBOOST" log show "$dev" --interval "$k" | grep -c ' irq .* rip 0x[0-3]\?[0-9a-f]\{1,5\} ' || true)
+	kernel_irqs=$((kernel_irqs + c))
+	k=$((k + 1))
+done
+[ "$kernel_irqs" -gt 0 ] || fail "devread: no timer interrupt landed in kernel mode"
+rc=0
+"$SIMUBOOST" replay "$dev" --all >"$TMP/devread.txt" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || { cat "$TMP/devread.txt"; fail "devread replay --all exited $rc"; }
+echo "devread: $(tail -1 "$TMP/devread.txt"), $kernel_irqs interrupts in kernel mode"
+
 # One interval, in the human format.
 "$SIMUBOOST" replay "$rec" --interval 1 >"$TMP/one.txt" || { cat "$TMP/one.txt"; fail "interval 1"; }
 grep -q "1 of 1 intervals exact" "$TMP/one.txt" || fail "interval 1 summary: $(cat "$TMP/one.txt")"
