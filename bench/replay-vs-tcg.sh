@@ -22,8 +22,11 @@ W="workload=compute scale=$SCALE"
 "$S" record --quiet --interval 100ms -o "$TMP/rec" --set "cmdline=$W" \
 	--set console_out="$TMP/rec.out" "$G/compute.cfg" >/dev/null
 t0=$(date +%s.%N)
-"$Q" -accel tcg,thread=multi -cpu "$("$S" cpuid --qemu-cpu)" -m 256M -display none \
-	-nographic -no-reboot -monitor none -serial "file:$TMP/tcg.out" \
+# our QEMU build carries no firmware: SeaBIOS and the PVH option ROM come
+# from Debian's packages (seabios, qemu-system-data)
+"$Q" -L /usr/share/seabios -L /usr/share/qemu -nodefaults -accel tcg,thread=multi \
+	-cpu "$("$S" cpuid --qemu-cpu)" -m 256M -display none -no-reboot -monitor none \
+	-serial "file:$TMP/tcg.out" \
 	-kernel "$G/simuboost-guest.elf" -append "$W" \
 	-device isa-debug-exit,iobase=0xf4,iosize=4 >/dev/null 2>&1 || true
 t1=$(date +%s.%N)

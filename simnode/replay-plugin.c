@@ -44,6 +44,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 struct vcpu_counters {
 	uint64_t insns;                 /* instructions started */
 	uint64_t budget_left;           /* wraps past BUDGET_EXHAUSTED */
+	uint64_t armed_rip;             /* the next landmark's RIP, or 0 */
 };
 
 struct replay {
@@ -73,6 +74,7 @@ struct replay {
 	struct qemu_plugin_scoreboard *counters;
 	qemu_plugin_u64 insns;          /* instructions started */
 	qemu_plugin_u64 budget_left;    /* wraps past BUDGET_EXHAUSTED */
+	qemu_plugin_u64 armed_rip;      /* the next landmark's RIP, or 0 */
 	GHashTable *landmark_rips;      /* RIP -> struct landmark_site */
 
 	json_t *results;                /* array, one object per interval */
@@ -198,6 +200,11 @@ static void skip_informational(struct replay *r)
 	const struct ckpt_event *ev;
 	while ((ev = next_event(r)) && ev->kind == CKPT_EV_CONSOLE_IN)
 		r->next++;
+	/* Arms the one landmark site that can match next: the others skip
+	 * their callback with an inline compare. */
+	qemu_plugin_u64_set(r->armed_rip, 0,
+			    ev && !ckpt_event_kind__is_access(ev->kind) &&
+					    !(ev->at.flags & CKPT_LM_HALTED) ? ev->at.rip : 0);
 }
 
 static void describe_event(const struct ckpt_event *ev, char *buf, size_t len)
@@ -453,8 +460,9 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 							       QEMU_PLUGIN_CB_RW_REGS, r);
 		struct landmark_site *site = i == 0 ? g_hash_table_lookup(r->landmark_rips, &pc) : NULL;
 		if (site)
-			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_landmark_insn,
-							       QEMU_PLUGIN_CB_RW_REGS, site);
+			qemu_plugin_register_vcpu_insn_exec_cond_cb(
+				insn, on_landmark_insn, QEMU_PLUGIN_CB_RW_REGS, QEMU_PLUGIN_COND_EQ,
+				r->armed_rip, site->rip, site);
 		qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
 								    r->insns, 1);
 	}
@@ -661,6 +669,8 @@ bad:
 	r->insns = qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, insns);
 	r->budget_left =
 		qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, budget_left);
+	r->armed_rip =
+		qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, armed_rip);
 	if (r->bisect)
 		replay_bisect__attach(r->bisect, r->insns, &r->insns_at_start, &r->sync_count);
 	if (collect_landmarks(r, err, sizeof(err)) != 0)
