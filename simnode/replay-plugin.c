@@ -417,6 +417,13 @@ static void on_landmark_insn(unsigned int vcpu, void *udata)
 	if (!r->started || !ev || ckpt_event_kind__is_access(ev->kind) || ev->at.sync_count != r->sync_count ||
 	    ev->at.rip != site->rip)
 		return;
+	/* The registers alone decide, and are cheap to read: this runs at
+	 * every pass over the armed landmark until its registers match. */
+	s.size = QEMU_PLUGIN_X86_REGS_SIZE;
+	if (!qemu_plugin_get_cpu_state(&s, QEMU_PLUGIN_X86_REGS_SIZE))
+		finish(r, "qemu_plugin_get_cpu_state failed");
+	if (replay_state__reg_hash(&s) != ev->at.reg_hash)
+		return;
 	current_state(&s);
 	if (at_landmark(r, &s, false))
 		qemu_plugin_exit_before_insn();
