@@ -122,16 +122,6 @@ void replay_bisect__attach(struct replay_bisect *b, qemu_plugin_u64 insns,
 	b->store_sites = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 }
 
-static void get_state(struct qemu_plugin_x86_cpu_state *s)
-{
-	memset(s, 0, sizeof(*s));
-	s->size = sizeof(*s);
-	if (!qemu_plugin_get_cpu_state(s, sizeof(*s))) {
-		fprintf(stderr, "replay: qemu_plugin_get_cpu_state failed\n");
-		_exit(3);
-	}
-}
-
 /* Before each instruction: which watched fields did the previous one
  * change, and is this a visit of the missed landmark? */
 static void on_insn(unsigned int vcpu, void *udata)
@@ -143,7 +133,7 @@ static void on_insn(unsigned int vcpu, void *udata)
 
 	if (n < b->from)
 		return;
-	get_state(&s);
+	replay_state__current(&s);
 	if (b->landmark && s.rip == b->lm_rip && *b->sync_count == b->lm_sync) {
 		if (!b->lm_visits++)
 			b->lm_first_insn = n;
@@ -232,11 +222,6 @@ void replay_bisect__instrument(struct replay_bisect *b, struct qemu_plugin_tb *t
 	}
 }
 
-static json_t *hex(uint64_t v)
-{
-	return json_sprintf("0x%" PRIx64, v);
-}
-
 json_t *replay_bisect__result(const struct replay_bisect *b)
 {
 	json_t *fields = json_array(), *words = json_array();
@@ -246,20 +231,20 @@ json_t *replay_bisect__result(const struct replay_bisect *b)
 		if (w->changes)
 			json_object_update_new(o, json_pack("{s:I, s:o, s:o, s:o}", "last_change_at",
 							    (json_int_t)w->last_insn, "rip",
-							    hex(w->last_pc), "before", hex(w->before),
-							    "after", hex(w->after)));
+							    replay__hex(w->last_pc), "before", replay__hex(w->before),
+							    "after", replay__hex(w->after)));
 		json_array_append_new(fields, o);
 	}
 	for (unsigned i = 0; i < b->nwords; i++) {
 		const struct watched_word *w = &b->words[i];
-		json_t *o = json_pack("{s:o, s:o, s:I, s:b}", "address", hex(w->addr), "recorded",
-				      hex(w->recorded), "stores", (json_int_t)w->stores,
+		json_t *o = json_pack("{s:o, s:o, s:I, s:b}", "address", replay__hex(w->addr), "recorded",
+				      replay__hex(w->recorded), "stores", (json_int_t)w->stores,
 				      "recorded_value_seen", w->recorded_seen);
 		if (w->stores)
 			json_object_update_new(o, json_pack("{s:I, s:o, s:o}", "last_store_at",
 							    (json_int_t)w->last_insn, "rip",
-							    hex(w->last_pc), "value",
-							    hex(w->last_value)));
+							    replay__hex(w->last_pc), "value",
+							    replay__hex(w->last_value)));
 		if (w->recorded_lost)
 			json_object_set_new(o, "recorded_value_overwritten_at",
 					    json_integer((json_int_t)w->recorded_lost_insn));
@@ -268,13 +253,13 @@ json_t *replay_bisect__result(const struct replay_bisect *b)
 	json_t *doc = json_pack("{s:I, s:o, s:o}", "from", (json_int_t)b->from, "fields", fields,
 				"words", words);
 	if (b->landmark) {
-		json_t *lm = json_pack("{s:o, s:I, s:I}", "rip", hex(b->lm_rip), "sync_count",
+		json_t *lm = json_pack("{s:o, s:I, s:I}", "rip", replay__hex(b->lm_rip), "sync_count",
 				       (json_int_t)b->lm_sync, "visits", (json_int_t)b->lm_visits);
 		if (b->lm_visits)
 			json_object_update_new(lm, json_pack("{s:I, s:I, s:o}", "first_visit_at",
 							     (json_int_t)b->lm_first_insn,
 							     "last_visit_at", (json_int_t)b->lm_last_insn,
-							     "last_visit_hash", hex(b->lm_last_hash)));
+							     "last_visit_hash", replay__hex(b->lm_last_hash)));
 		json_object_set_new(doc, "landmark", lm);
 	}
 	return doc;

@@ -119,11 +119,6 @@ static void finish(struct replay *r, const char *fatal)
 	_exit(0);
 }
 
-static json_t *hex(uint64_t v)
-{
-	return json_sprintf("0x%" PRIx64, v);
-}
-
 static json_t *interval_result(struct replay *r, const char *verdict)
 {
 	return json_pack("{s:i, s:s, s:I, s:I, s:I, s:I, s:f}", "interval", r->interval, "verdict",
@@ -132,16 +127,6 @@ static json_t *interval_result(struct replay *r, const char *verdict)
 			 (json_int_t)ckpt_log__count(r->log), "undefined_flag_fixups",
 			 (json_int_t)r->flag_fixups, "wall_s",
 			 (double)(now_ns() - r->wall_start_ns) / 1e9);
-}
-
-static void current_state(struct qemu_plugin_x86_cpu_state *s)
-{
-	memset(s, 0, sizeof(*s));
-	s->size = sizeof(*s);
-	if (!qemu_plugin_get_cpu_state(s, sizeof(*s))) {
-		fprintf(stderr, "replay: qemu_plugin_get_cpu_state failed\n");
-		_exit(3);
-	}
 }
 
 static const struct ckpt_event *next_event(struct replay *r)
@@ -167,9 +152,9 @@ static void diverged(struct replay *r, const char *kind, const char *detail, jso
 	json_t *res = interval_result(r, "diverged");
 	json_t *div;
 
-	current_state(&s);
+	replay_state__current(&s);
 	div = json_pack("{s:s, s:s, s:I, s:o, s:I}", "kind", kind, "detail", detail, "event",
-			(json_int_t)r->next, "rip", hex(s.rip), "at_instruction",
+			(json_int_t)r->next, "rip", replay__hex(s.rip), "at_instruction",
 			(json_int_t)interval_insns(r));
 	if (extra)
 		json_object_update_new(div, extra);
@@ -184,7 +169,7 @@ static void diverged(struct replay *r, const char *kind, const char *detail, jso
 		json_object_set_new(div, "expected",
 				    json_pack("{s:s, s:I, s:o, s:b}", "kind",
 					      ckpt_event_kind__name(ev->kind), "sync_count",
-					      (json_int_t)ev->at.sync_count, "rip", hex(ev->at.rip),
+					      (json_int_t)ev->at.sync_count, "rip", replay__hex(ev->at.rip),
 					      "halted", (ev->at.flags & CKPT_LM_HALTED) != 0));
 	if (r->bisect)
 		json_object_set_new(res, "bisect", replay_bisect__result(r->bisect));
@@ -257,7 +242,7 @@ static void end_interval(struct replay *r)
 	struct replay_page_diff pd;
 	char err[512];
 
-	current_state(&got);
+	replay_state__current(&got);
 	if (replay_state__from_ckpt(&r->end->cpu, &want, err, sizeof(err)) != 0 ||
 	    replay_pages__advance(&r->pages, err, sizeof(err)) != 0 ||
 	    replay_pages__compare(&r->pages, read_ram, &pd, err, sizeof(err)) != 0) {
@@ -271,15 +256,15 @@ static void end_interval(struct replay *r)
 		for (unsigned i = 0; i < sd.count && i < REPLAY_MAX_STATE_DIFFS; i++)
 			json_array_append_new(regs, json_pack("{s:s, s:o, s:o}", "name",
 							      sd.fields[i].name, "replay",
-							      hex(sd.fields[i].replay), "recorded",
-							      hex(sd.fields[i].recorded)));
+							      replay__hex(sd.fields[i].replay), "recorded",
+							      replay__hex(sd.fields[i].recorded)));
 		for (unsigned i = 0; i < pd.listed; i++)
 			json_array_append_new(pages, json_pack("{s:o, s:s, s:i, s:o, s:o}", "gpn",
-							       hex(pd.pages[i].gpn), "class",
+							       replay__hex(pd.pages[i].gpn), "class",
 							       pd.pages[i].pt_ad_only ? "pt-ad" : "other",
 							       "offset", pd.pages[i].offset, "replay",
-							       hex(pd.pages[i].replay), "recorded",
-							       hex(pd.pages[i].recorded)));
+							       replay__hex(pd.pages[i].replay), "recorded",
+							       replay__hex(pd.pages[i].recorded)));
 		char detail[256];
 		const char *kind = sd.count ? "state" : pd.other ? "pages" : "pt-ad";
 		snprintf(detail, sizeof(detail),
@@ -424,7 +409,7 @@ static void on_landmark_insn(unsigned int vcpu, void *udata)
 		finish(r, "qemu_plugin_get_cpu_state failed");
 	if (replay_state__reg_hash(&s) != ev->at.reg_hash)
 		return;
-	current_state(&s);
+	replay_state__current(&s);
 	if (at_landmark(r, &s, false))
 		qemu_plugin_exit_before_insn();
 }
@@ -484,7 +469,7 @@ static void on_idle(qemu_plugin_id_t id, unsigned int vcpu)
 
 	if (!r->started || r->finished)
 		return;
-	current_state(&s);
+	replay_state__current(&s);
 	if (!(s.flags & QEMU_PLUGIN_X86_HALTED))
 		return;
 	if (at_landmark(r, &s, true))
@@ -508,7 +493,7 @@ static const struct ckpt_event *expect_access(struct replay *r, enum ckpt_event_
 	    ((kind == CKPT_EV_PIO_WRITE || kind == CKPT_EV_MMIO_WRITE) && ev->value != value)) {
 		char d[400], e[200];
 		struct qemu_plugin_x86_cpu_state s;
-		current_state(&s);
+		replay_state__current(&s);
 		struct ckpt_event got = { .kind = kind, .addr = addr, .size = size, .value = value,
 					  .at.sync_count = r->sync_count, .at.rip = s.rip };
 		char g[200];

@@ -3,6 +3,7 @@
 #ifndef SIMUBOOST_REPLAY_PRIV_H
 #define SIMUBOOST_REPLAY_PRIV_H
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,7 +32,15 @@ json_t *replay_bisect__result(const struct replay_bisect *b);
 
 #endif
 
+static inline json_t *replay__hex(uint64_t v)
+{
+	return json_sprintf("0x%" PRIx64, v);
+}
+
 /* ---- CPU state (replay-state.c) ---- */
+
+/* The current vCPU's complete state; exits QEMU if it cannot be read. */
+void replay_state__current(struct qemu_plugin_x86_cpu_state *s);
 
 int replay_state__from_ckpt(const struct ckpt_cpu_state *c, struct qemu_plugin_x86_cpu_state *q,
 			    char *err, size_t errlen);

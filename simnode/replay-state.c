@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "replay-priv.h"
 
@@ -64,6 +65,16 @@ static bool msr_value(const struct ckpt_cpu_state *c, uint32_t index, uint64_t *
 		}
 	}
 	return false;
+}
+
+void replay_state__current(struct qemu_plugin_x86_cpu_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->size = sizeof(*s);
+	if (!qemu_plugin_get_cpu_state(s, sizeof(*s))) {
+		fprintf(stderr, "replay: qemu_plugin_get_cpu_state failed\n");
+		_exit(3);
+	}
 }
 
 int replay_state__from_ckpt(const struct ckpt_cpu_state *c, struct qemu_plugin_x86_cpu_state *q,
