@@ -115,6 +115,25 @@ struct ckpt_cpu_state {
 	uint8_t halted;             /* stopped in hlt, waiting for an interrupt */
 };
 
+/* FXSAVE image offsets (Intel SDM vol. 1, table 10-2): the layout of the
+ * x87/SSE fields above, of KVM's XSAVE legacy region and of QEMU's plugin
+ * state. */
+#define CKPT_FX_FCW 0
+#define CKPT_FX_FSW 2
+#define CKPT_FX_FTW 4
+#define CKPT_FX_FOP 6
+#define CKPT_FX_FIP 8
+#define CKPT_FX_FDP 16
+#define CKPT_FX_MXCSR 24
+#define CKPT_FX_MXCSR_MASK 28
+#define CKPT_FX_ST 32
+#define CKPT_FX_XMM 160
+
+/* Writes the x87/SSE fields into an FXSAVE image, leaving its other bytes
+ * as they are; and reads them back. */
+void ckpt_cpu_state__put_fxsave(const struct ckpt_cpu_state *c, uint8_t img[512]);
+void ckpt_cpu_state__get_fxsave(struct ckpt_cpu_state *c, const uint8_t img[512]);
+
 /* Prints registers, segments, control registers, MSRs and events. */
 void ckpt_cpu_state__print(const struct ckpt_cpu_state *cpu, FILE *out);
 

@@ -19,17 +19,6 @@
 
 #define EFER_LMA (1ull << 10)
 
-/* FXSAVE image offsets (Intel SDM vol. 1, table 10-2) */
-#define FX_FCW 0
-#define FX_FSW 2
-#define FX_FTW 4
-#define FX_FOP 6
-#define FX_FIP 8
-#define FX_FDP 16
-#define FX_MXCSR 24
-#define FX_MXCSR_MASK 28
-#define FX_ST 32
-#define FX_XMM 160
 
 static uint32_t seg_flags(const struct ckpt_segment *s)
 {
@@ -39,21 +28,6 @@ static uint32_t seg_flags(const struct ckpt_segment *s)
 	       (uint32_t)s->dpl << DESC_DPL_SHIFT | (s->present && !s->unusable ? DESC_P : 0) |
 	       (s->avl ? DESC_AVL : 0) | (uint32_t)s->l << DESC_L_SHIFT |
 	       (uint32_t)s->db << DESC_B_SHIFT | (s->g ? DESC_G : 0);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
 }
 
 static bool msr_value(const struct ckpt_cpu_state *c, uint32_t index, uint64_t *value)
@@ -122,19 +96,7 @@ int replay_state__from_ckpt(const struct ckpt_cpu_state *c, struct qemu_plugin_x
 		q->pat = 0x0007040600070406ULL; /* the reset value */
 	msr_value(c, CKPT_MSR_MISC_ENABLE, &q->misc_enable);
 
-	uint8_t *fx = q->fxsave;
-	put16(fx + FX_FCW, c->fcw);
-	put16(fx + FX_FSW, c->fsw);
-	fx[FX_FTW] = c->ftw;
-	put16(fx + FX_FOP, c->fop);
-	put64(fx + FX_FIP, c->fip);
-	put64(fx + FX_FDP, c->fdp);
-	put32(fx + FX_MXCSR, c->mxcsr);
-	put32(fx + FX_MXCSR_MASK, c->mxcsr_mask); /* 0: QEMU's default */
-	for (int i = 0; i < 8; i++)
-		memcpy(fx + FX_ST + 16 * i, c->st[i], 10);
-	for (int i = 0; i < 16; i++)
-		memcpy(fx + FX_XMM + 16 * i, c->xmm[i], 16);
+	ckpt_cpu_state__put_fxsave(c, q->fxsave); /* MXCSR_MASK 0: QEMU's default */
 
 	if (c->halted)
 		q->flags |= QEMU_PLUGIN_X86_HALTED;
@@ -265,8 +227,8 @@ void replay_state__compare(const struct qemu_plugin_x86_cpu_state *r,
 		int off, len;
 		const char *name;
 	} fx_fields[] = {
-		{ FX_FCW, 2, "fcw" }, { FX_FSW, 2, "fsw" }, { FX_FTW, 1, "ftw" },
-		{ FX_MXCSR, 4, "mxcsr" },
+		{ CKPT_FX_FCW, 2, "fcw" }, { CKPT_FX_FSW, 2, "fsw" }, { CKPT_FX_FTW, 1, "ftw" },
+		{ CKPT_FX_MXCSR, 4, "mxcsr" },
 	};
 	for (size_t i = 0; i < sizeof(fx_fields) / sizeof(fx_fields[0]); i++) {
 		uint64_t a = 0, b = 0;
@@ -276,11 +238,11 @@ void replay_state__compare(const struct qemu_plugin_x86_cpu_state *r,
 			differ(d, fx_fields[i].name, a, b);
 	}
 	for (int i = 0; i < 8; i++) {
-		if (memcmp(r->fxsave + FX_ST + 16 * i, e->fxsave + FX_ST + 16 * i, 10) != 0) {
+		if (memcmp(r->fxsave + CKPT_FX_ST + 16 * i, e->fxsave + CKPT_FX_ST + 16 * i, 10) != 0) {
 			uint64_t a, b;
 			char name[8];
-			memcpy(&a, r->fxsave + FX_ST + 16 * i, 8);
-			memcpy(&b, e->fxsave + FX_ST + 16 * i, 8);
+			memcpy(&a, r->fxsave + CKPT_FX_ST + 16 * i, 8);
+			memcpy(&b, e->fxsave + CKPT_FX_ST + 16 * i, 8);
 			snprintf(name, sizeof(name), "st%d", i);
 			differ(d, name, a, b);
 		}
@@ -288,8 +250,8 @@ void replay_state__compare(const struct qemu_plugin_x86_cpu_state *r,
 	for (int i = 0; i < 16; i++) {
 		for (int half = 0; half < 2; half++) {
 			uint64_t a, b;
-			memcpy(&a, r->fxsave + FX_XMM + 16 * i + 8 * half, 8);
-			memcpy(&b, e->fxsave + FX_XMM + 16 * i + 8 * half, 8);
+			memcpy(&a, r->fxsave + CKPT_FX_XMM + 16 * i + 8 * half, 8);
+			memcpy(&b, e->fxsave + CKPT_FX_XMM + 16 * i + 8 * half, 8);
 			if (a != b) {
 				char name[16];
 				snprintf(name, sizeof(name), "xmm%d.%s", i, half ? "hi" : "lo");

@@ -153,18 +153,7 @@ static int save_fpu(struct vnode *vn, struct ckpt_cpu_state *cpu, char *err, siz
 		fpu_from_kvm(cpu, &f);
 		return 0;
 	}
-	const uint8_t *a = (const uint8_t *)xs.region;
-	memcpy(&cpu->fcw, a + 0, 2);
-	memcpy(&cpu->fsw, a + 2, 2);
-	cpu->ftw = a[4];
-	memcpy(&cpu->fop, a + 6, 2);
-	memcpy(&cpu->fip, a + 8, 8);
-	memcpy(&cpu->fdp, a + 16, 8);
-	memcpy(&cpu->mxcsr, a + 24, 4);
-	memcpy(&cpu->mxcsr_mask, a + 28, 4);
-	for (int i = 0; i < 8; i++)
-		memcpy(cpu->st[i], a + 32 + 16 * i, 16);
-	memcpy(cpu->xmm, a + 160, sizeof(cpu->xmm));
+	ckpt_cpu_state__get_fxsave(cpu, (const uint8_t *)xs.region);
 	return 0;
 }
 
@@ -186,16 +175,11 @@ static int load_fpu(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *er
 		return vcpu_ioctl(vn, KVM_SET_FPU, &f, "KVM_SET_FPU", err, errlen);
 	}
 	uint8_t *a = (uint8_t *)xs.region;
-	memcpy(a + 0, &cpu->fcw, 2);
-	memcpy(a + 2, &cpu->fsw, 2);
-	a[4] = cpu->ftw;
-	memcpy(a + 6, &cpu->fop, 2);
-	memcpy(a + 8, &cpu->fip, 8);
-	memcpy(a + 16, &cpu->fdp, 8);
-	memcpy(a + 24, &cpu->mxcsr, 4);
-	for (int i = 0; i < 8; i++)
-		memcpy(a + 32 + 16 * i, cpu->st[i], 16);
-	memcpy(a + 160, cpu->xmm, sizeof(cpu->xmm));
+	/* MXCSR_MASK is the CPU's, whatever the checkpoint says. */
+	uint32_t mxcsr_mask;
+	memcpy(&mxcsr_mask, a + CKPT_FX_MXCSR_MASK, 4);
+	ckpt_cpu_state__put_fxsave(cpu, a);
+	memcpy(a + CKPT_FX_MXCSR_MASK, &mxcsr_mask, 4);
 	/* Mark x87 and SSE as present, or the restore would reset them. */
 	uint64_t bv;
 	memcpy(&bv, a + XSAVE_XSTATE_BV, 8);

@@ -373,10 +373,54 @@ static void test_hostile_fields(void **state)
 	free(buf);
 }
 
+/* The x87/SSE fields sit where FXSAVE puts them, nothing else of the image
+ * is written, and they read back unchanged. */
+static void test_fxsave_image(void **state)
+{
+	struct ckpt_cpu_state c, back;
+	uint8_t img[512];
+	uint16_t w;
+	uint32_t d;
+	uint64_t q;
+
+	(void)state;
+	make_cpu(&c);
+	c.fcw = 0x037f, c.fsw = 0x3800, c.ftw = 0xa5, c.fop = 0x7ff;
+	c.fip = 0x1122334455667788ull, c.fdp = 0x99aabbccddeeff00ull;
+	c.mxcsr = 0x1f80, c.mxcsr_mask = 0x2ffff;
+	for (int i = 0; i < 8; i++)
+		memset(c.st[i], 0x10 + i, 16);
+	for (int i = 0; i < 16; i++)
+		memset(c.xmm[i], 0x40 + i, 16);
+	memset(img, 0xee, sizeof(img));
+	ckpt_cpu_state__put_fxsave(&c, img);
+	memcpy(&w, img + 0, 2);
+	assert_int_equal(w, 0x037f);
+	assert_int_equal(img[4], 0xa5);
+	memcpy(&q, img + 8, 8);
+	assert_true(q == 0x1122334455667788ull);
+	memcpy(&d, img + 28, 4);
+	assert_int_equal(d, 0x2ffff);
+	assert_int_equal(img[32 + 16 * 7], 0x17);
+	assert_int_equal(img[160 + 16 * 15 + 15], 0x4f);
+	assert_int_equal(img[5], 0xee); /* reserved byte after the tag word */
+	for (size_t i = 416; i < sizeof(img); i++)
+		assert_int_equal(img[i], 0xee);
+	memset(&back, 0, sizeof(back));
+	ckpt_cpu_state__get_fxsave(&back, img);
+	assert_int_equal(back.fsw, c.fsw);
+	assert_int_equal(back.fop, c.fop);
+	assert_true(back.fdp == c.fdp);
+	assert_int_equal(back.mxcsr, c.mxcsr);
+	assert_memory_equal(back.st, c.st, sizeof(c.st));
+	assert_memory_equal(back.xmm, c.xmm, sizeof(c.xmm));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_fxsave_image),
 		cmocka_unit_test(test_empty_manifest),
 		cmocka_unit_test(test_every_truncation),
 		cmocka_unit_test(test_random_corruption),
