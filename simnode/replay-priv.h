@@ -15,21 +15,6 @@
 
 #ifndef QEMU_PLUGIN_REPLAY_API
 #error "qemu-plugin.h lacks the simuboost replay API: build QEMU with simnode/qemu/build.sh"
-/* ---- --bisect's finer checks (replay-bisect.c) ---- */
-
-struct replay_bisect;
-
-/* Takes a plugin argument if it is bisect's (bisect-*, watch-*), creating
- * *b on the first. Returns 1 if taken, 0 if not bisect's, -1 if bad. */
-int replay_bisect__arg(struct replay_bisect **b, const char *key, const char *val);
-/* The replay's instruction counter and sync count, which the checks read. */
-void replay_bisect__attach(struct replay_bisect *b, qemu_plugin_u64 insns,
-			   const uint64_t *insns_at_start, const uint64_t *sync_count);
-/* Adds the checks to a block being translated. */
-void replay_bisect__instrument(struct replay_bisect *b, struct qemu_plugin_tb *tb);
-/* What the watches saw, for the interval's result. */
-json_t *replay_bisect__result(const struct replay_bisect *b);
-
 #endif
 
 static inline json_t *replay__hex(uint64_t v)
