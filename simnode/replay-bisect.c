@@ -58,9 +58,9 @@ struct replay_bisect {
 
 	GHashTable *store_sites;      /* pc -> struct store_site */
 
-	/* per-instruction state tracking */
+	/* per-instruction tracking of the watched fields */
 	bool have_prev;
-	uint64_t prev_pc, prev_insn;
+	uint64_t prev_insn;
 	struct qemu_plugin_x86_cpu_state prev;
 };
 
@@ -69,15 +69,16 @@ static uint64_t interval_insns(const struct replay_bisect *b)
 	return qemu_plugin_u64_sum(b->insns) - *b->insns_at_start;
 }
 
+/* "A/C", two numbers */
 static bool parse_pair(const char *s, uint64_t *a, uint64_t *c)
 {
-	char *end;
-	*a = strtoull(s, &end, 0);
-	if (end == s || *end != '/')
+	char first[32];
+	const char *slash = strchr(s, '/');
+	if (!slash || (size_t)(slash - s) >= sizeof(first))
 		return false;
-	s = end + 1;
-	*c = strtoull(s, &end, 0);
-	return end != s && !*end;
+	memcpy(first, s, (size_t)(slash - s));
+	first[slash - s] = '\0';
+	return replay__parse_u64(first, a) && replay__parse_u64(slash + 1, c);
 }
 
 int replay_bisect__arg(struct replay_bisect **bp, const char *key, const char *val)
@@ -87,11 +88,8 @@ int replay_bisect__arg(struct replay_bisect **bp, const char *key, const char *v
 	if (!*bp && !(*bp = calloc(1, sizeof(**bp))))
 		return -1;
 	struct replay_bisect *b = *bp;
-	if (!strcmp(key, "bisect-from")) {
-		char *end;
-		b->from = strtoull(val, &end, 0);
-		return end != val && !*end ? 1 : -1;
-	}
+	if (!strcmp(key, "bisect-from"))
+		return replay__parse_u64(val, &b->from) ? 1 : -1;
 	if (!strcmp(key, "watch-field")) {
 		if (b->nfields == MAX_FIELDS || strlen(val) >= sizeof(b->fields[0].name))
 			return -1;
@@ -133,14 +131,19 @@ static void on_insn(unsigned int vcpu, void *udata)
 
 	if (n < b->from)
 		return;
-	replay_state__current(&s);
+	if (b->nfields)
+		replay_state__current(&s);
+	else
+		replay_state__regs(&s);
 	if (b->landmark && s.rip == b->lm_rip && *b->sync_count == b->lm_sync) {
 		if (!b->lm_visits++)
 			b->lm_first_insn = n;
 		b->lm_last_insn = n;
 		b->lm_last_hash = replay_state__reg_hash(&s);
 	}
-	if (b->nfields && b->have_prev) {
+	if (!b->nfields)
+		return;
+	if (b->have_prev) {
 		struct replay_state_diff d;
 		replay_state__compare(&s, &b->prev, &d);
 		for (unsigned i = 0; i < d.count && i < REPLAY_MAX_STATE_DIFFS; i++)
@@ -150,13 +153,12 @@ static void on_insn(unsigned int vcpu, void *udata)
 					continue;
 				w->changes++;
 				w->last_insn = b->prev_insn;
-				w->last_pc = b->prev_pc;
+				w->last_pc = b->prev.rip;
 				w->before = d.fields[i].recorded;
 				w->after = d.fields[i].replay;
 			}
 	}
 	b->prev = s;
-	b->prev_pc = s.rip;
 	b->prev_insn = n;
 	b->have_prev = true;
 }

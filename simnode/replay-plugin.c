@@ -404,9 +404,7 @@ static void on_landmark_insn(unsigned int vcpu, void *udata)
 		return;
 	/* The registers alone decide, and are cheap to read: this runs at
 	 * every pass over the armed landmark until its registers match. */
-	s.size = QEMU_PLUGIN_X86_REGS_SIZE;
-	if (!qemu_plugin_get_cpu_state(&s, QEMU_PLUGIN_X86_REGS_SIZE))
-		finish(r, "qemu_plugin_get_cpu_state failed");
+	replay_state__regs(&s);
 	if (replay_state__reg_hash(&s) != ev->at.reg_hash)
 		return;
 	replay_state__current(&s);
@@ -546,17 +544,6 @@ static void on_qemu_exit(qemu_plugin_id_t id, void *udata)
 
 /* ---- set-up ------------------------------------------------------------ */
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || end == s || *end)
-		return false;
-	*out = v;
-	return true;
-}
-
 /* QEMU reports only that the plugin failed to load; the result file says
  * why, so that the driver names the file or checkpoint at fault. */
 static int install_failed(struct replay *r, const char *why)
@@ -622,9 +609,9 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			rec = val;
 		else if (!strcmp(key, "out"))
 			r->out_path = val;
-		else if (!strcmp(key, "first") ? !parse_u64(val, &first) :
-			 !strcmp(key, "last")  ? !parse_u64(val, &last) :
-			 !strcmp(key, "budget") ? !parse_u64(val, &budget) : true)
+		else if (!strcmp(key, "first") ? !replay__parse_u64(val, &first) :
+			 !strcmp(key, "last")  ? !replay__parse_u64(val, &last) :
+			 !strcmp(key, "budget") ? !replay__parse_u64(val, &budget) : true)
 			goto bad;
 		continue;
 bad:

@@ -3,10 +3,12 @@
 #ifndef SIMUBOOST_REPLAY_PRIV_H
 #define SIMUBOOST_REPLAY_PRIV_H
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <jansson.h>
 #include <qemu-plugin.h>
@@ -22,10 +24,25 @@ static inline json_t *replay__hex(uint64_t v)
 	return json_sprintf("0x%" PRIx64, v);
 }
 
+/* A plugin argument's number: decimal, or hex with 0x; nothing after it. */
+static inline bool replay__parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
 /* ---- CPU state (replay-state.c) ---- */
 
 /* The current vCPU's complete state; exits QEMU if it cannot be read. */
 void replay_state__current(struct qemu_plugin_x86_cpu_state *s);
+/* Only its general registers, RIP, RFLAGS and flags: much cheaper, and
+ * all that replay_state__reg_hash needs. */
+void replay_state__regs(struct qemu_plugin_x86_cpu_state *s);
 
 int replay_state__from_ckpt(const struct ckpt_cpu_state *c, struct qemu_plugin_x86_cpu_state *q,
 			    char *err, size_t errlen);

@@ -51,6 +51,15 @@ void replay_state__current(struct qemu_plugin_x86_cpu_state *s)
 	}
 }
 
+void replay_state__regs(struct qemu_plugin_x86_cpu_state *s)
+{
+	s->size = QEMU_PLUGIN_X86_REGS_SIZE;
+	if (!qemu_plugin_get_cpu_state(s, QEMU_PLUGIN_X86_REGS_SIZE)) {
+		fprintf(stderr, "replay: qemu_plugin_get_cpu_state (registers) failed\n");
+		_exit(3);
+	}
+}
+
 int replay_state__from_ckpt(const struct ckpt_cpu_state *c, struct qemu_plugin_x86_cpu_state *q,
 			    char *err, size_t errlen)
 {
