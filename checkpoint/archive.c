@@ -81,15 +81,8 @@ static int export_file(struct archive *a, int dirfd, const char *name, const cha
 	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return ckpt__errf(err, errlen, "%s: open: %s", name, strerror(errno));
-	if (fstat(fd, &sb) < 0) {
-		ckpt__errf(err, errlen, "%s: stat: %s", name, strerror(errno));
-		close(fd);
+	if (ckpt_file__stat_regular(fd, name, &sb, err, errlen) != 0)
 		return -1;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		close(fd);
-		return ckpt__errf(err, errlen, "%s: not a regular file", name);
-	}
 	e = archive_entry_new();
 	if (!e) {
 		close(fd);

@@ -350,6 +350,21 @@ void ckpt_wfile__discard(struct ckpt_wfile *w)
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
+int ckpt_file__stat_regular(int fd, const char *name, struct stat *sb, char *err,
+			    size_t errlen)
+{
+	if (fstat(fd, sb) < 0) {
+		ckpt__errf(err, errlen, "%s: stat: %s", name, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		close(fd);
+		return ckpt__errf(err, errlen, "%s: not a regular file", name);
+	}
+	return 0;
+}
+
 int ckpt_file__read_fd(int fd, const char *name, void **buf, size_t *len, char *err,
 		       size_t errlen)
 {
@@ -357,15 +372,8 @@ int ckpt_file__read_fd(int fd, const char *name, void **buf, size_t *len, char *
 	uint8_t *p;
 	size_t got = 0;
 
-	if (fstat(fd, &sb) < 0) {
-		ckpt__errf(err, errlen, "%s: stat: %s", name, strerror(errno));
-		close(fd);
+	if (ckpt_file__stat_regular(fd, name, &sb, err, errlen) != 0)
 		return -1;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		close(fd);
-		return ckpt__errf(err, errlen, "%s: not a regular file", name);
-	}
 	/* +1: a zero-length file still gets a buffer to free. */
 	p = malloc((size_t)sb.st_size + 1);
 	if (!p) {

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include <xxhash.h>
@@ -80,6 +81,10 @@ int ckpt_file__write_env(int dirfd, const char *name, uint32_t kind, uint32_t in
 /* Reads a whole file into a malloc'd buffer. */
 int ckpt_file__read(int dirfd, const char *name, void **buf, size_t *len, char *err,
 		    size_t errlen);
+/* fstat of an open descriptor that must be a regular file; on failure it
+ * closes fd. */
+int ckpt_file__stat_regular(int fd, const char *name, struct stat *sb, char *err,
+			    size_t errlen);
 /* The same from an open descriptor, which it closes. */
 int ckpt_file__read_fd(int fd, const char *name, void **buf, size_t *len, char *err,
 		       size_t errlen);
