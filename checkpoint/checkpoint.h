@@ -28,7 +28,8 @@
 #include <stdio.h>
 
 #define CKPT_PAGE_SIZE 4096u
-#define CKPT_FORMAT_VERSION 3u /* 2: landmarks carry the arithmetic flags; 3: and RF */
+#define CKPT_FORMAT_VERSION 4u /* 2: landmarks carry the arithmetic flags; 3: and RF;
+				  4: and the raw GPRs */
 
 struct ckpt_hash {
 	uint64_t lo, hi; /* XXH3-128 of a page's 4096 bytes */
@@ -293,6 +294,11 @@ struct ckpt_landmark {
 	uint64_t rip;
 	uint64_t reg_hash;
 	uint32_t flags;
+	/* The GPRs reg_hash covers, raw: a replay compares them inline at the
+	 * landmark's instruction, which may be passed many times before its
+	 * registers match, and calls out only when they do. The hash still
+	 * covers the rest of RFLAGS. Zero on access events. */
+	uint64_t gpr[CKPT_GPR__COUNT];
 };
 
 /* XXH3-64 of the 16 GPRs and RFLAGS without TF (which single-stepping sets
@@ -334,6 +340,11 @@ const char *ckpt_event_kind__name(enum ckpt_event_kind kind);
 static inline bool ckpt_event_kind__is_access(enum ckpt_event_kind kind)
 {
 	return kind >= CKPT_EV_PIO_READ && kind <= CKPT_EV_MMIO_WRITE;
+}
+/* The events that happen at a landmark, which a replay has to find. */
+static inline bool ckpt_event_kind__at_landmark(enum ckpt_event_kind kind)
+{
+	return kind == CKPT_EV_IRQ || kind == CKPT_EV_DMA || kind == CKPT_EV_STOP;
 }
 /* One readable line (no newline), as `simuboost log show` prints it. */
 void ckpt_event__format(const struct ckpt_event *ev, char *out, size_t outlen);

@@ -20,8 +20,9 @@
  *   varint zigzag(at.sync_count - previous event's)
  *   varint zigzag(at.rip - previous event's)
  *   u8 at.flags
- *   reg_hash: u64 for IRQ and STOP (a hash: varint would only grow it),
- *             varint elsewhere (accesses carry none, so it is one 0 byte)
+ *   IRQ, DMA, STOP (landmark events): u64 reg_hash (a hash: varint would
+ *             only grow it), then the 16 GPRs as u64 in ckpt_gpr order
+ *   others:   varint reg_hash (accesses carry none, so it is one 0 byte)
  *   accesses:        varint addr, u8 size, varint value
  *   IRQ:             u8 vector
  *   CONSOLE_IN, DMA: varint addr, varint length, the bytes
@@ -236,6 +237,13 @@ static const char *event_problem(const struct ckpt_event *ev, const struct log_p
 		snprintf(why, whylen, "unknown landmark flags 0x%" PRIx32, ev->at.flags);
 		return why;
 	}
+	if (!ckpt_event_kind__at_landmark(ev->kind)) {
+		for (int i = 0; i < CKPT_GPR__COUNT; i++)
+			if (ev->at.gpr[i]) {
+				snprintf(why, whylen, "registers on an event without a landmark");
+				return why;
+			}
+	}
 	if (ckpt_event_kind__is_access(ev->kind)) {
 		/* KVM splits MMIO at page boundaries into any width up to 8;
 		 * port I/O is 1, 2 or 4 bytes wide. */
@@ -372,10 +380,13 @@ int ckpt_log_writer__append(struct ckpt_log_writer *w, const struct ckpt_event *
 	put_varint(b, zigzag(ev->at.sync_count, w->pos.sync));
 	put_varint(b, zigzag(ev->at.rip, w->pos.rip));
 	ckpt_wbuf__u8(b, (uint8_t)ev->at.flags);
-	if (ev->kind == CKPT_EV_IRQ || ev->kind == CKPT_EV_STOP)
+	if (ckpt_event_kind__at_landmark(ev->kind)) {
 		ckpt_wbuf__u64(b, ev->at.reg_hash);
-	else
+		for (int i = 0; i < CKPT_GPR__COUNT; i++)
+			ckpt_wbuf__u64(b, ev->at.gpr[i]);
+	} else {
 		put_varint(b, ev->at.reg_hash);
+	}
 	if (ckpt_event_kind__is_access(ev->kind)) {
 		put_varint(b, ev->addr);
 		ckpt_wbuf__u8(b, (uint8_t)ev->size);
@@ -580,9 +591,12 @@ static int dec_event(struct log_dec *d, struct log_pos *p, struct ckpt_event *ev
 	ev->at.sync_count = unzigzag(dsync, p->sync);
 	ev->at.rip = unzigzag(drip, p->rip);
 	ev->at.flags = flags;
-	if (ev->kind == CKPT_EV_IRQ || ev->kind == CKPT_EV_STOP) {
+	if (ckpt_event_kind__at_landmark(ev->kind)) {
 		if (dec_u64(d, "register hash", &ev->at.reg_hash) < 0)
 			return -1;
+		for (int i = 0; i < CKPT_GPR__COUNT; i++)
+			if (dec_u64(d, "register", &ev->at.gpr[i]) < 0)
+				return -1;
 	} else if (dec_varint(d, "register hash", &ev->at.reg_hash) < 0) {
 		return -1;
 	}

@@ -13,7 +13,7 @@ const char builtin_log_usage[] =
 	"\n"
 	"Prints the events of interval K (from checkpoint K to K+1) in order: port\n"
 	"and MMIO accesses with their values, interrupts with their landmarks\n"
-	"(synchronous-event count, RIP, register hash), console input, and the stop\n"
+	"(synchronous-event count, RIP, register hash; --json adds the GPRs), console input, and the stop\n"
 	"landmark of checkpoint K+1.\n"
 	"\n"
 	"  -i, --interval K   the interval (required)\n"
@@ -46,6 +46,12 @@ static json_t *event_json(size_t i, const struct ckpt_event *ev)
 	}
 	if (ev->at.flags & CKPT_LM_HALTED)
 		json_object_set_new(o, "halted", json_true());
+	if (ckpt_event_kind__at_landmark(ev->kind)) {
+		json_t *gpr = json_array();
+		for (int r = 0; r < CKPT_GPR__COUNT; r++)
+			json_array_append_new(gpr, json_integer((json_int_t)ev->at.gpr[r]));
+		json_object_set_new(o, "gpr", gpr);
+	}
 	return o;
 }
 

@@ -135,7 +135,10 @@ static void on_insn(unsigned int vcpu, void *udata)
 		replay_state__current(&s);
 	else
 		replay_state__regs(&s);
-	if (b->landmark && s.rip == b->lm_rip && *b->sync_count == b->lm_sync) {
+	/* A landmark match inside a block restarts the instruction as a block
+	 * start (see replay-plugin.c): the same instance, seen twice. */
+	if (b->landmark && s.rip == b->lm_rip && *b->sync_count == b->lm_sync &&
+	    !(b->lm_visits && n == b->lm_last_insn)) {
 		if (!b->lm_visits++)
 			b->lm_first_insn = n;
 		b->lm_last_insn = n;

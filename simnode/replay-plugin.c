@@ -14,11 +14,16 @@
  * at the first divergence.
  *
  * How the landmarks are hit exactly (DESIGN.md, "The hard part"): every
- * RIP that a landmark of the replayed intervals names is made to begin a
- * translation block (qemu_plugin_force_tb_start), and its first
- * instruction gets a callback. At a block start the CPU state is
- * complete, so the callback compares sync count, RIP and register hash
- * with the next event and, on a match, injects the interrupt and leaves
+ * instruction at a RIP that a landmark of the replayed intervals names
+ * gets a callback that QEMU calls only when the GPRs equal those of the
+ * next landmark, compared inline
+ * (qemu_plugin_register_vcpu_insn_exec_regs_eq_cb): a landmark in a hot
+ * loop is passed many times before its registers match, and splitting
+ * blocks at landmarks would slow every pass. On a match inside a block,
+ * QEMU restarts the instruction as the start of a block, where the CPU
+ * state is complete, and calls back there. The callback compares sync
+ * count, RIP and register hash with the next event and, on a match,
+ * injects the interrupt and leaves
  * the block before the instruction runs (qemu_plugin_exit_before_insn).
  * Landmarks in hlt (CKPT_LM_HALTED) are handled when the vCPU idles.
  * The bisect arguments add finer checks (replay-bisect.c). */
@@ -44,7 +49,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 struct vcpu_counters {
 	uint64_t insns;                 /* instructions started */
 	uint64_t budget_left;           /* wraps past BUDGET_EXHAUSTED */
-	uint64_t armed_rip;             /* the next landmark's RIP, or 0 */
+	uint64_t armed_gpr[CKPT_GPR__COUNT]; /* the next landmark's GPRs */
 };
 
 struct replay {
@@ -74,7 +79,8 @@ struct replay {
 	struct qemu_plugin_scoreboard *counters;
 	qemu_plugin_u64 insns;          /* instructions started */
 	qemu_plugin_u64 budget_left;    /* wraps past BUDGET_EXHAUSTED */
-	qemu_plugin_u64 armed_rip;      /* the next landmark's RIP, or 0 */
+	/* the next landmark's GPRs, in the order the sites compare them */
+	qemu_plugin_u64 armed_gpr[CKPT_GPR__COUNT];
 	GHashTable *landmark_rips;      /* RIP -> struct landmark_site */
 
 	json_t *results;                /* array, one object per interval */
@@ -178,6 +184,18 @@ static void diverged(struct replay *r, const char *kind, const char *detail, jso
 	finish(r, NULL);
 }
 
+/* The register order of the inline compare: the ones most likely to
+ * change between passes over an instruction first, the stack last. */
+static const enum ckpt_gpr gpr_compare_order[CKPT_GPR__COUNT] = {
+	CKPT_RAX, CKPT_RCX, CKPT_RDX, CKPT_RSI, CKPT_RDI, CKPT_R8, CKPT_R9, CKPT_R10,
+	CKPT_R11, CKPT_R12, CKPT_R13, CKPT_R14, CKPT_R15, CKPT_RBX, CKPT_RBP, CKPT_RSP,
+};
+/* QEMU's names of the same registers (target/i386/tcg/translate.c). */
+static const char *const gpr_compare_names[CKPT_GPR__COUNT] = {
+	"rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10",
+	"r11", "r12", "r13", "r14", "r15", "rbx", "rbp", "rsp",
+};
+
 /* Console input reaches the guest through logged UART reads; the event
  * itself is informational. */
 static void skip_informational(struct replay *r)
@@ -185,11 +203,13 @@ static void skip_informational(struct replay *r)
 	const struct ckpt_event *ev;
 	while ((ev = next_event(r)) && ev->kind == CKPT_EV_CONSOLE_IN)
 		r->next++;
-	/* Arms the one landmark site that can match next: the others skip
-	 * their callback with an inline compare. */
-	qemu_plugin_u64_set(r->armed_rip, 0,
-			    ev && !ckpt_event_kind__is_access(ev->kind) &&
-					    !(ev->at.flags & CKPT_LM_HALTED) ? ev->at.rip : 0);
+	/* Arms the landmark sites with the GPRs of the one landmark that can
+	 * match next. With none to arm, a stack pointer of 1 and odd values
+	 * elsewhere, which no state takes (and the callback checks anyway). */
+	bool arm = ev && ckpt_event_kind__at_landmark(ev->kind) && !(ev->at.flags & CKPT_LM_HALTED);
+	for (int i = 0; i < CKPT_GPR__COUNT; i++)
+		qemu_plugin_u64_set(r->armed_gpr[i], 0,
+				    arm ? ev->at.gpr[gpr_compare_order[i]] : 0x5b0057ed0000001ull);
 }
 
 static void describe_event(const struct ckpt_event *ev, char *buf, size_t len)
@@ -384,7 +404,8 @@ static void on_reset_insn(unsigned int vcpu, void *udata)
 	qemu_plugin_exit_before_insn();
 }
 
-/* An instruction some landmark names; one per RIP. */
+/* An instruction some landmark names; one per RIP. Called at a block
+ * start only. */
 struct landmark_site {
 	struct replay *r;
 	uint64_t rip;
@@ -402,8 +423,7 @@ static void on_landmark_insn(unsigned int vcpu, void *udata)
 	if (!r->started || !ev || ckpt_event_kind__is_access(ev->kind) || ev->at.sync_count != r->sync_count ||
 	    ev->at.rip != site->rip)
 		return;
-	/* The registers alone decide, and are cheap to read: this runs at
-	 * every pass over the armed landmark until its registers match. */
+	/* The GPRs matched; the rest of RFLAGS decides. */
 	replay_state__regs(&s);
 	if (replay_state__reg_hash(&s) != ev->at.reg_hash)
 		return;
@@ -448,11 +468,12 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		if (i == 0 && !r->started)
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_reset_insn,
 							       QEMU_PLUGIN_CB_RW_REGS, r);
-		struct landmark_site *site = i == 0 ? g_hash_table_lookup(r->landmark_rips, &pc) : NULL;
-		if (site)
-			qemu_plugin_register_vcpu_insn_exec_cond_cb(
-				insn, on_landmark_insn, QEMU_PLUGIN_CB_RW_REGS, QEMU_PLUGIN_COND_EQ,
-				r->armed_rip, site->rip, site);
+		struct landmark_site *site = g_hash_table_lookup(r->landmark_rips, &pc);
+		if (site && !qemu_plugin_register_vcpu_insn_exec_regs_eq_cb(
+				    insn, on_landmark_insn, QEMU_PLUGIN_CB_RW_REGS, CKPT_GPR__COUNT,
+				    gpr_compare_names, r->armed_gpr, site))
+			finish(r, "this QEMU's translator has no globals named rax..r15 to compare "
+				  "at landmarks");
 		qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
 								    r->insns, 1);
 	}
@@ -553,8 +574,7 @@ static int install_failed(struct replay *r, const char *why)
 	return -1;
 }
 
-/* Adds every landmark RIP of intervals [first, last) to the set and makes
- * each one begin a translation block. */
+/* Adds every landmark RIP of intervals [first, last) to the set. */
 static int collect_landmarks(struct replay *r, char *err, size_t errlen)
 {
 	r->landmark_rips = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
@@ -564,15 +584,13 @@ static int collect_landmarks(struct replay *r, char *err, size_t errlen)
 			return -1;
 		for (size_t i = 0; i < ckpt_log__count(log); i++) {
 			const struct ckpt_event *ev = ckpt_log__event(log, i);
-			if (ckpt_event_kind__is_access(ev->kind) || ev->kind == CKPT_EV_CONSOLE_IN ||
-			    (ev->at.flags & CKPT_LM_HALTED))
+			if (!ckpt_event_kind__at_landmark(ev->kind) || (ev->at.flags & CKPT_LM_HALTED))
 				continue;
 			if (!g_hash_table_contains(r->landmark_rips, &ev->at.rip)) {
 				struct landmark_site *site = g_new(struct landmark_site, 1);
 				*site = (struct landmark_site){ .r = r, .rip = ev->at.rip };
 				/* the key is the site's own rip */
 				g_hash_table_insert(r->landmark_rips, &site->rip, site);
-				qemu_plugin_force_tb_start(ev->at.rip);
 			}
 		}
 		ckpt_log__free(log);
@@ -648,8 +666,10 @@ bad:
 	r->insns = qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, insns);
 	r->budget_left =
 		qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, budget_left);
-	r->armed_rip =
-		qemu_plugin_scoreboard_u64_in_struct(r->counters, struct vcpu_counters, armed_rip);
+	for (int i = 0; i < CKPT_GPR__COUNT; i++)
+		r->armed_gpr[i] = (qemu_plugin_u64){
+			r->counters, offsetof(struct vcpu_counters, armed_gpr) + i * sizeof(uint64_t)
+		};
 	if (r->bisect)
 		replay_bisect__attach(r->bisect, r->insns, &r->insns_at_start, &r->sync_count);
 	if (collect_landmarks(r, err, sizeof(err)) != 0)

@@ -80,6 +80,7 @@ int cpu__landmark(struct vnode *vn, uint64_t *rip, struct ckpt_landmark *lm, cha
 	if (lm) {
 		lm->rip = r.rip;
 		lm->reg_hash = ckpt_landmark__reg_hash(gpr, r.rflags);
+		memcpy(lm->gpr, gpr, sizeof(gpr));
 		lm->flags |= ckpt_landmark__pack_rflags(r.rflags);
 	}
 	return 0;

@@ -50,12 +50,14 @@ static size_t sample_events(struct ckpt_event *ev)
 		.value = 0xabcdef };
 	ev[n++] = (struct ckpt_event){ .kind = CKPT_EV_IRQ, .guest_time_ns = 0,
 		.at = { .sync_count = 4, .rip = 0x401000, .reg_hash = 0x9f3c00112233aabbull,
-			.flags = CKPT_LM_HALTED }, .value = 0x20 };
+			.flags = CKPT_LM_HALTED, .gpr = { [CKPT_RAX] = 1, [CKPT_RSP] = 0x7ffff000,
+			[CKPT_R15] = UINT64_MAX } }, .value = 0x20 };
 	ev[n++] = (struct ckpt_event){ .kind = CKPT_EV_CONSOLE_IN, .guest_time_ns = 7000000000,
 		.at = { .sync_count = 4, .rip = 0x401002 }, .size = sizeof(console_bytes) - 1,
 		.data = console_bytes };
 	ev[n++] = (struct ckpt_event){ .kind = CKPT_EV_DMA, .guest_time_ns = 7000000001,
-		.addr = 0x100000, .size = sizeof(dma_bytes), .data = dma_bytes };
+		.at = { .gpr = { [CKPT_RDI] = 0xffffffff81000000ull } }, .addr = 0x100000,
+		.size = sizeof(dma_bytes), .data = dma_bytes };
 	ev[n++] = (struct ckpt_event){ .kind = CKPT_EV_IRQ, .guest_time_ns = 7000000002,
 		.at = { .sync_count = 3, .rip = 0x401003, .reg_hash = UINT64_MAX }, .value = 0xff };
 	ev[n++] = (struct ckpt_event){ .kind = CKPT_EV_STOP, .guest_time_ns = 8000000000,
@@ -92,6 +94,7 @@ static void assert_event_equal(const struct ckpt_event *a, const struct ckpt_eve
 	assert_true(a->at.rip == b->at.rip);
 	assert_true(a->at.reg_hash == b->at.reg_hash);
 	assert_int_equal(a->at.flags, b->at.flags);
+	assert_memory_equal(a->at.gpr, b->at.gpr, sizeof(a->at.gpr));
 	assert_true(a->addr == b->addr);
 	assert_int_equal(a->size, b->size);
 	assert_true(a->value == b->value);
@@ -300,8 +303,9 @@ static void test_many_events(void **state)
 		}
 	}
 	buf = encode(7, ev, N, &len);
-	/* Accesses are well under the 48 bytes of a fixed-width record. */
-	assert_true(len < (size_t)N * 16);
+	/* Accesses are well under the 48 bytes of a fixed-width record; an
+	 * interrupt adds its 16 raw registers. */
+	assert_true(len < (size_t)N * 16 + N / 10 * CKPT_GPR__COUNT * 8);
 	assert_int_equal(ckpt_log__parse(buf, len, 7, &log, err, sizeof(err)), 0);
 	assert_int_equal(ckpt_log__count(log), N);
 	for (size_t i = 0; i < N; i++)
@@ -387,6 +391,10 @@ static void test_header_fields(void **state)
 
 /* ---- malformed events under a valid checksum ------------------------------------------------- */
 
+/* The register hash and the 16 GPRs of a landmark event, all zero. */
+#define Z8 0, 0, 0, 0, 0, 0, 0, 0
+#define LM_REGS Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8
+
 static void test_event_checks(void **state)
 {
 	(void)state;
@@ -439,7 +447,7 @@ static void test_event_checks(void **state)
 		refused_payload(p, sizeof(p), 1, "pio-read: landmark flags 0x80 on an access");
 	}
 	{	/* irq landmark beyond the accesses seen */
-		const uint8_t p[] = { 5, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20 };
+		const uint8_t p[] = { 5, 0, 2, 0, 0, LM_REGS, 0x20 };
 		refused_payload(p, sizeof(p), 1, "irq: landmark after 1 accesses, only 0 happened");
 	}
 	{	/* irq cut inside the register hash */
@@ -452,11 +460,11 @@ static void test_event_checks(void **state)
 				"event 0 (payload offset 0): 5 data bytes, only 2 left in the payload");
 	}
 	{	/* dma length beyond 32 bits */
-		const uint8_t p[] = { 7, 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x10 };
+		const uint8_t p[] = { 7, 0, 0, 0, 0, LM_REGS, 0, 0x80, 0x80, 0x80, 0x80, 0x10 };
 		refused_payload(p, sizeof(p), 1, "data length 4294967296 beyond 32 bits");
 	}
 	{	/* dma reaching past 52 bits */
-		const uint8_t p[] = { 7, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		const uint8_t p[] = { 7, 0, 0, 0, 0, LM_REGS, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 				      0xff, 0x07, 2, 'a', 'b' };
 		refused_payload(p, sizeof(p), 1, "dma: 2 bytes at 0xfffffffffffff beyond 52 bits");
 	}
@@ -471,18 +479,17 @@ static void test_event_checks(void **state)
 		refused_payload(r, sizeof(r), 1, "time: varint not in its shortest form");
 	}
 	{	/* stop then irq */
-		const uint8_t p[] = { 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-				      5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20 };
+		const uint8_t p[] = { 8, 0, 0, 0, 0, LM_REGS, 5, 0, 0, 0, 0, LM_REGS, 0x20 };
 		refused_payload(p, sizeof(p), 2,
-				"event 1 (payload offset 13): irq: after the stop event, which must be the last event");
+				"event 1 (payload offset 141): irq: after the stop event, which must be the last event");
 	}
 	{	/* counts against what the payload holds */
-		const uint8_t dma[] = { 7, 0, 0, 0, 0, 0, 0, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+		const uint8_t dma[] = { 7, 0, 0, 0, 0, LM_REGS, 0, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
 		const uint8_t two[] = { 6, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0 };
 		const uint8_t cut[] = { 6, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 1, 2, 3 };
 		refused_payload(dma, sizeof(dma), 2, "log: event count mismatch: the header says "
 				"2 events, the payload holds 1");
-		refused_payload(dma, sizeof(dma), 0, "log: event count mismatch: 18 payload bytes "
+		refused_payload(dma, sizeof(dma), 0, "log: event count mismatch: 153 payload bytes "
 				"after the 0 events the header announces");
 		refused_payload(two, sizeof(two), 1, "log: event count mismatch: 8 payload bytes "
 				"after the 1 events the header announces");
@@ -506,6 +513,7 @@ static void test_writer_refuses(void **state)
 		{ .kind = CKPT_EV_PIO_READ, .size = 1, .at.sync_count = 5 },
 		{ .kind = CKPT_EV_IRQ, .value = 256 },
 		{ .kind = CKPT_EV_IRQ, .at.flags = 0x100 },
+		{ .kind = CKPT_EV_PIO_READ, .size = 1, .at.gpr[CKPT_RBX] = 1 },
 		{ .kind = CKPT_EV_CONSOLE_IN, .size = 3, .data = NULL },
 	};
 	struct ckpt_event ok = { .kind = CKPT_EV_PIO_READ, .size = 1 };
