@@ -1,0 +1,345 @@
+/* trace/: write, commit, read back, seek, concatenate, and refuse damage. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "format.h"
+#include "trace.h"
+
+static char err[512];
+
+struct fixture {
+	char dir[64];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_trace.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+/* Record i of a deterministic stream: mostly instructions in a loop, a
+ * load or store every third, an event now and then. */
+static struct trace_record sample(uint64_t i)
+{
+	struct trace_record r = { 0 };
+	if (i % 3 == 1) {
+		r.kind = TRACE_MEM;
+		r.mem.vaddr = 0x7fff0000 + (i % 512) * 8;
+		r.mem.paddr = 0x200000 + (i % 512) * 8;
+		r.mem.value = i * 0x9e3779b97f4a7c15ull;
+		r.mem.size = 8;
+		r.mem.write = i % 2;
+	} else if (i % 1000 == 500) {
+		r.kind = TRACE_EVENT;
+		r.event.kind = TRACE_EV_INTERRUPT;
+		r.event.a = 0x20;
+		r.event.b = 0x401000 + i % 64;
+	} else {
+		r.kind = TRACE_INSN;
+		r.insn.pc = 0x401000 + (i % 64) * 4;
+		r.insn.size = 4;
+		r.insn.cpl = i % 7 == 0 ? 0 : 3;
+	}
+	return r;
+}
+
+static void write_trace(const char *path, uint32_t interval, uint64_t n)
+{
+	struct trace_writer *w = trace_writer__create(path, interval, err, sizeof(err));
+	assert_non_null(w);
+	for (uint64_t i = 0; i < n; i++) {
+		struct trace_record r = sample(i);
+		assert_int_equal(trace_writer__append(w, &r, err, sizeof(err)), 0);
+	}
+	assert_int_equal(trace_writer__commit(w, err, sizeof(err)), 0);
+}
+
+static void assert_same(const struct trace_record *a, const struct trace_record *b)
+{
+	assert_int_equal(a->kind, b->kind);
+	switch (a->kind) {
+	case TRACE_INSN:
+		assert_true(a->insn.pc == b->insn.pc);
+		assert_int_equal(a->insn.size, b->insn.size);
+		assert_int_equal(a->insn.cpl, b->insn.cpl);
+		break;
+	case TRACE_MEM:
+		assert_true(a->mem.vaddr == b->mem.vaddr && a->mem.paddr == b->mem.paddr);
+		assert_true(a->mem.value == b->mem.value);
+		assert_int_equal(a->mem.size, b->mem.size);
+		assert_int_equal(a->mem.write, b->mem.write);
+		break;
+	case TRACE_EVENT:
+		assert_int_equal(a->event.kind, b->event.kind);
+		assert_true(a->event.a == b->event.a && a->event.b == b->event.b &&
+			    a->event.c == b->event.c);
+		break;
+	}
+}
+
+enum { N = 300000 }; /* several chunks */
+
+static void test_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	struct trace_record rec;
+	uint64_t insns = 0;
+
+	snprintf(path, sizeof(path), "%s/000003.trace", f->dir);
+	write_trace(path, 3, N);
+	struct trace_reader *r = trace_reader__open(path, err, sizeof(err));
+	assert_non_null(r);
+	const struct trace_info *info = trace_reader__info(r);
+	assert_int_equal(info->interval, 3);
+	assert_int_equal(info->records, N);
+	assert_true(info->chunks > 3);
+	assert_true(info->file_bytes < info->raw_bytes / 2); /* lz4 on a loop */
+	for (uint64_t i = 0; i < N; i++) {
+		struct trace_record want = sample(i);
+		assert_int_equal(trace_reader__next(r, &rec, err, sizeof(err)), 1);
+		assert_same(&want, &rec);
+		/* An instruction counts the ones before it; an access or event
+		 * belongs to the last instruction. */
+		if (rec.kind == TRACE_INSN)
+			assert_true(rec.icount == insns++);
+		else
+			assert_true(rec.icount == insns - 1);
+	}
+	assert_int_equal(trace_reader__next(r, &rec, err, sizeof(err)), 0);
+	assert_true(info->instructions == insns);
+	trace_reader__close(r);
+	/* no temporary left behind */
+	strcat(path, ".tmp");
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+static void test_seek(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	struct trace_record rec;
+
+	snprintf(path, sizeof(path), "%s/000000.trace", f->dir);
+	write_trace(path, 0, N);
+	struct trace_reader *r = trace_reader__open(path, err, sizeof(err));
+	assert_non_null(r);
+	uint64_t total = trace_reader__info(r)->instructions;
+	const uint64_t targets[] = { 0, 1, 2, 1000, 87381, 87382, total / 2, total - 1 };
+	for (size_t t = 0; t < sizeof(targets) / sizeof(targets[0]); t++) {
+		assert_int_equal(trace_reader__seek(r, targets[t], err, sizeof(err)), 0);
+		assert_int_equal(trace_reader__next(r, &rec, err, sizeof(err)), 1);
+		assert_int_equal(rec.kind, TRACE_INSN);
+		assert_true(rec.icount == targets[t]);
+	}
+	assert_int_equal(trace_reader__seek(r, total, err, sizeof(err)), 0);
+	assert_int_equal(trace_reader__next(r, &rec, err, sizeof(err)), 0);
+	/* back to the start: the very first record again */
+	assert_int_equal(trace_reader__seek(r, 0, err, sizeof(err)), 0);
+	assert_int_equal(trace_reader__next(r, &rec, err, sizeof(err)), 1);
+	struct trace_record first = sample(0);
+	assert_same(&first, &rec);
+	trace_reader__close(r);
+}
+
+static void test_run_concatenates(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	uint64_t per[3] = { 10, 0, 40000 }, total_records = 0, last_icount = 0, insns = 0;
+	struct trace_record rec;
+	uint32_t interval;
+
+	for (uint32_t k = 0; k < 3; k++) {
+		trace__path(path, sizeof(path), f->dir, k);
+		write_trace(path, k, per[k]);
+	}
+	struct trace_run *run = trace_run__open(f->dir, 0, 3, err, sizeof(err));
+	assert_non_null(run);
+	int rc;
+	while ((rc = trace_run__next(run, &rec, &interval, err, sizeof(err))) == 1) {
+		total_records++;
+		if (rec.kind == TRACE_INSN) {
+			assert_true(rec.icount == insns);
+			insns++;
+		}
+		assert_true(rec.icount >= last_icount);
+		last_icount = rec.icount;
+	}
+	assert_int_equal(rc, 0);
+	assert_true(total_records == per[0] + per[1] + per[2]);
+	trace_run__close(run);
+	/* a missing interval is named when the stream reaches it */
+	assert_null(trace_run__open(f->dir, 3, 4, err, sizeof(err)));
+	assert_non_null(strstr(err, "000003.trace"));
+	run = trace_run__open(f->dir, 2, 4, err, sizeof(err));
+	assert_non_null(run);
+	while ((rc = trace_run__next(run, &rec, NULL, err, sizeof(err))) == 1)
+		;
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, "000003.trace"));
+	trace_run__close(run);
+}
+
+static void test_writer_refuses(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	const struct trace_record bad[] = {
+		{ .kind = TRACE_INSN, .insn = { .pc = 1, .size = 0 } },
+		{ .kind = TRACE_INSN, .insn = { .pc = 1, .size = 16 } },
+		{ .kind = TRACE_INSN, .insn = { .pc = 1, .size = 1, .cpl = 4 } },
+		{ .kind = TRACE_MEM, .mem = { .size = 3 } },
+		{ .kind = TRACE_EVENT, .event = { .kind = TRACE_EV__COUNT } },
+		{ .kind = 9 },
+	};
+
+	snprintf(path, sizeof(path), "%s/bad.trace", f->dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct trace_writer *w = trace_writer__create(path, 0, err, sizeof(err));
+		assert_non_null(w);
+		assert_int_equal(trace_writer__append(w, &bad[i], err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "record 0"));
+		trace_writer__abort(w);
+		assert_int_equal(access(path, F_OK), -1);
+	}
+	/* an aborted trace leaves nothing, a missing directory is named */
+	snprintf(path, sizeof(path), "%s/no/such/dir.trace", f->dir);
+	assert_null(trace_writer__create(path, 0, err, sizeof(err)));
+	assert_non_null(strstr(err, "dir.trace.tmp"));
+}
+
+static void *slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	assert_non_null(fp);
+	fseek(fp, 0, SEEK_END);
+	*len = (size_t)ftell(fp);
+	rewind(fp);
+	void *buf = malloc(*len);
+	assert_int_equal(fread(buf, 1, *len, fp), *len);
+	fclose(fp);
+	return buf;
+}
+
+/* Reads everything; returns -1 with err on the first problem. */
+static int read_all(const void *buf, size_t len)
+{
+	struct trace_reader *r = trace_reader__open_memory(buf, len, "t.trace", err, sizeof(err));
+	struct trace_record rec;
+	int rc;
+	if (!r)
+		return -1;
+	while ((rc = trace_reader__next(r, &rec, err, sizeof(err))) == 1)
+		;
+	trace_reader__close(r);
+	return rc;
+}
+
+static void test_every_truncation_and_flip(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/small.trace", f->dir);
+	write_trace(path, 1, 3000);
+	uint8_t *buf = slurp(path, &len);
+	assert_int_equal(read_all(buf, len), 0);
+	for (size_t cut = 0; cut < len; cut++) {
+		err[0] = '\0';
+		assert_int_equal(read_all(buf, cut), -1);
+		assert_non_null(strstr(err, "t.trace"));
+	}
+	for (size_t i = 0; i < len; i++) {
+		buf[i] ^= 0x10;
+		err[0] = '\0';
+		assert_int_equal(read_all(buf, len), -1);
+		assert_true(strlen(err) > 0);
+		buf[i] ^= 0x10;
+	}
+	free(buf);
+}
+
+static void test_corrupt_chunk_named(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/big.trace", f->dir);
+	write_trace(path, 2, N);
+	uint8_t *buf = slurp(path, &len);
+	/* a byte inside the second chunk's compressed data */
+	uint64_t ioff = trace__get64(buf + len - TRACE_FOOTER_SIZE + 8);
+	uint64_t second = trace__get64(buf + ioff + 16 + TRACE_INDEX_ENTRY);
+	buf[second + TRACE_CHUNK_HDR_SIZE + 5] ^= 1;
+	assert_int_equal(read_all(buf, len), -1);
+	assert_non_null(strstr(err, "chunk 1"));
+	assert_non_null(strstr(err, "checksum mismatch"));
+	free(buf);
+}
+
+static void test_empty_and_format(void **state)
+{
+	struct fixture *f = *state;
+	char path[128], line[200];
+	struct trace_record rec;
+
+	snprintf(path, sizeof(path), "%s/empty.trace", f->dir);
+	write_trace(path, 5, 0);
+	struct trace_reader *r = trace_reader__open(path, err, sizeof(err));
+	assert_non_null(r);
+	assert_int_equal(trace_reader__info(r)->chunks, 0);
+	assert_int_equal(trace_reader__next(r, &rec, err, sizeof(err)), 0);
+	trace_reader__close(r);
+
+	rec = (struct trace_record){ .kind = TRACE_INSN, .icount = 7,
+				     .insn = { .pc = 0x401000, .size = 3, .cpl = 3 } };
+	trace_record__format(&rec, line, sizeof(line));
+	assert_string_equal(line, "           7 insn  pc 0x401000 size 3 cpl 3");
+	rec = (struct trace_record){ .kind = TRACE_EVENT, .icount = 9,
+				     .event = { .kind = TRACE_EV_PIO_READ, .a = 0x3f8, .c = 0x41, .size = 1 } };
+	trace_record__format(&rec, line, sizeof(line));
+	assert_string_equal(line, "           9 pio-read addr 0x3f8 size 1 value 0x41");
+	assert_string_equal(trace_event_kind__name(TRACE_EV__COUNT), "unknown");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seek, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_concatenates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_truncation_and_flip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_chunk_named, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty_and_format, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,52 @@
+/* The trace file layout, shared by the writer and the reader. Little-endian.
+ *
+ *   header (32)  "SBTRACE\0", u32 version, u32 interval, u32 chunk size
+ *                limit, u32 0, u64 XXH3-64 of bytes 0..24
+ *   chunks       each: "SBTC", u32 raw length, u32 compressed length,
+ *                u32 records, u64 first icount (instructions before the
+ *                chunk), u64 end icount, u64 XXH3-64 of the chunk header's
+ *                first 32 bytes and the compressed bytes; then the records,
+ *                lz4-compressed
+ *   index        "SBTI", u32 0, u64 chunk count N, N x (u64 file offset,
+ *                u64 first icount), u64 XXH3-64 of the index before it
+ *   footer (48)  "SBTF", u32 version, u64 index offset, u64 instructions,
+ *                u64 records, u64 raw bytes, u64 XXH3-64 of bytes 0..40
+ *
+ * Records, back to back in a chunk's raw bytes, never across chunks:
+ *   insn   u8 1, u64 pc, u8 size, u8 cpl                          (11)
+ *   mem    u8 2, u8 size, u8 write, u64 vaddr, u64 paddr, u64 value (27)
+ *   event  u8 3, u8 kind, u8 size, u64 a, u64 b, u64 c              (27)
+ * A record's icount is not stored: it follows from the instruction
+ * records before it. */
+#ifndef SIMUBOOST_TRACE_FORMAT_H
+#define SIMUBOOST_TRACE_FORMAT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define TRACE_MAGIC "SBTRACE\0"
+#define TRACE_HDR_SIZE 32u
+#define TRACE_CHUNK_MAGIC "SBTC"
+#define TRACE_CHUNK_HDR_SIZE 40u
+#define TRACE_INDEX_MAGIC "SBTI"
+#define TRACE_INDEX_ENTRY 16u
+#define TRACE_FOOTER_MAGIC "SBTF"
+#define TRACE_FOOTER_SIZE 48u
+/* Large enough for lz4 to find a loop's repetitions, small enough that a
+ * seek decompresses little. */
+#define TRACE_CHUNK_RAW_MAX (256u * 1024u)
+
+#define TRACE_INSN_SIZE 11u
+#define TRACE_MEM_SIZE 27u
+#define TRACE_EVENT_SIZE 27u
+#define TRACE_RECORD_MAX 27u
+
+/* The file is little-endian, and so is every host we build for. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian hosts only");
+
+static inline void trace__put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void trace__put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline uint32_t trace__get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t trace__get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+#endif

@@ -1,0 +1,342 @@
+/* Reading a trace: the file is mapped; open checks the header, footer and
+ * index; each chunk is checked (checksum, lz4 length, records, icounts)
+ * when the reader reaches it. See format.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lz4.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
+#include "format.h"
+#include "trace.h"
+
+struct trace_reader {
+	char name[256];
+	const uint8_t *file;
+	size_t len;
+	bool mapped;
+	struct trace_info info;
+	const uint8_t *index;           /* the entries, in the file */
+	/* the chunk being read */
+	uint64_t chunk;                 /* its number; info.chunks at the end */
+	uint8_t raw[TRACE_CHUNK_RAW_MAX];
+	uint32_t raw_len, pos, records_left;
+	uint64_t icount;                /* instructions before the next record */
+	uint64_t chunk_end_icount;
+	bool have_insn;                 /* an instruction record came before */
+};
+
+static uint64_t index_offset(const struct trace_reader *r, uint64_t i)
+{
+	return trace__get64(r->index + i * TRACE_INDEX_ENTRY);
+}
+
+static uint64_t index_icount(const struct trace_reader *r, uint64_t i)
+{
+	return trace__get64(r->index + i * TRACE_INDEX_ENTRY + 8);
+}
+
+/* Under libFuzzer, mismatches pass so that mutations reach what is behind
+ * the checksums (see tests/fuzz/fuzz_trace.c). */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define SUM_OK(stored, computed) ((void)(stored), (void)(computed), true)
+#else
+#define SUM_OK(stored, computed) ((stored) == (computed))
+#endif
+
+#define BAD(...) do { snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
+
+static int check_frame(struct trace_reader *r, char *err, size_t errlen)
+{
+	const uint8_t *f = r->file;
+	const char *n = r->name;
+
+	if (r->len < TRACE_HDR_SIZE + TRACE_FOOTER_SIZE)
+		BAD("%s: %zu bytes, too short for a trace (truncated?)", n, r->len);
+	if (memcmp(f, TRACE_MAGIC, 8) != 0)
+		BAD("%s: not a simuboost trace (bad magic)", n);
+	if (!SUM_OK(trace__get64(f + 24), XXH3_64bits(f, 24)))
+		BAD("%s: header checksum mismatch", n);
+	if (trace__get32(f + 8) != TRACE_FORMAT_VERSION)
+		BAD("%s: format version %" PRIu32 ", this simuboost reads %u", n,
+		    trace__get32(f + 8), TRACE_FORMAT_VERSION);
+	if (trace__get32(f + 16) != TRACE_CHUNK_RAW_MAX || trace__get32(f + 20) != 0)
+		BAD("%s: header: chunk size %" PRIu32 ", expected %u", n, trace__get32(f + 16),
+		    TRACE_CHUNK_RAW_MAX);
+	r->info.interval = trace__get32(f + 12);
+
+	const uint8_t *foot = f + r->len - TRACE_FOOTER_SIZE;
+	if (memcmp(foot, TRACE_FOOTER_MAGIC, 4) != 0)
+		BAD("%s: no footer: the trace is truncated or was never committed", n);
+	if (!SUM_OK(trace__get64(foot + 40), XXH3_64bits(foot, 40)))
+		BAD("%s: footer checksum mismatch", n);
+	if (trace__get32(foot + 4) != TRACE_FORMAT_VERSION)
+		BAD("%s: footer version %" PRIu32 " differs from the header's", n,
+		    trace__get32(foot + 4));
+	uint64_t ioff = trace__get64(foot + 8);
+	r->info.instructions = trace__get64(foot + 16);
+	r->info.records = trace__get64(foot + 24);
+	r->info.raw_bytes = trace__get64(foot + 32);
+	r->info.file_bytes = r->len;
+
+	uint64_t index_room = r->len - TRACE_FOOTER_SIZE;
+	if (ioff < TRACE_HDR_SIZE || ioff > index_room || index_room - ioff < 24)
+		BAD("%s: index offset %" PRIu64 " outside the file", n, ioff);
+	const uint8_t *idx = f + ioff;
+	uint64_t nchunks = trace__get64(idx + 8);
+	if (memcmp(idx, TRACE_INDEX_MAGIC, 4) != 0 || trace__get32(idx + 4) != 0)
+		BAD("%s: index at %" PRIu64 ": bad magic", n, ioff);
+	if (nchunks > (index_room - ioff - 24) / TRACE_INDEX_ENTRY ||
+	    16 + nchunks * TRACE_INDEX_ENTRY + 8 != index_room - ioff)
+		BAD("%s: index: %" PRIu64 " chunks do not fit its %" PRIu64 " bytes", n, nchunks,
+		    index_room - ioff);
+	size_t ilen = 16 + (size_t)nchunks * TRACE_INDEX_ENTRY;
+	if (!SUM_OK(trace__get64(idx + ilen), XXH3_64bits(idx, ilen)))
+		BAD("%s: index checksum mismatch", n);
+	r->index = idx + 16;
+	r->info.chunks = nchunks;
+	uint64_t prev_off = 0, prev_icount = 0;
+	for (uint64_t i = 0; i < nchunks; i++) {
+		uint64_t off = index_offset(r, i), ic = index_icount(r, i);
+		if (off < (i ? prev_off + TRACE_CHUNK_HDR_SIZE : TRACE_HDR_SIZE) ||
+		    off > ioff - TRACE_CHUNK_HDR_SIZE || (i == 0 && off != TRACE_HDR_SIZE))
+			BAD("%s: index: chunk %" PRIu64 " at offset %" PRIu64 " out of order or "
+			    "outside the chunks", n, i, off);
+		if (ic < prev_icount || ic > r->info.instructions || (i == 0 && ic != 0))
+			BAD("%s: index: chunk %" PRIu64 " starts at instruction %" PRIu64
+			    ", out of order", n, i, ic);
+		prev_off = off;
+		prev_icount = ic;
+	}
+	if (nchunks == 0 && (ioff != TRACE_HDR_SIZE || r->info.instructions || r->info.records))
+		BAD("%s: no chunks, yet %" PRIu64 " records", n, r->info.records);
+	return 0;
+}
+
+/* Loads chunk i into raw[]: header fields, checksum, decompressed length. */
+static int load_chunk(struct trace_reader *r, uint64_t i, char *err, size_t errlen)
+{
+	const char *n = r->name;
+	uint64_t off = index_offset(r, i);
+	uint64_t end = i + 1 < r->info.chunks ? index_offset(r, i + 1)
+					      : (uint64_t)(r->index - 16 - r->file);
+	const uint8_t *h = r->file + off;
+
+	if (memcmp(h, TRACE_CHUNK_MAGIC, 4) != 0)
+		BAD("%s: chunk %" PRIu64 " (offset %" PRIu64 "): bad magic", n, i, off);
+	uint32_t raw_len = trace__get32(h + 4), clen = trace__get32(h + 8);
+	uint32_t records = trace__get32(h + 12);
+	if (clen != end - off - TRACE_CHUNK_HDR_SIZE)
+		BAD("%s: chunk %" PRIu64 ": %" PRIu32 " compressed bytes, its slot holds %" PRIu64, n,
+		    i, clen, end - off - TRACE_CHUNK_HDR_SIZE);
+	XXH3_state_t st;
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, h, 32);
+	XXH3_64bits_update(&st, h + TRACE_CHUNK_HDR_SIZE, clen);
+	if (!SUM_OK(trace__get64(h + 32), XXH3_64bits_digest(&st)))
+		BAD("%s: chunk %" PRIu64 " (offset %" PRIu64 "): checksum mismatch", n, i, off);
+	if (raw_len == 0 || raw_len > TRACE_CHUNK_RAW_MAX || records == 0)
+		BAD("%s: chunk %" PRIu64 ": %" PRIu32 " raw bytes, %" PRIu32 " records", n, i,
+		    raw_len, records);
+	if (trace__get64(h + 16) != index_icount(r, i))
+		BAD("%s: chunk %" PRIu64 ": starts at instruction %" PRIu64 ", the index says %" PRIu64,
+		    n, i, trace__get64(h + 16), index_icount(r, i));
+	int got = LZ4_decompress_safe((const char *)h + TRACE_CHUNK_HDR_SIZE, (char *)r->raw,
+				      (int)clen, (int)raw_len);
+	if (got != (int)raw_len)
+		BAD("%s: chunk %" PRIu64 ": lz4 data does not decompress to its %" PRIu32 " bytes",
+		    n, i, raw_len);
+	r->chunk = i;
+	r->raw_len = raw_len;
+	r->pos = 0;
+	r->records_left = records;
+	r->icount = index_icount(r, i);
+	r->chunk_end_icount = trace__get64(h + 24);
+	uint64_t next = i + 1 < r->info.chunks ? index_icount(r, i + 1) : r->info.instructions;
+	if (r->chunk_end_icount != next)
+		BAD("%s: chunk %" PRIu64 ": ends at instruction %" PRIu64 ", the next starts at %" PRIu64,
+		    n, i, r->chunk_end_icount, next);
+	return 0;
+}
+
+static struct trace_reader *reader_new(const char *name)
+{
+	struct trace_reader *r = calloc(1, sizeof(*r));
+	if (r)
+		snprintf(r->name, sizeof(r->name), "%s", name);
+	return r;
+}
+
+/* Positions at the first chunk once the frame is good. */
+static struct trace_reader *reader_start(struct trace_reader *r, char *err, size_t errlen)
+{
+	if (check_frame(r, err, errlen) != 0 || trace_reader__seek(r, 0, err, errlen) != 0) {
+		trace_reader__close(r);
+		return NULL;
+	}
+	return r;
+}
+
+struct trace_reader *trace_reader__open_memory(const void *buf, size_t len, const char *name,
+					       char *err, size_t errlen)
+{
+	struct trace_reader *r = reader_new(name);
+	if (!r) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return NULL;
+	}
+	r->file = buf;
+	r->len = len;
+	return reader_start(r, err, errlen);
+}
+
+struct trace_reader *trace_reader__open(const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: %s", path,
+			 S_ISREG(sb.st_mode) ? strerror(errno) : "not a regular file");
+		close(fd);
+		return NULL;
+	}
+	struct trace_reader *r = reader_new(path);
+	void *map = sb.st_size ? mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0)
+			       : MAP_FAILED;
+	close(fd);
+	if (!r || map == MAP_FAILED) {
+		snprintf(err, errlen, "%s: %s", path,
+			 !r ? "out of memory" : sb.st_size ? strerror(errno) : "empty file");
+		if (map != MAP_FAILED)
+			munmap(map, (size_t)sb.st_size);
+		free(r);
+		return NULL;
+	}
+	r->file = map;
+	r->len = (size_t)sb.st_size;
+	r->mapped = true;
+	return reader_start(r, err, errlen);
+}
+
+const struct trace_info *trace_reader__info(const struct trace_reader *r)
+{
+	return &r->info;
+}
+
+int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *err, size_t errlen)
+{
+	while (r->records_left == 0) {
+		if (r->chunk < r->info.chunks && r->pos != r->raw_len)
+			BAD("%s: chunk %" PRIu64 ": %u bytes after its last record", r->name, r->chunk,
+			    r->raw_len - r->pos);
+		if (r->chunk < r->info.chunks && r->icount != r->chunk_end_icount)
+			BAD("%s: chunk %" PRIu64 ": holds %" PRIu64 " instructions, its header says %" PRIu64,
+			    r->name, r->chunk, r->icount - index_icount(r, r->chunk),
+			    r->chunk_end_icount - index_icount(r, r->chunk));
+		if (r->chunk + 1 >= r->info.chunks) {
+			r->chunk = r->info.chunks;
+			return 0;
+		}
+		if (load_chunk(r, r->chunk + 1, err, errlen) != 0)
+			return -1;
+	}
+	const uint8_t *p = r->raw + r->pos;
+	uint32_t left = r->raw_len - r->pos;
+	uint32_t need = p[0] == TRACE_INSN ? TRACE_INSN_SIZE :
+			p[0] == TRACE_MEM ? TRACE_MEM_SIZE :
+			p[0] == TRACE_EVENT ? TRACE_EVENT_SIZE : 0;
+	if (!need)
+		BAD("%s: chunk %" PRIu64 " offset %u: unknown record type %u", r->name, r->chunk,
+		    r->pos, p[0]);
+	if (left < need)
+		BAD("%s: chunk %" PRIu64 " offset %u: record cut by the chunk's end", r->name,
+		    r->chunk, r->pos);
+	rec->kind = (enum trace_kind)p[0];
+	switch (rec->kind) {
+	case TRACE_INSN:
+		rec->icount = r->icount++;
+		rec->insn.pc = trace__get64(p + 1);
+		rec->insn.size = p[9];
+		rec->insn.cpl = p[10];
+		r->have_insn = true;
+		if (rec->insn.size < 1 || rec->insn.size > 15 || rec->insn.cpl > 3)
+			BAD("%s: chunk %" PRIu64 " offset %u: instruction size %u, level %u", r->name,
+			    r->chunk, r->pos, p[9], p[10]);
+		break;
+	case TRACE_MEM:
+		rec->icount = r->icount ? r->icount - 1 : 0;
+		rec->mem.size = p[1];
+		rec->mem.write = p[2];
+		rec->mem.vaddr = trace__get64(p + 3);
+		rec->mem.paddr = trace__get64(p + 11);
+		rec->mem.value = trace__get64(p + 19);
+		if ((p[1] != 1 && p[1] != 2 && p[1] != 4 && p[1] != 8) || p[2] > 1)
+			BAD("%s: chunk %" PRIu64 " offset %u: memory access size %u, write %u", r->name,
+			    r->chunk, r->pos, p[1], p[2]);
+		break;
+	case TRACE_EVENT:
+		rec->icount = r->icount ? r->icount - 1 : 0;
+		rec->event.kind = (enum trace_event_kind)p[1];
+		rec->event.size = p[2];
+		rec->event.a = trace__get64(p + 3);
+		rec->event.b = trace__get64(p + 11);
+		rec->event.c = trace__get64(p + 19);
+		if (p[1] < TRACE_EV_INTERRUPT || p[1] >= TRACE_EV__COUNT || p[2] > 8)
+			BAD("%s: chunk %" PRIu64 " offset %u: event kind %u, size %u", r->name, r->chunk,
+			    r->pos, p[1], p[2]);
+		break;
+	}
+	r->pos += need;
+	r->records_left--;
+	return 1;
+}
+
+int trace_reader__seek(struct trace_reader *r, uint64_t icount, char *err, size_t errlen)
+{
+	r->records_left = 0;
+	r->raw_len = r->pos = 0;
+	r->chunk = r->info.chunks;
+	r->icount = r->info.instructions;
+	if (r->info.chunks == 0 || (icount && icount >= r->info.instructions))
+		return 0;
+	/* The first chunk that ends after instruction icount holds it. */
+	uint64_t lo = 0, hi = r->info.chunks - 1;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (index_icount(r, mid + 1) > icount)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	if (load_chunk(r, icount ? lo : 0, err, errlen) != 0)
+		return -1;
+	/* Skip the records before it: those of instruction icount-1. */
+	while (icount && !(r->records_left && r->icount == icount && r->raw[r->pos] == TRACE_INSN)) {
+		struct trace_record rec;
+		int rc = trace_reader__next(r, &rec, err, errlen);
+		if (rc <= 0)
+			return rc < 0 ? -1 : 0;
+	}
+	return 0;
+}
+
+void trace_reader__close(struct trace_reader *r)
+{
+	if (!r)
+		return;
+	if (r->mapped)
+		munmap((void *)r->file, r->len);
+	free(r);
+}
