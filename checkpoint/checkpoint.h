@@ -29,7 +29,7 @@
 
 #define CKPT_PAGE_SIZE 4096u
 #define CKPT_FORMAT_VERSION 4u /* 2: landmarks carry the arithmetic flags; 3: and RF;
-				  4: and the raw GPRs */
+				  4: and the raw GPRs and CR3 */
 
 struct ckpt_hash {
 	uint64_t lo, hi; /* XXH3-128 of a page's 4096 bytes */
@@ -299,6 +299,9 @@ struct ckpt_landmark {
 	 * registers match, and calls out only when they do. The hash still
 	 * covers the rest of RFLAGS. Zero on access events. */
 	uint64_t gpr[CKPT_GPR__COUNT];
+	/* The address space of rip, so that a replay finds the physical
+	 * instruction before the guest switches to it. Zero on accesses. */
+	uint64_t cr3;
 };
 
 /* XXH3-64 of the 16 GPRs and RFLAGS without TF (which single-stepping sets

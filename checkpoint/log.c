@@ -21,7 +21,7 @@
  *   varint zigzag(at.rip - previous event's)
  *   u8 at.flags
  *   IRQ, DMA, STOP (landmark events): u64 reg_hash (a hash: varint would
- *             only grow it), then the 16 GPRs as u64 in ckpt_gpr order
+ *             only grow it), the 16 GPRs as u64 in ckpt_gpr order, u64 CR3
  *   others:   varint reg_hash (accesses carry none, so it is one 0 byte)
  *   accesses:        varint addr, u8 size, varint value
  *   IRQ:             u8 vector
@@ -238,8 +238,8 @@ static const char *event_problem(const struct ckpt_event *ev, const struct log_p
 		return why;
 	}
 	if (!ckpt_event_kind__at_landmark(ev->kind)) {
-		for (int i = 0; i < CKPT_GPR__COUNT; i++)
-			if (ev->at.gpr[i]) {
+		for (int i = 0; i <= CKPT_GPR__COUNT; i++)
+			if (i == CKPT_GPR__COUNT ? ev->at.cr3 : ev->at.gpr[i]) {
 				snprintf(why, whylen, "registers on an event without a landmark");
 				return why;
 			}
@@ -384,6 +384,7 @@ int ckpt_log_writer__append(struct ckpt_log_writer *w, const struct ckpt_event *
 		ckpt_wbuf__u64(b, ev->at.reg_hash);
 		for (int i = 0; i < CKPT_GPR__COUNT; i++)
 			ckpt_wbuf__u64(b, ev->at.gpr[i]);
+		ckpt_wbuf__u64(b, ev->at.cr3);
 	} else {
 		put_varint(b, ev->at.reg_hash);
 	}
@@ -597,6 +598,8 @@ static int dec_event(struct log_dec *d, struct log_pos *p, struct ckpt_event *ev
 		for (int i = 0; i < CKPT_GPR__COUNT; i++)
 			if (dec_u64(d, "register", &ev->at.gpr[i]) < 0)
 				return -1;
+		if (dec_u64(d, "cr3", &ev->at.cr3) < 0)
+			return -1;
 	} else if (dec_varint(d, "register hash", &ev->at.reg_hash) < 0) {
 		return -1;
 	}

@@ -51,6 +51,7 @@ static json_t *event_json(size_t i, const struct ckpt_event *ev)
 		for (int r = 0; r < CKPT_GPR__COUNT; r++)
 			json_array_append_new(gpr, json_integer((json_int_t)ev->at.gpr[r]));
 		json_object_set_new(o, "gpr", gpr);
+		json_object_set_new(o, "cr3", json_integer((json_int_t)ev->at.cr3));
 	}
 	return o;
 }

@@ -13,15 +13,18 @@
  * atomically; QEMU then exits with status 0. A replay that diverges stops
  * at the first divergence.
  *
- * How the landmarks are hit exactly (DESIGN.md, "The hard part"): every
- * instruction at a RIP that a landmark of the replayed intervals names
- * gets a callback that QEMU calls only when the GPRs equal those of the
- * next landmark, compared inline
- * (qemu_plugin_register_vcpu_insn_exec_regs_eq_cb): a landmark in a hot
- * loop is passed many times before its registers match, and splitting
- * blocks at landmarks would slow every pass. On a match inside a block,
- * QEMU restarts the instruction as the start of a block, where the CPU
- * state is complete, and calls back there. The callback compares sync
+ * How the landmarks are hit exactly (DESIGN.md, "The hard part"): the
+ * next landmark is "armed": its instruction, wherever it is translated,
+ * gets a callback that QEMU calls only when the GPRs equal the landmark's,
+ * compared inline (qemu_plugin_register_vcpu_insn_exec_regs_eq_cb), since
+ * a landmark in a hot loop is passed many times before its registers
+ * match. Only the armed instruction is instrumented: timer interrupts land
+ * on nearly every instruction of a hot loop, and a compare at each would
+ * slow every pass. Re-arming retranslates the old and the new landmark's
+ * code (found by physical address through the landmark's CR3, as
+ * translated code is shared by every virtual address of a page). On a
+ * match inside a block, QEMU restarts the instruction as the start of a
+ * block, where the CPU state is complete, and calls back there. The callback compares sync
  * count, RIP and register hash with the next event and, on a match,
  * injects the interrupt and leaves
  * the block before the instruction runs (qemu_plugin_exit_before_insn).
@@ -81,7 +84,14 @@ struct replay {
 	qemu_plugin_u64 budget_left;    /* wraps past BUDGET_EXHAUSTED */
 	/* the next landmark's GPRs, in the order the sites compare them */
 	qemu_plugin_u64 armed_gpr[CKPT_GPR__COUNT];
-	GHashTable *landmark_rips;      /* RIP -> struct landmark_site */
+	/* the armed landmark: interval and event index, its RIP and, when the
+	 * page tables give it, the physical address of its instruction */
+	bool armed;
+	uint32_t armed_interval;
+	size_t armed_event;
+	uint64_t armed_rip, armed_pa;
+	bool armed_pa_known;
+	bool rearmed;                   /* since the current block began */
 
 	json_t *results;                /* array, one object per interval */
 	struct replay_bisect *bisect;   /* NULL unless bisecting */
@@ -196,6 +206,88 @@ static const char *const gpr_compare_names[CKPT_GPR__COUNT] = {
 	"r11", "r12", "r13", "r14", "r15", "rbx", "rbp", "rsp",
 };
 
+/* The physical address of linear address va in the current paging mode
+ * with page-table root cr3: 4-level long-mode paging, or none. */
+static bool linear_to_phys(const struct qemu_plugin_x86_cpu_state *s, uint64_t cr3, uint64_t va,
+			   uint64_t *pa)
+{
+	const uint64_t addr_mask = 0x000ffffffffff000ull;
+	if (!(s->cr0 & (1ull << 31))) {         /* CR0.PG */
+		*pa = va;
+		return true;
+	}
+	if (!(s->efer & (1ull << 10)) || (s->cr4 & (1ull << 12))) /* !EFER.LMA, CR4.LA57 */
+		return false;
+	uint64_t table = cr3 & addr_mask;
+	for (int level = 4; level >= 1; level--) {
+		unsigned shift = 12 + 9 * (unsigned)(level - 1);
+		uint64_t e;
+		if (!qemu_plugin_read_memory_phys(table + ((va >> shift) & 511) * 8, &e, sizeof(e)) ||
+		    !(e & 1))
+			return false;
+		if (level == 1 || (level <= 3 && (e & 0x80))) { /* a page, maybe 1 GiB or 2 MiB */
+			uint64_t offset = (1ull << shift) - 1;
+			*pa = (e & addr_mask & ~offset) | (va & offset);
+			return true;
+		}
+		table = e & addr_mask;
+	}
+	return false;
+}
+
+/* Translated code of the instruction at pa goes, so that its next
+ * execution is translated again: QEMU drops the blocks holding guest RAM
+ * that is written, as self-modifying code needs. */
+static void retranslate(uint64_t pa)
+{
+	uint8_t byte;
+	if (qemu_plugin_read_memory_phys(pa, &byte, 1))
+		qemu_plugin_write_memory_phys(pa, &byte, 1);
+}
+
+/* Arms the next landmark, past the accesses before it: its GPRs go to the
+ * scoreboard the armed instruction compares with, and if it is another
+ * landmark than the armed one, the code of both is retranslated. Then
+ * r->rearmed says the current block must be left (it may hold the new
+ * landmark's instruction, uninstrumented). Re-arming happens only at
+ * landmarks and interval starts: the next landmark does not change at an
+ * access. */
+static void arm(struct replay *r)
+{
+	const struct ckpt_event *lm = NULL;
+	size_t i;
+	for (i = r->next; r->log && i < ckpt_log__count(r->log); i++) {
+		const struct ckpt_event *ev = ckpt_log__event(r->log, i);
+		if (ckpt_event_kind__at_landmark(ev->kind)) {
+			lm = ev->at.flags & CKPT_LM_HALTED ? NULL : ev;
+			break;
+		}
+	}
+	for (int g = 0; g < CKPT_GPR__COUNT; g++)
+		qemu_plugin_u64_set(r->armed_gpr[g], 0,
+				    lm ? lm->at.gpr[gpr_compare_order[g]] : 0x5b0057ed0000001ull);
+	if (lm && r->armed && r->armed_interval == r->interval && r->armed_event == i)
+		return;
+	if (!lm && !r->armed)
+		return;
+	if (r->armed && r->armed_pa_known)
+		retranslate(r->armed_pa);
+	r->armed = lm != NULL;
+	r->rearmed = true;
+	if (!lm)
+		return;
+	struct qemu_plugin_x86_cpu_state s;
+	replay_state__current(&s);
+	r->armed_interval = r->interval;
+	r->armed_event = i;
+	r->armed_rip = lm->at.rip;
+	/* Outside 64-bit mode the linear address adds the CS base. */
+	uint64_t linear = lm->at.rip + (s.efer & (1ull << 10) ? 0 : s.seg[1].base);
+	r->armed_pa_known = linear_to_phys(&s, lm->at.cr3, linear, &r->armed_pa);
+	if (r->armed_pa_known)
+		retranslate(r->armed_pa);
+}
+
 /* Console input reaches the guest through logged UART reads; the event
  * itself is informational. */
 static void skip_informational(struct replay *r)
@@ -203,13 +295,7 @@ static void skip_informational(struct replay *r)
 	const struct ckpt_event *ev;
 	while ((ev = next_event(r)) && ev->kind == CKPT_EV_CONSOLE_IN)
 		r->next++;
-	/* Arms the landmark sites with the GPRs of the one landmark that can
-	 * match next. With none to arm, a stack pointer of 1 and odd values
-	 * elsewhere, which no state takes (and the callback checks anyway). */
-	bool arm = ev && ckpt_event_kind__at_landmark(ev->kind) && !(ev->at.flags & CKPT_LM_HALTED);
-	for (int i = 0; i < CKPT_GPR__COUNT; i++)
-		qemu_plugin_u64_set(r->armed_gpr[i], 0,
-				    arm ? ev->at.gpr[gpr_compare_order[i]] : 0x5b0057ed0000001ull);
+	arm(r);
 }
 
 static void describe_event(const struct ckpt_event *ev, char *buf, size_t len)
@@ -404,32 +490,44 @@ static void on_reset_insn(unsigned int vcpu, void *udata)
 	qemu_plugin_exit_before_insn();
 }
 
-/* An instruction some landmark names; one per RIP. Called at a block
- * start only. */
-struct landmark_site {
-	struct replay *r;
-	uint64_t rip;
-};
-
+/* The armed landmark's instruction, with the landmark's GPRs; called at
+ * a block start only. */
 static void on_landmark_insn(unsigned int vcpu, void *udata)
 {
-	const struct landmark_site *site = udata;
-	struct replay *r = site->r;
+	struct replay *r = udata;
 	struct qemu_plugin_x86_cpu_state s;
 	const struct ckpt_event *ev;
 	(void)vcpu;
 
 	ev = next_event(r);
-	if (!r->started || !ev || ckpt_event_kind__is_access(ev->kind) || ev->at.sync_count != r->sync_count ||
-	    ev->at.rip != site->rip)
+	if (!r->started || !ev || ckpt_event_kind__is_access(ev->kind) ||
+	    ev->at.sync_count != r->sync_count || ev->at.rip != r->armed_rip)
 		return;
 	/* The GPRs matched; the rest of RFLAGS decides. */
 	replay_state__regs(&s);
-	if (replay_state__reg_hash(&s) != ev->at.reg_hash)
+	if (s.rip != r->armed_rip || replay_state__reg_hash(&s) != ev->at.reg_hash)
 		return;
 	replay_state__current(&s);
-	if (at_landmark(r, &s, false))
+	r->rearmed = false;
+	if (at_landmark(r, &s, false) || r->rearmed)
 		qemu_plugin_exit_before_insn();
+}
+
+/* Is the instruction at vaddr the armed landmark's, at this address or
+ * another mapping of its page? */
+static bool is_armed_insn(struct replay *r, uint64_t vaddr)
+{
+	if (!r->armed)
+		return false;
+	if (!r->armed_pa_known)
+		return vaddr == r->armed_rip;
+	if ((vaddr ^ r->armed_pa) & 0xfff)
+		return false;
+	struct qemu_plugin_x86_cpu_state s;
+	uint64_t pa;
+	replay_state__current(&s);
+	uint64_t linear = vaddr + (s.efer & (1ull << 10) ? 0 : s.seg[1].base);
+	return linear_to_phys(&s, s.cr3, linear, &pa) && pa == r->armed_pa;
 }
 
 static void on_budget_exhausted(unsigned int vcpu, void *udata)
@@ -468,10 +566,10 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		if (i == 0 && !r->started)
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_reset_insn,
 							       QEMU_PLUGIN_CB_RW_REGS, r);
-		struct landmark_site *site = g_hash_table_lookup(r->landmark_rips, &pc);
-		if (site && !qemu_plugin_register_vcpu_insn_exec_regs_eq_cb(
-				    insn, on_landmark_insn, QEMU_PLUGIN_CB_RW_REGS, CKPT_GPR__COUNT,
-				    gpr_compare_names, r->armed_gpr, site))
+		if (is_armed_insn(r, pc) &&
+		    !qemu_plugin_register_vcpu_insn_exec_regs_eq_cb(
+			    insn, on_landmark_insn, QEMU_PLUGIN_CB_RW_REGS, CKPT_GPR__COUNT,
+			    gpr_compare_names, r->armed_gpr, r))
 			finish(r, "this QEMU's translator has no globals named rax..r15 to compare "
 				  "at landmarks");
 		qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
@@ -574,25 +672,14 @@ static int install_failed(struct replay *r, const char *why)
 	return -1;
 }
 
-/* Adds every landmark RIP of intervals [first, last) to the set. */
-static int collect_landmarks(struct replay *r, char *err, size_t errlen)
+/* Loads every log of intervals [first, last), so that a bad one is named
+ * before the guest starts. */
+static int check_logs(struct replay *r, char *err, size_t errlen)
 {
-	r->landmark_rips = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	for (uint32_t k = r->first; k < r->last; k++) {
 		struct ckpt_log *log;
 		if (ckpt_log__load(r->store, k, &log, err, errlen) != 0)
 			return -1;
-		for (size_t i = 0; i < ckpt_log__count(log); i++) {
-			const struct ckpt_event *ev = ckpt_log__event(log, i);
-			if (!ckpt_event_kind__at_landmark(ev->kind) || (ev->at.flags & CKPT_LM_HALTED))
-				continue;
-			if (!g_hash_table_contains(r->landmark_rips, &ev->at.rip)) {
-				struct landmark_site *site = g_new(struct landmark_site, 1);
-				*site = (struct landmark_site){ .r = r, .rip = ev->at.rip };
-				/* the key is the site's own rip */
-				g_hash_table_insert(r->landmark_rips, &site->rip, site);
-			}
-		}
 		ckpt_log__free(log);
 	}
 	return 0;
@@ -672,7 +759,7 @@ bad:
 		};
 	if (r->bisect)
 		replay_bisect__attach(r->bisect, r->insns, &r->insns_at_start, &r->sync_count);
-	if (collect_landmarks(r, err, sizeof(err)) != 0)
+	if (check_logs(r, err, sizeof(err)) != 0)
 		return install_failed(r, err);
 	the_replay = r;
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);

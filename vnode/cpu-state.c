@@ -79,8 +79,12 @@ int cpu__landmark(struct vnode *vn, uint64_t *rip, struct ckpt_landmark *lm, cha
 		*rip = r.rip;
 	if (lm) {
 		lm->rip = r.rip;
+		struct kvm_sregs sr;
+		if (vcpu_ioctl(vn, KVM_GET_SREGS, &sr, "KVM_GET_SREGS", err, errlen) != 0)
+			return -1;
 		lm->reg_hash = ckpt_landmark__reg_hash(gpr, r.rflags);
 		memcpy(lm->gpr, gpr, sizeof(gpr));
+		lm->cr3 = sr.cr3;
 		lm->flags |= ckpt_landmark__pack_rflags(r.rflags);
 	}
 	return 0;

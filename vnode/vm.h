@@ -54,8 +54,8 @@ int cpu__load_state(struct vnode *vn, const struct ckpt_cpu_state *cpu, char *er
 /* Is an event injected but not yet delivered (the KVM_RUN after
  * KVM_INTERRUPT ended on a signal before entering the guest)? */
 int cpu__event_in_flight(struct vnode *vn, bool *in_flight, char *err, size_t errlen);
-/* RIP, or the landmark fields read from the vCPU (rip, reg_hash, the GPRs and
- * the carried RFLAGS bits; sync_count and CKPT_LM_HALTED are the caller's). */
+/* RIP, or the landmark fields read from the vCPU (rip, reg_hash, the GPRs, CR3
+ * and the carried RFLAGS bits; sync_count and CKPT_LM_HALTED are the caller's). */
 int cpu__landmark(struct vnode *vn, uint64_t *rip, struct ckpt_landmark *lm, char *err,
 		  size_t errlen);
 

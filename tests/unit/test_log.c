@@ -51,7 +51,7 @@ static size_t sample_events(struct ckpt_event *ev)
 	ev[n++] = (struct ckpt_event){ .kind = CKPT_EV_IRQ, .guest_time_ns = 0,
 		.at = { .sync_count = 4, .rip = 0x401000, .reg_hash = 0x9f3c00112233aabbull,
 			.flags = CKPT_LM_HALTED, .gpr = { [CKPT_RAX] = 1, [CKPT_RSP] = 0x7ffff000,
-			[CKPT_R15] = UINT64_MAX } }, .value = 0x20 };
+			[CKPT_R15] = UINT64_MAX }, .cr3 = 0x1000 }, .value = 0x20 };
 	ev[n++] = (struct ckpt_event){ .kind = CKPT_EV_CONSOLE_IN, .guest_time_ns = 7000000000,
 		.at = { .sync_count = 4, .rip = 0x401002 }, .size = sizeof(console_bytes) - 1,
 		.data = console_bytes };
@@ -95,6 +95,7 @@ static void assert_event_equal(const struct ckpt_event *a, const struct ckpt_eve
 	assert_true(a->at.reg_hash == b->at.reg_hash);
 	assert_int_equal(a->at.flags, b->at.flags);
 	assert_memory_equal(a->at.gpr, b->at.gpr, sizeof(a->at.gpr));
+	assert_true(a->at.cr3 == b->at.cr3);
 	assert_true(a->addr == b->addr);
 	assert_int_equal(a->size, b->size);
 	assert_true(a->value == b->value);
@@ -305,7 +306,7 @@ static void test_many_events(void **state)
 	buf = encode(7, ev, N, &len);
 	/* Accesses are well under the 48 bytes of a fixed-width record; an
 	 * interrupt adds its 16 raw registers. */
-	assert_true(len < (size_t)N * 16 + N / 10 * CKPT_GPR__COUNT * 8);
+	assert_true(len < (size_t)N * 16 + N / 10 * (CKPT_GPR__COUNT + 1) * 8);
 	assert_int_equal(ckpt_log__parse(buf, len, 7, &log, err, sizeof(err)), 0);
 	assert_int_equal(ckpt_log__count(log), N);
 	for (size_t i = 0; i < N; i++)
@@ -391,9 +392,9 @@ static void test_header_fields(void **state)
 
 /* ---- malformed events under a valid checksum ------------------------------------------------- */
 
-/* The register hash and the 16 GPRs of a landmark event, all zero. */
+/* The register hash, the 16 GPRs and CR3 of a landmark event, all zero. */
 #define Z8 0, 0, 0, 0, 0, 0, 0, 0
-#define LM_REGS Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8
+#define LM_REGS Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8
 
 static void test_event_checks(void **state)
 {
@@ -481,7 +482,7 @@ static void test_event_checks(void **state)
 	{	/* stop then irq */
 		const uint8_t p[] = { 8, 0, 0, 0, 0, LM_REGS, 5, 0, 0, 0, 0, LM_REGS, 0x20 };
 		refused_payload(p, sizeof(p), 2,
-				"event 1 (payload offset 141): irq: after the stop event, which must be the last event");
+				"event 1 (payload offset 149): irq: after the stop event, which must be the last event");
 	}
 	{	/* counts against what the payload holds */
 		const uint8_t dma[] = { 7, 0, 0, 0, 0, LM_REGS, 0, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
@@ -489,7 +490,7 @@ static void test_event_checks(void **state)
 		const uint8_t cut[] = { 6, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 1, 2, 3 };
 		refused_payload(dma, sizeof(dma), 2, "log: event count mismatch: the header says "
 				"2 events, the payload holds 1");
-		refused_payload(dma, sizeof(dma), 0, "log: event count mismatch: 153 payload bytes "
+		refused_payload(dma, sizeof(dma), 0, "log: event count mismatch: 161 payload bytes "
 				"after the 0 events the header announces");
 		refused_payload(two, sizeof(two), 1, "log: event count mismatch: 8 payload bytes "
 				"after the 1 events the header announces");
@@ -514,6 +515,7 @@ static void test_writer_refuses(void **state)
 		{ .kind = CKPT_EV_IRQ, .value = 256 },
 		{ .kind = CKPT_EV_IRQ, .at.flags = 0x100 },
 		{ .kind = CKPT_EV_PIO_READ, .size = 1, .at.gpr[CKPT_RBX] = 1 },
+		{ .kind = CKPT_EV_PIO_READ, .size = 1, .at.cr3 = 0x1000 },
 		{ .kind = CKPT_EV_CONSOLE_IN, .size = 3, .data = NULL },
 	};
 	struct ckpt_event ok = { .kind = CKPT_EV_PIO_READ, .size = 1 };
