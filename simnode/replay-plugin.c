@@ -24,10 +24,10 @@
  * code (found by physical address through the landmark's CR3, as
  * translated code is shared by every virtual address of a page). On a
  * match inside a block, QEMU restarts the instruction as the start of a
- * block, where the CPU state is complete, and calls back there. The callback compares sync
- * count, RIP and register hash with the next event and, on a match,
- * injects the interrupt and leaves
- * the block before the instruction runs (qemu_plugin_exit_before_insn).
+ * block, where the CPU state is complete, and calls back there. The
+ * callback compares sync count, RIP and register hash with the next event
+ * and, on a match, injects the interrupt and leaves the block before the
+ * instruction runs (qemu_plugin_exit_before_insn).
  * Landmarks in hlt (CKPT_LM_HALTED) are handled when the vCPU idles.
  * The bisect arguments add finer checks (replay-bisect.c). */
 #include <errno.h>
@@ -206,17 +206,20 @@ static const char *const gpr_compare_names[CKPT_GPR__COUNT] = {
 	"r11", "r12", "r13", "r14", "r15", "rbx", "rbp", "rsp",
 };
 
-/* The physical address of linear address va in the current paging mode
- * with page-table root cr3: 4-level long-mode paging, or none. */
-static bool linear_to_phys(const struct qemu_plugin_x86_cpu_state *s, uint64_t cr3, uint64_t va,
-			   uint64_t *pa)
+/* The physical address of the instruction at rip in the current paging
+ * mode with page-table root cr3: 4-level long-mode paging, or none. Other
+ * modes (32-bit paging, 5 levels) are not walked: false. */
+static bool insn_phys(const struct qemu_plugin_x86_cpu_state *s, uint64_t cr3, uint64_t rip,
+		      uint64_t *pa)
 {
 	const uint64_t addr_mask = 0x000ffffffffff000ull;
-	if (!(s->cr0 & (1ull << 31))) {         /* CR0.PG */
+	/* Outside 64-bit mode the linear address adds the CS base. */
+	uint64_t va = rip + (s->efer & EFER_LMA ? 0 : s->seg[CKPT_CS].base);
+	if (!(s->cr0 & CR0_PG)) {
 		*pa = va;
 		return true;
 	}
-	if (!(s->efer & (1ull << 10)) || (s->cr4 & (1ull << 12))) /* !EFER.LMA, CR4.LA57 */
+	if (!(s->efer & EFER_LMA) || (s->cr4 & CR4_LA57))
 		return false;
 	uint64_t table = cr3 & addr_mask;
 	for (int level = 4; level >= 1; level--) {
@@ -281,9 +284,7 @@ static void arm(struct replay *r)
 	r->armed_interval = r->interval;
 	r->armed_event = i;
 	r->armed_rip = lm->at.rip;
-	/* Outside 64-bit mode the linear address adds the CS base. */
-	uint64_t linear = lm->at.rip + (s.efer & (1ull << 10) ? 0 : s.seg[1].base);
-	r->armed_pa_known = linear_to_phys(&s, lm->at.cr3, linear, &r->armed_pa);
+	r->armed_pa_known = insn_phys(&s, lm->at.cr3, lm->at.rip, &r->armed_pa);
 	if (r->armed_pa_known)
 		retranslate(r->armed_pa);
 }
@@ -514,7 +515,11 @@ static void on_landmark_insn(unsigned int vcpu, void *udata)
 }
 
 /* Is the instruction at vaddr the armed landmark's, at this address or
- * another mapping of its page? */
+ * another mapping of its page? Without the landmark's physical address
+ * (its page was not mapped when it was armed, or the paging mode is not
+ * walked) only its virtual address counts, and code translated before the
+ * arming is not retranslated: 64-bit guests that map code before they run
+ * it are what this handles. */
 static bool is_armed_insn(struct replay *r, uint64_t vaddr)
 {
 	if (!r->armed)
@@ -526,8 +531,7 @@ static bool is_armed_insn(struct replay *r, uint64_t vaddr)
 	struct qemu_plugin_x86_cpu_state s;
 	uint64_t pa;
 	replay_state__current(&s);
-	uint64_t linear = vaddr + (s.efer & (1ull << 10) ? 0 : s.seg[1].base);
-	return linear_to_phys(&s, s.cr3, linear, &pa) && pa == r->armed_pa;
+	return insn_phys(&s, s.cr3, vaddr, &pa) && pa == r->armed_pa;
 }
 
 static void on_budget_exhausted(unsigned int vcpu, void *udata)

@@ -15,6 +15,11 @@
 
 #include "checkpoint.h"
 
+/* Control register bits the replay reads. */
+#define CR0_PG (1ull << 31)
+#define CR4_LA57 (1ull << 12)
+#define EFER_LMA (1ull << 10)
+
 #ifndef QEMU_PLUGIN_REPLAY_API
 #error "qemu-plugin.h lacks the simuboost replay API: build QEMU with simnode/qemu/build.sh"
 #endif

@@ -17,8 +17,6 @@
 #define DESC_B_SHIFT 22
 #define DESC_G (1u << 23)
 
-#define EFER_LMA (1ull << 10)
-
 
 static uint32_t seg_flags(const struct ckpt_segment *s)
 {
