@@ -1,10 +1,12 @@
 /* simuboost replay: replays intervals of a recording in the patched QEMU
  * and says, for each, whether it reached the next checkpoint exactly. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "builtin.h"
@@ -34,6 +36,11 @@ const char builtin_replay_usage[] =
 	"                      last change of each differing register, every store to\n"
 	"                      each differing page word, every visit of a missed\n"
 	"                      landmark after the last event that matched)\n"
+	"  -t, --trace DIR     write the full trace of every exact interval to\n"
+	"                      DIR/NNNNNN.trace: each instruction (pc, size, level),\n"
+	"                      memory access (virtual and physical address, size,\n"
+	"                      value) and the interrupts and port/MMIO accesses\n"
+	"                      replayed; `simuboost trace` reads them\n"
 	"  -j, --json          the results as JSON\n"
 	"\n"
 	"Exit status: 0 if every interval replayed exact, 1 if not, 2 on bad usage.\n";
@@ -148,6 +155,7 @@ int builtin_replay(int argc, char **argv)
 		{ "qemu", required_argument, NULL, OPT_QEMU },
 		{ "json", no_argument, NULL, 'j' },
 		{ "bisect", no_argument, NULL, 'b' },
+		{ "trace", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct simnode_replay_options o = { .timeout_s = 3600 };
@@ -156,7 +164,7 @@ int builtin_replay(int argc, char **argv)
 	char err[1024];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "i:asJ:jb", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:asJ:jbt:", options, NULL)) != -1) {
 		switch (c) {
 		case 'i': interval = optarg; break;
 		case 'a': all = true; break;
@@ -167,6 +175,7 @@ int builtin_replay(int argc, char **argv)
 		case OPT_QEMU: o.qemu = optarg; break;
 		case 'j': json = true; break;
 		case 'b': bisect = true; break;
+		case 't': o.trace_dir = optarg; break;
 		default:
 			fputs(builtin_replay_usage, stderr);
 			return EXIT_USAGE;
@@ -179,6 +188,13 @@ int builtin_replay(int argc, char **argv)
 	}
 	if (bisect && !interval) {
 		fprintf(stderr, "simuboost replay: --bisect needs --interval K\n");
+		return EXIT_USAGE;
+	}
+	if (o.trace_dir && (strchr(o.trace_dir, ',') ||
+			    (mkdir(o.trace_dir, 0755) != 0 && errno != EEXIST))) {
+		fprintf(stderr, "simuboost replay: --trace %s: %s\n", o.trace_dir,
+			strchr(o.trace_dir, ',') ? "QEMU cannot take a path with a comma"
+						 : strerror(errno));
 		return EXIT_USAGE;
 	}
 	o.recording = argv[optind];

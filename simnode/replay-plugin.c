@@ -95,6 +95,7 @@ struct replay {
 
 	json_t *results;                /* array, one object per interval */
 	struct replay_bisect *bisect;   /* NULL unless bisecting */
+	struct replay_trace *trace;     /* NULL unless tracing */
 };
 
 /* QEMU's translation and idle callbacks carry no user data, so the one
@@ -131,6 +132,7 @@ static void write_results(struct replay *r, const char *fatal)
  * vCPU callback and QEMU's exit handlers expect the main loop. */
 static void finish(struct replay *r, const char *fatal)
 {
+	replay_trace__free(r->trace); /* drops a trace not committed */
 	write_results(r, fatal);
 	_exit(0);
 }
@@ -331,6 +333,8 @@ static int begin_interval(struct replay *r, uint32_t k, char *err, size_t errlen
 	r->insns_at_start = qemu_plugin_u64_sum(r->insns);
 	qemu_plugin_u64_set(r->budget_left, 0, r->budget);
 	r->wall_start_ns = now_ns();
+	if (r->trace && replay_trace__begin(r->trace, k, err, errlen) != 0)
+		return -1;
 	skip_informational(r);
 	return 0;
 }
@@ -384,7 +388,14 @@ static void end_interval(struct replay *r)
 				   "pt_ad_only", (json_int_t)pd.pt_ad_only, "other",
 				   (json_int_t)pd.other, "first", pages));
 	}
-	json_array_append_new(r->results, interval_result(r, "exact"));
+	json_t *result = interval_result(r, "exact");
+	if (r->trace) {
+		json_t *trace = replay_trace__end(r->trace, err, sizeof(err));
+		if (!trace)
+			finish(r, err);
+		json_object_set_new(result, "trace", trace);
+	}
+	json_array_append_new(r->results, result);
 	if (r->interval + 1 >= r->last) {
 		r->finished = true;
 		finish(r, NULL);
@@ -435,6 +446,8 @@ static bool at_landmark(struct replay *r, struct qemu_plugin_x86_cpu_state *stat
 		case CKPT_EV_IRQ:
 			if (!qemu_plugin_inject_interrupt((int)ev->value))
 				diverged(r, "injection", "an injected interrupt was not taken", NULL);
+			if (r->trace)
+				replay_trace__event(r->trace, TRACE_EV_INTERRUPT, ev->value, state->rip, 0, 0);
 			skip_informational(r);
 			return true;
 		case CKPT_EV_DMA:
@@ -562,11 +575,18 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 	qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, on_budget_exhausted, QEMU_PLUGIN_CB_NO_REGS,
 						  QEMU_PLUGIN_COND_GE, r->budget_left,
 						  BUDGET_EXHAUSTED, r);
+	/* A block is translated for one privilege level (QEMU's TB flags). */
+	unsigned cpl = 0;
+	if (r->trace) {
+		struct qemu_plugin_x86_cpu_state s;
+		replay_state__current(&s);
+		cpl = s.seg[CKPT_CS].selector & 3;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 		uint64_t pc = qemu_plugin_insn_vaddr(insn);
 		/* Callbacks first: one that leaves the block must do so before
-		 * the instruction is counted. */
+		 * the instruction is counted (or traced). */
 		if (i == 0 && !r->started)
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_reset_insn,
 							       QEMU_PLUGIN_CB_RW_REGS, r);
@@ -576,6 +596,8 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			    gpr_compare_names, r->armed_gpr, r))
 			finish(r, "this QEMU's translator has no globals named rax..r15 to compare "
 				  "at landmarks");
+		if (r->trace)
+			replay_trace__instrument(r->trace, insn, cpl);
 		qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
 								    r->insns, 1);
 	}
@@ -638,8 +660,11 @@ static bool on_io_read(unsigned int vcpu, enum qemu_plugin_io_space space, uint6
 		*value = 0; /* the reset vector fetch of an empty machine */
 		return true;
 	}
-	*value = expect_access(r, space == QEMU_PLUGIN_IO_PORT ? CKPT_EV_PIO_READ : CKPT_EV_MMIO_READ,
-			       addr, size, 0)->value;
+	bool pio = space == QEMU_PLUGIN_IO_PORT;
+	*value = expect_access(r, pio ? CKPT_EV_PIO_READ : CKPT_EV_MMIO_READ, addr, size, 0)->value;
+	if (r->trace)
+		replay_trace__event(r->trace, pio ? TRACE_EV_PIO_READ : TRACE_EV_MMIO_READ, addr, 0,
+				    *value, size);
 	return true;
 }
 
@@ -650,8 +675,11 @@ static void on_io_write(unsigned int vcpu, enum qemu_plugin_io_space space, uint
 	(void)vcpu;
 	if (!r->started)
 		return;
-	expect_access(r, space == QEMU_PLUGIN_IO_PORT ? CKPT_EV_PIO_WRITE : CKPT_EV_MMIO_WRITE,
-		      addr, size, value);
+	bool pio = space == QEMU_PLUGIN_IO_PORT;
+	expect_access(r, pio ? CKPT_EV_PIO_WRITE : CKPT_EV_MMIO_WRITE, addr, size, value);
+	if (r->trace)
+		replay_trace__event(r->trace, pio ? TRACE_EV_PIO_WRITE : TRACE_EV_MMIO_WRITE, addr, 0,
+				    value, size);
 }
 
 static void on_qemu_exit(qemu_plugin_id_t id, void *udata)
@@ -710,6 +738,8 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		*eq = '\0';
 		const char *key = argv[i], *val = eq + 1;
 		int taken = replay_bisect__arg(&r->bisect, key, val);
+		if (!taken)
+			taken = replay_trace__arg(&r->trace, key, val);
 		if (taken < 0)
 			goto bad;
 		if (taken)
@@ -725,7 +755,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		continue;
 bad:
 		fprintf(stderr, "replay: bad argument '%s=%s' (want rec=, first=, last=, out=, "
-				"budget=, bisect-from=, watch-field=, watch-word=, watch-landmark=)\n",
+				"budget=, trace=, bisect-from=, watch-field=, watch-word=, watch-landmark=)\n",
 			argv[i], eq ? eq + 1 : "");
 		return -1;
 	}

@@ -14,6 +14,7 @@
 #include <qemu-plugin.h>
 
 #include "checkpoint.h"
+#include "trace.h"
 
 /* Control register bits the replay reads. */
 #define CR0_PG (1ull << 31)
@@ -123,5 +124,23 @@ void replay_bisect__attach(struct replay_bisect *b, qemu_plugin_u64 insns,
 void replay_bisect__instrument(struct replay_bisect *b, struct qemu_plugin_tb *tb);
 /* What the watches saw, for the interval's result. */
 json_t *replay_bisect__result(const struct replay_bisect *b);
+
+/* ---- full traces (replay-trace.c) ---- */
+
+struct replay_trace;
+
+/* Takes the plugin argument trace=DIR, creating *t. Returns 1 if taken,
+ * 0 if not the trace's, -1 if bad. */
+int replay_trace__arg(struct replay_trace **t, const char *key, const char *val);
+/* Opens interval k's trace, DIR/NNNNNN.trace (written on commit only). */
+int replay_trace__begin(struct replay_trace *t, uint32_t interval, char *err, size_t errlen);
+/* Instruments one instruction: its record, and those of its accesses. */
+void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *insn, unsigned cpl);
+void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uint64_t a,
+			 uint64_t b, uint64_t c, unsigned size);
+/* Commits the interval's trace: {path, instructions}, or NULL with err. */
+json_t *replay_trace__end(struct replay_trace *t, char *err, size_t errlen);
+/* Drops an uncommitted trace and frees t (NULL is fine). */
+void replay_trace__free(struct replay_trace *t);
 
 #endif

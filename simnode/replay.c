@@ -117,6 +117,9 @@ static int spawn(struct job *j, const struct simnode_replay_options *o, const ch
 	if (o->budget)
 		n += snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",budget=%" PRIu64,
 			      o->budget);
+	if (o->trace_dir && (size_t)n < sizeof(plugin_arg))
+		n += snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",trace=%s",
+			      o->trace_dir);
 	if (o->plugin_args && (size_t)n < sizeof(plugin_arg))
 		snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",%s", o->plugin_args);
 	int logfd = open(j->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -24,6 +24,9 @@ struct simnode_replay_options {
 	uint64_t budget;         /* instructions per interval; 0: the default */
 	double timeout_s;        /* per QEMU process; 0: none */
 	const char *plugin_args; /* more replay plugin arguments, comma-separated */
+	/* A directory (existing, no commas in its path) for the full trace of
+	 * every exact interval, NNNNNN.trace (trace/trace.h); NULL: none. */
+	const char *trace_dir;
 	/* Called after each interval's result, e.g. for progress. */
 	void (*progress)(void *opaque, unsigned done, unsigned total);
 	void *opaque;

@@ -1,7 +1,9 @@
 #!/bin/sh
 # replay: a recorded compute workload replays exact in the patched QEMU,
 # interval by interval (--all) and in one piece (--serial), with identical
-# per-interval instruction counts; broken inputs give clear errors.
+# per-interval instruction counts; devread, with kernel-mode interrupts,
+# replays exact with full traces that count what the replay counts; broken
+# inputs give clear errors.
 # usage: replay.sh SIMUBOOST GUEST_DIR [SYSTEM_QEMU]
 set -eu
 SIMUBOOST=$1 GUEST_DIR=$2 SYSTEM_QEMU=${3:-}
@@ -51,10 +53,25 @@ while [ "$k" -lt $((n - 1)) ]; do
 	k=$((k + 1))
 done
 [ "$kernel_irqs" -gt 0 ] || fail "devread: no timer interrupt landed in kernel mode"
+# ... replayed with full traces, whose instruction counts are the replay's.
 rc=0
-"$SIMUBOOST" replay "$dev" --all >"$TMP/devread.txt" 2>&1 || rc=$?
-[ "$rc" -eq 0 ] || { cat "$TMP/devread.txt"; fail "devread replay --all exited $rc"; }
-echo "devread: $(tail -1 "$TMP/devread.txt"), $kernel_irqs interrupts in kernel mode"
+"$SIMUBOOST" replay "$dev" --all --json --trace "$TMP/traces" >"$TMP/devread.json" \
+	2>"$TMP/devread.err" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$TMP/devread.err" "$TMP/devread.json"; fail "devread replay --all exited $rc"; }
+python3 - "$TMP/devread.json" "$TMP/traces" <<'PY' || fail "devread traces"
+import json, os, sys
+d = json.load(open(sys.argv[1]))
+for iv in d["intervals"]:
+    k, t = iv["interval"], iv.get("trace")
+    assert iv["verdict"] == "exact", iv
+    assert t and t["instructions"] == iv["instructions"], iv
+    assert os.path.basename(t["path"]) == "%06d.trace" % k, t
+names = sorted(os.listdir(sys.argv[2]))
+assert names == ["%06d.trace" % i["interval"] for i in d["intervals"]], names
+print("devread: %d intervals exact, traced, %d instructions" %
+      (len(d["intervals"]), sum(i["instructions"] for i in d["intervals"])))
+PY
+echo "devread: $kernel_irqs interrupts in kernel mode"
 
 # One interval, in the human format.
 "$SIMUBOOST" replay "$rec" --interval 1 >"$TMP/one.txt" || { cat "$TMP/one.txt"; fail "interval 1"; }
