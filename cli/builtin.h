@@ -21,12 +21,14 @@ int builtin_record(int argc, char **argv);
 int builtin_ckpt(int argc, char **argv);
 int builtin_log(int argc, char **argv);
 int builtin_replay(int argc, char **argv);
+int builtin_trace(int argc, char **argv);
 extern const char builtin_run_usage[];
 extern const char builtin_cpuid_usage[];
 extern const char builtin_record_usage[];
 extern const char builtin_ckpt_usage[];
 extern const char builtin_log_usage[];
 extern const char builtin_replay_usage[];
+extern const char builtin_trace_usage[];
 
 /* Options shared by run and record (options.c); each prints its own error. */
 #define CLI_MAX_SETS 64

@@ -73,6 +73,31 @@ print("devread: %d intervals exact, traced, %d instructions" %
 PY
 echo "devread: $kernel_irqs interrupts in kernel mode"
 
+# The traces through `simuboost trace`: the whole run counts what the
+# replay counted, show seeks by instruction, and a damaged chunk is named.
+total=$(python3 -c 'import json,sys; print(sum(i["instructions"] for i in json.load(open(sys.argv[1]))["intervals"]))' "$TMP/devread.json")
+"$SIMUBOOST" trace ls "$TMP/traces" >"$TMP/tls.txt" || fail "trace ls"
+[ "$(grep -c '^ *[0-9]' "$TMP/tls.txt")" -eq "$(ls "$TMP/traces" | wc -l)" ] ||
+	fail "trace ls: $(cat "$TMP/tls.txt")"
+"$SIMUBOOST" trace stats --json "$TMP/traces" >"$TMP/tstats.json" || fail "trace stats"
+python3 - "$TMP/tstats.json" "$total" <<'PY' || fail "trace stats: $(cat "$TMP/tstats.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["instructions"] == int(sys.argv[2]), s
+assert s["events"]["interrupt"] > 0 and s["events"]["pio-read"] > 0, s
+assert s["loads"] > 0 and s["stores"] > 0 and s["compression_ratio"] > 1, s
+PY
+"$SIMUBOOST" trace show "$TMP/traces" --interval 1 --from 500 -n 1 >"$TMP/tshow.txt" ||
+	fail "trace show"
+grep -q '^ *500 insn  pc 0x' "$TMP/tshow.txt" || fail "trace show --from 500: $(cat "$TMP/tshow.txt")"
+first=$(ls "$TMP/traces" | head -1)
+python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[100]^=1; open(p,"wb").write(b)' \
+	"$TMP/traces/$first"
+rc=0
+"$SIMUBOOST" trace stats "$TMP/traces" >/dev/null 2>"$TMP/tbad.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "$first: chunk 0 .*checksum mismatch" "$TMP/tbad.err" ||
+	fail "damaged trace: rc $rc, $(cat "$TMP/tbad.err")"
+
 # One interval, in the human format.
 "$SIMUBOOST" replay "$rec" --interval 1 >"$TMP/one.txt" || { cat "$TMP/one.txt"; fail "interval 1"; }
 grep -q "1 of 1 intervals exact" "$TMP/one.txt" || fail "interval 1 summary: $(cat "$TMP/one.txt")"
