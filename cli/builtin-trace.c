@@ -29,7 +29,8 @@ const char builtin_trace_usage[] =
 	"  -i, --interval K   only interval K (show; icounts from its start)\n"
 	"      --from N       start at instruction N (show)\n"
 	"  -n, --count M      at most M records (show)\n"
-	"  -j, --json         JSON (ls, stats) or JSON lines (show)\n";
+	"  -j, --json         JSON (ls, stats) or JSON lines (show; addresses and\n"
+	"                     values as \"0x...\" strings)\n";
 
 /* The intervals DIR holds traces of, sorted; -1 with err if none. */
 static int list_intervals(const char *dir, uint32_t **out, size_t *n, char *err, size_t errlen)
@@ -124,25 +125,31 @@ static int trace_ls(const char *dir, bool json)
 	return rc;
 }
 
+/* 64-bit addresses and values as hex strings: JSON numbers above 2^53
+ * (and jansson's above 2^63) do not survive a round trip. */
+static json_t *hex(uint64_t v)
+{
+	return json_sprintf("0x%" PRIx64, v);
+}
+
 static json_t *record_json(const struct trace_record *rec, uint32_t interval)
 {
 	switch (rec->kind) {
 	case TRACE_INSN:
-		return json_pack("{s:s, s:i, s:I, s:I, s:i, s:i}", "kind", "insn", "interval",
-				 interval, "icount", (json_int_t)rec->icount, "pc",
-				 (json_int_t)rec->insn.pc, "size", rec->insn.size, "cpl", rec->insn.cpl);
+		return json_pack("{s:s, s:i, s:I, s:o, s:i, s:i}", "kind", "insn", "interval",
+				 interval, "icount", (json_int_t)rec->icount, "pc", hex(rec->insn.pc),
+				 "size", rec->insn.size, "cpl", rec->insn.cpl);
 	case TRACE_MEM:
-		return json_pack("{s:s, s:i, s:I, s:I, s:I, s:i, s:I}", "kind",
+		return json_pack("{s:s, s:i, s:I, s:o, s:o, s:i, s:o}", "kind",
 				 rec->mem.write ? "store" : "load", "interval", interval, "icount",
-				 (json_int_t)rec->icount, "vaddr", (json_int_t)rec->mem.vaddr, "paddr",
-				 (json_int_t)rec->mem.paddr, "size", rec->mem.size, "value",
-				 (json_int_t)rec->mem.value);
+				 (json_int_t)rec->icount, "vaddr", hex(rec->mem.vaddr), "paddr",
+				 hex(rec->mem.paddr), "size", rec->mem.size, "value",
+				 hex(rec->mem.value));
 	case TRACE_EVENT:
-		return json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:i}", "kind",
+		return json_pack("{s:s, s:i, s:I, s:o, s:o, s:o, s:i}", "kind",
 				 trace_event_kind__name(rec->event.kind), "interval", interval, "icount",
-				 (json_int_t)rec->icount, "a", (json_int_t)rec->event.a, "b",
-				 (json_int_t)rec->event.b, "c", (json_int_t)rec->event.c, "size",
-				 rec->event.size);
+				 (json_int_t)rec->icount, "a", hex(rec->event.a), "b", hex(rec->event.b),
+				 "c", hex(rec->event.c), "size", rec->event.size);
 	}
 	return json_null();
 }

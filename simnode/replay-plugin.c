@@ -208,38 +208,6 @@ static const char *const gpr_compare_names[CKPT_GPR__COUNT] = {
 	"r11", "r12", "r13", "r14", "r15", "rbx", "rbp", "rsp",
 };
 
-/* The physical address of the instruction at rip in the current paging
- * mode with page-table root cr3: 4-level long-mode paging, or none. Other
- * modes (32-bit paging, 5 levels) are not walked: false. */
-static bool insn_phys(const struct qemu_plugin_x86_cpu_state *s, uint64_t cr3, uint64_t rip,
-		      uint64_t *pa)
-{
-	const uint64_t addr_mask = 0x000ffffffffff000ull;
-	/* Outside 64-bit mode the linear address adds the CS base. */
-	uint64_t va = rip + (s->efer & EFER_LMA ? 0 : s->seg[CKPT_CS].base);
-	if (!(s->cr0 & CR0_PG)) {
-		*pa = va;
-		return true;
-	}
-	if (!(s->efer & EFER_LMA) || (s->cr4 & CR4_LA57))
-		return false;
-	uint64_t table = cr3 & addr_mask;
-	for (int level = 4; level >= 1; level--) {
-		unsigned shift = 12 + 9 * (unsigned)(level - 1);
-		uint64_t e;
-		if (!qemu_plugin_read_memory_phys(table + ((va >> shift) & 511) * 8, &e, sizeof(e)) ||
-		    !(e & 1))
-			return false;
-		if (level == 1 || (level <= 3 && (e & 0x80))) { /* a page, maybe 1 GiB or 2 MiB */
-			uint64_t offset = (1ull << shift) - 1;
-			*pa = (e & addr_mask & ~offset) | (va & offset);
-			return true;
-		}
-		table = e & addr_mask;
-	}
-	return false;
-}
-
 /* Translated code of the instruction at pa goes, so that its next
  * execution is translated again: QEMU drops the blocks holding guest RAM
  * that is written, as self-modifying code needs. */
@@ -286,7 +254,8 @@ static void arm(struct replay *r)
 	r->armed_interval = r->interval;
 	r->armed_event = i;
 	r->armed_rip = lm->at.rip;
-	r->armed_pa_known = insn_phys(&s, lm->at.cr3, lm->at.rip, &r->armed_pa);
+	r->armed_pa_known = replay_state__phys(&s, lm->at.cr3, replay_state__code_linear(&s, lm->at.rip),
+					       &r->armed_pa);
 	if (r->armed_pa_known)
 		retranslate(r->armed_pa);
 }
@@ -447,7 +416,7 @@ static bool at_landmark(struct replay *r, struct qemu_plugin_x86_cpu_state *stat
 			if (!qemu_plugin_inject_interrupt((int)ev->value))
 				diverged(r, "injection", "an injected interrupt was not taken", NULL);
 			if (r->trace)
-				replay_trace__event(r->trace, TRACE_EV_INTERRUPT, ev->value, state->rip, 0, 0);
+				replay_trace__interrupt(r->trace, ev->value, state->rip);
 			skip_informational(r);
 			return true;
 		case CKPT_EV_DMA:
@@ -544,7 +513,8 @@ static bool is_armed_insn(struct replay *r, uint64_t vaddr)
 	struct qemu_plugin_x86_cpu_state s;
 	uint64_t pa;
 	replay_state__current(&s);
-	return insn_phys(&s, s.cr3, vaddr, &pa) && pa == r->armed_pa;
+	return replay_state__phys(&s, s.cr3, replay_state__code_linear(&s, vaddr), &pa) &&
+	       pa == r->armed_pa;
 }
 
 static void on_budget_exhausted(unsigned int vcpu, void *udata)
@@ -576,12 +546,9 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 						  QEMU_PLUGIN_COND_GE, r->budget_left,
 						  BUDGET_EXHAUSTED, r);
 	/* A block is translated for one privilege level (QEMU's TB flags). */
-	unsigned cpl = 0;
-	if (r->trace) {
-		struct qemu_plugin_x86_cpu_state s;
+	struct qemu_plugin_x86_cpu_state s;
+	if (r->trace)
 		replay_state__current(&s);
-		cpl = s.seg[CKPT_CS].selector & 3;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 		uint64_t pc = qemu_plugin_insn_vaddr(insn);
@@ -597,7 +564,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			finish(r, "this QEMU's translator has no globals named rax..r15 to compare "
 				  "at landmarks");
 		if (r->trace)
-			replay_trace__instrument(r->trace, insn, cpl);
+			replay_trace__instrument(r->trace, insn, &s);
 		qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
 								    r->insns, 1);
 	}

@@ -52,6 +52,13 @@ void replay_state__regs(struct qemu_plugin_x86_cpu_state *s);
 
 int replay_state__from_ckpt(const struct ckpt_cpu_state *c, struct qemu_plugin_x86_cpu_state *q,
 			    char *err, size_t errlen);
+/* The linear address of the instruction at rip. */
+uint64_t replay_state__code_linear(const struct qemu_plugin_x86_cpu_state *s, uint64_t rip);
+/* The physical address of linear address va in s's paging mode, with the
+ * page-table root cr3: no paging, or 4-level long-mode paging. Other modes
+ * (32-bit paging, 5 levels) and unmapped addresses: false. */
+bool replay_state__phys(const struct qemu_plugin_x86_cpu_state *s, uint64_t cr3, uint64_t va,
+			uint64_t *pa);
 /* The landmark hash (ckpt_landmark__reg_hash) of a plugin state. */
 uint64_t replay_state__reg_hash(const struct qemu_plugin_x86_cpu_state *q);
 
@@ -134,10 +141,15 @@ struct replay_trace;
 int replay_trace__arg(struct replay_trace **t, const char *key, const char *val);
 /* Opens interval k's trace, DIR/NNNNNN.trace (written on commit only). */
 int replay_trace__begin(struct replay_trace *t, uint32_t interval, char *err, size_t errlen);
-/* Instruments one instruction: its record, and those of its accesses. */
-void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *insn, unsigned cpl);
+/* Instruments one instruction: its record, and those of its accesses;
+ * s is the state the block is translated in (privilege level, IDT). */
+void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *insn,
+			      const struct qemu_plugin_x86_cpu_state *s);
 void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uint64_t a,
 			 uint64_t b, uint64_t c, unsigned size);
+/* An interrupt injected at rip: its event, and at the handler's first
+ * instruction the stores of its delivery (the frame the CPU pushed). */
+void replay_trace__interrupt(struct replay_trace *t, uint64_t vector, uint64_t rip);
 /* Commits the interval's trace: {path, instructions}, or NULL with err. */
 json_t *replay_trace__end(struct replay_trace *t, char *err, size_t errlen);
 /* Drops an uncommitted trace and frees t (NULL is fine). */

@@ -267,3 +267,36 @@ void replay_state__compare(const struct qemu_plugin_x86_cpu_state *r,
 		}
 	}
 }
+
+uint64_t replay_state__code_linear(const struct qemu_plugin_x86_cpu_state *s, uint64_t rip)
+{
+	/* Outside 64-bit mode the linear address adds the CS base. */
+	return rip + (s->efer & EFER_LMA ? 0 : s->seg[CKPT_CS].base);
+}
+
+bool replay_state__phys(const struct qemu_plugin_x86_cpu_state *s, uint64_t cr3, uint64_t va,
+			uint64_t *pa)
+{
+	const uint64_t addr_mask = 0x000ffffffffff000ull;
+	if (!(s->cr0 & CR0_PG)) {
+		*pa = va;
+		return true;
+	}
+	if (!(s->efer & EFER_LMA) || (s->cr4 & CR4_LA57))
+		return false;
+	uint64_t table = cr3 & addr_mask;
+	for (int level = 4; level >= 1; level--) {
+		unsigned shift = 12 + 9 * (unsigned)(level - 1);
+		uint64_t e;
+		if (!qemu_plugin_read_memory_phys(table + ((va >> shift) & 511) * 8, &e, sizeof(e)) ||
+		    !(e & 1))
+			return false;
+		if (level == 1 || (level <= 3 && (e & 0x80))) { /* a page, maybe 1 GiB or 2 MiB */
+			uint64_t offset = (1ull << shift) - 1;
+			*pa = (e & addr_mask & ~offset) | (va & offset);
+			return true;
+		}
+		table = e & addr_mask;
+	}
+	return false;
+}
