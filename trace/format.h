@@ -16,6 +16,9 @@
  *   insn   u8 1, u64 pc, u8 size, u8 cpl                          (11)
  *   mem    u8 2, u8 size, u8 write, u64 vaddr, u64 paddr, u64 value (27)
  *   event  u8 3, u8 kind, u8 size, u64 a, u64 b, u64 c              (27)
+ *   next   u8 4, u8 size | cpl << 4                                 (2)
+ *          an instruction right after the chunk's previous one: pc =
+ *          its pc + its size (most of them; a chunk never starts so)
  * A record's icount is not stored: it follows from the instruction
  * records before it. */
 #ifndef SIMUBOOST_TRACE_FORMAT_H
@@ -37,6 +40,8 @@
 #define TRACE_CHUNK_RAW_MAX (256u * 1024u)
 
 #define TRACE_INSN_SIZE 11u
+#define TRACE_REC_NEXT 4u /* the compact instruction record */
+#define TRACE_NEXT_SIZE 2u
 #define TRACE_MEM_SIZE 27u
 #define TRACE_EVENT_SIZE 27u
 #define TRACE_RECORD_MAX 27u

@@ -31,7 +31,8 @@ struct trace_reader {
 	uint32_t raw_len, pos, records_left;
 	uint64_t icount;                /* instructions before the next record */
 	uint64_t chunk_end_icount;
-	bool have_insn;                 /* an instruction record came before */
+	uint64_t next_pc;               /* after the chunk's last instruction, */
+	bool have_next;                 /* if it had one */
 };
 
 static uint64_t index_offset(const struct trace_reader *r, uint64_t i)
@@ -160,6 +161,7 @@ static int load_chunk(struct trace_reader *r, uint64_t i, char *err, size_t errl
 	r->records_left = records;
 	r->icount = index_icount(r, i);
 	r->chunk_end_icount = trace__get64(h + 24);
+	r->have_next = false;
 	uint64_t next = i + 1 < r->info.chunks ? index_icount(r, i + 1) : r->info.instructions;
 	if (r->chunk_end_icount != next)
 		BAD("%s: chunk %" PRIu64 ": ends at instruction %" PRIu64 ", the next starts at %" PRIu64,
@@ -255,6 +257,7 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 	const uint8_t *p = r->raw + r->pos;
 	uint32_t left = r->raw_len - r->pos;
 	uint32_t need = p[0] == TRACE_INSN ? TRACE_INSN_SIZE :
+			p[0] == TRACE_REC_NEXT ? TRACE_NEXT_SIZE :
 			p[0] == TRACE_MEM ? TRACE_MEM_SIZE :
 			p[0] == TRACE_EVENT ? TRACE_EVENT_SIZE : 0;
 	if (!need)
@@ -263,17 +266,30 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 	if (left < need)
 		BAD("%s: chunk %" PRIu64 " offset %u: record cut by the chunk's end", r->name,
 		    r->chunk, r->pos);
-	rec->kind = (enum trace_kind)p[0];
+	if (p[0] == TRACE_REC_NEXT) {
+		if (!r->have_next)
+			BAD("%s: chunk %" PRIu64 " offset %u: a next-instruction record without one "
+			    "before it", r->name, r->chunk, r->pos);
+		rec->kind = TRACE_INSN;
+		rec->insn.pc = r->next_pc;
+		rec->insn.size = p[1] & 15;
+		rec->insn.cpl = p[1] >> 4;
+	} else {
+		rec->kind = (enum trace_kind)p[0];
+		if (rec->kind == TRACE_INSN) {
+			rec->insn.pc = trace__get64(p + 1);
+			rec->insn.size = p[9];
+			rec->insn.cpl = p[10];
+		}
+	}
 	switch (rec->kind) {
 	case TRACE_INSN:
 		rec->icount = r->icount++;
-		rec->insn.pc = trace__get64(p + 1);
-		rec->insn.size = p[9];
-		rec->insn.cpl = p[10];
-		r->have_insn = true;
 		if (rec->insn.size < 1 || rec->insn.size > 15 || rec->insn.cpl > 3)
 			BAD("%s: chunk %" PRIu64 " offset %u: instruction size %u, level %u", r->name,
-			    r->chunk, r->pos, p[9], p[10]);
+			    r->chunk, r->pos, rec->insn.size, rec->insn.cpl);
+		r->next_pc = rec->insn.pc + rec->insn.size;
+		r->have_next = true;
 		break;
 	case TRACE_MEM:
 		rec->icount = r->icount ? r->icount - 1 : 0;
@@ -323,7 +339,8 @@ int trace_reader__seek(struct trace_reader *r, uint64_t icount, char *err, size_
 	if (load_chunk(r, icount ? lo : 0, err, errlen) != 0)
 		return -1;
 	/* Skip the records before it: those of instruction icount-1. */
-	while (icount && !(r->records_left && r->icount == icount && r->raw[r->pos] == TRACE_INSN)) {
+	while (icount && !(r->records_left && r->icount == icount &&
+			   (r->raw[r->pos] == TRACE_INSN || r->raw[r->pos] == TRACE_REC_NEXT))) {
 		struct trace_record rec;
 		int rc = trace_reader__next(r, &rec, err, errlen);
 		if (rc <= 0)

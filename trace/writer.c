@@ -26,6 +26,8 @@ struct trace_writer {
 	uint8_t raw[TRACE_CHUNK_RAW_MAX];
 	uint32_t raw_len, chunk_records;
 	uint64_t chunk_first;           /* icount at the chunk's start */
+	uint64_t next_pc;               /* after the chunk's last instruction, */
+	bool have_next;                 /* if it has one */
 	uint64_t insns, records, raw_total;
 	uint64_t *index;                /* pairs: offset, first icount */
 	size_t nchunks, index_cap;
@@ -142,6 +144,7 @@ static int flush_chunk(struct trace_writer *w, char *err, size_t errlen)
 	w->raw_total += w->raw_len;
 	w->raw_len = 0;
 	w->chunk_records = 0;
+	w->have_next = false;
 	w->chunk_first = w->insns;
 	return 0;
 }
@@ -187,10 +190,18 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 	p[0] = (uint8_t)rec->kind;
 	switch (rec->kind) {
 	case TRACE_INSN:
-		trace__put64(p + 1, rec->insn.pc);
-		p[9] = rec->insn.size;
-		p[10] = rec->insn.cpl;
-		w->raw_len += TRACE_INSN_SIZE;
+		if (w->have_next && rec->insn.pc == w->next_pc) {
+			p[0] = TRACE_REC_NEXT;
+			p[1] = (uint8_t)(rec->insn.size | rec->insn.cpl << 4);
+			w->raw_len += TRACE_NEXT_SIZE;
+		} else {
+			trace__put64(p + 1, rec->insn.pc);
+			p[9] = rec->insn.size;
+			p[10] = rec->insn.cpl;
+			w->raw_len += TRACE_INSN_SIZE;
+		}
+		w->next_pc = rec->insn.pc + rec->insn.size;
+		w->have_next = true;
 		w->insns++;
 		break;
 	case TRACE_MEM:
