@@ -175,6 +175,16 @@ static const char *record_problem(const struct trace_record *rec)
 	return "unknown record kind";
 }
 
+/* The layout memory and event records share after their type byte. */
+static void put_wide(uint8_t *p, uint8_t b1, uint8_t b2, uint64_t x, uint64_t y, uint64_t z)
+{
+	p[1] = b1;
+	p[2] = b2;
+	trace__put64(p + 3, x);
+	trace__put64(p + 11, y);
+	trace__put64(p + 19, z);
+}
+
 int trace_writer__append(struct trace_writer *w, const struct trace_record *rec, char *err,
 			 size_t errlen)
 {
@@ -205,19 +215,13 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 		w->insns++;
 		break;
 	case TRACE_MEM:
-		p[1] = rec->mem.size;
-		p[2] = rec->mem.write;
-		trace__put64(p + 3, rec->mem.vaddr);
-		trace__put64(p + 11, rec->mem.paddr);
-		trace__put64(p + 19, rec->mem.value);
+		put_wide(p, rec->mem.size, rec->mem.write, rec->mem.vaddr, rec->mem.paddr,
+			 rec->mem.value);
 		w->raw_len += TRACE_MEM_SIZE;
 		break;
 	case TRACE_EVENT:
-		p[1] = (uint8_t)rec->event.kind;
-		p[2] = rec->event.size;
-		trace__put64(p + 3, rec->event.a);
-		trace__put64(p + 11, rec->event.b);
-		trace__put64(p + 19, rec->event.c);
+		put_wide(p, (uint8_t)rec->event.kind, rec->event.size, rec->event.a, rec->event.b,
+			 rec->event.c);
 		w->raw_len += TRACE_EVENT_SIZE;
 		break;
 	}
