@@ -1,4 +1,5 @@
-/* simuboost trace ls|show|stats: the traces `replay --trace DIR` wrote. */
+/* simuboost trace ls|show|grep|stats|export: the traces `replay --trace DIR`
+ * wrote. */
 #include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -6,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "builtin.h"
 #include "trace.h"
@@ -13,24 +15,35 @@
 const char builtin_trace_usage[] =
 	"usage: simuboost trace ls [--json] <DIR>\n"
 	"       simuboost trace show [--interval K] [--from N] [--count M] [--json] <DIR>\n"
+	"       simuboost trace grep [--pc A[-B]] [--addr A[-B]] [--kind KIND] [show's options] <DIR>\n"
 	"       simuboost trace stats [--json] <DIR>\n"
+	"       simuboost trace export --format csv|jsonl|perfetto [-o FILE] [--interval K] <DIR>\n"
 	"\n"
 	"Reads the per-interval traces that `simuboost replay --trace DIR` wrote\n"
 	"(DIR/NNNNNN.trace). Concatenated in interval order they are the whole run;\n"
-	"instruction counts (icount) are from the start of the first interval shown.\n"
+	"instruction counts (icount) are from the start of the first interval read.\n"
 	"\n"
 	"  ls      one line per trace: interval, instructions, records, chunks, raw\n"
 	"          and stored bytes, compression ratio\n"
 	"  show    records as text, one per line: an instruction (pc, size,\n"
 	"          privilege level), then its memory accesses and events\n"
+	"  grep    the records that match: instructions at --pc, memory accesses\n"
+	"          whose virtual or physical address is in --addr, records of --kind\n"
+	"          (insn, load, store, or an event: interrupt, exception, pio-read,\n"
+	"          pio-write, mmio-read, mmio-write, syscall, sysret, cr3)\n"
 	"  stats   record counts by kind, loads and stores, instructions per\n"
 	"          privilege level, event counts by kind, compression\n"
+	"  export  every record as CSV or JSON lines, or the per-interval timeline as\n"
+	"          a Chrome/Perfetto trace (one slice per interval, time in\n"
+	"          instructions, interrupts and exceptions as instants)\n"
 	"\n"
-	"  -i, --interval K   only interval K (show; icounts from its start)\n"
-	"      --from N       start at instruction N (show)\n"
-	"  -n, --count M      at most M records (show)\n"
-	"  -j, --json         JSON (ls, stats) or JSON lines (show; addresses and\n"
-	"                     values as \"0x...\" strings)\n";
+	"  -i, --interval K   only interval K (icounts from its start)\n"
+	"      --from N       start at instruction N\n"
+	"  -n, --count M      at most M records\n"
+	"  -f, --format F     export format: csv, jsonl, perfetto\n"
+	"  -o, --output FILE  export to FILE (written whole, then renamed into place)\n"
+	"  -j, --json         JSON (ls, stats) or JSON lines (show, grep; addresses\n"
+	"                     and values as \"0x...\" strings)\n";
 
 /* The intervals DIR holds traces of, sorted; -1 with err if none. */
 static int list_intervals(const char *dir, uint32_t **out, size_t *n, char *err, size_t errlen)
@@ -202,14 +215,71 @@ static void stream_close(struct stream *s)
 	trace_run__close(s->run);
 }
 
-static int trace_show(const char *dir, const char *interval, uint64_t from, uint64_t count,
-		      bool json)
+enum record_format { FMT_TEXT, FMT_JSONL, FMT_CSV };
+
+/* Which records grep keeps; all of them by default. */
+struct record_filter {
+	uint64_t pc_lo, pc_hi;          /* instructions with pc in [lo, hi] */
+	uint64_t addr_lo, addr_hi;      /* accesses touching [lo, hi] */
+	bool pc, addr;
+	const char *kind;
+};
+
+static const char *record_kind_name(const struct trace_record *rec)
+{
+	switch (rec->kind) {
+	case TRACE_INSN: return "insn";
+	case TRACE_MEM: return rec->mem.write ? "store" : "load";
+	case TRACE_EVENT: return trace_event_kind__name(rec->event.kind);
+	}
+	return "unknown";
+}
+
+static bool filter_match(const struct record_filter *f, const struct trace_record *rec)
+{
+	if (f->kind && strcmp(f->kind, record_kind_name(rec)))
+		return false;
+	if (f->pc && (rec->kind != TRACE_INSN || rec->insn.pc < f->pc_lo || rec->insn.pc > f->pc_hi))
+		return false;
+	if (f->addr) {
+		if (rec->kind != TRACE_MEM)
+			return false;
+		uint64_t last = rec->mem.size - 1u;
+		bool v = rec->mem.vaddr <= f->addr_hi && rec->mem.vaddr + last >= f->addr_lo;
+		bool p = rec->mem.paddr <= f->addr_hi && rec->mem.paddr + last >= f->addr_lo;
+		if (!v && !p)
+			return false;
+	}
+	return true;
+}
+
+static void print_csv(FILE *out, const struct trace_record *rec, uint32_t k)
+{
+	fprintf(out, "%s,%u,%" PRIu64 ",", record_kind_name(rec), k, rec->icount);
+	switch (rec->kind) {
+	case TRACE_INSN:
+		fprintf(out, "0x%" PRIx64 ",%u,%u,,,,\n", rec->insn.pc, rec->insn.size, rec->insn.cpl);
+		break;
+	case TRACE_MEM:
+		fprintf(out, ",%u,,0x%" PRIx64 ",0x%" PRIx64 ",0x%" PRIx64 ",\n", rec->mem.size,
+			rec->mem.vaddr, rec->mem.paddr, rec->mem.value);
+		break;
+	case TRACE_EVENT:
+		fprintf(out, ",%u,,0x%" PRIx64 ",0x%" PRIx64 ",0x%" PRIx64 ",\n", rec->event.size,
+			rec->event.a, rec->event.b, rec->event.c);
+		break;
+	}
+}
+
+/* show, grep, and export as csv or jsonl. */
+static int trace_records(FILE *out, const char *dir, const char *interval, uint64_t from,
+			 uint64_t count, const struct record_filter *f, enum record_format fmt)
 {
 	struct stream s;
 	struct trace_record rec;
 	uint32_t k;
 	char err[1024], line[256];
-	int rc;
+	int rc = 0;
 
 	if (stream_open(&s, dir, interval, err, sizeof(err)) != 0) {
 		fprintf(stderr, "simuboost trace: %s\n", err);
@@ -220,27 +290,166 @@ static int trace_show(const char *dir, const char *interval, uint64_t from, uint
 		stream_close(&s);
 		return 1;
 	}
-	uint64_t shown = 0;
+	if (fmt == FMT_CSV)
+		fprintf(out, "kind,interval,icount,pc,size,cpl,vaddr_or_a,paddr_or_b,value_or_c,\n");
+	uint64_t shown = 0, read = 0;
+	bool progress = out != stdout && isatty(STDERR_FILENO);
 	while (shown < count && (rc = stream_next(&s, &rec, &k, err, sizeof(err))) == 1) {
-		if (rec.icount < from)
+		if (progress && !(++read & ((1u << 22) - 1)))
+			fprintf(stderr, "\rexport: %" PRIu64 " records", read);
+		if (rec.icount < from || !filter_match(f, &rec))
 			continue;
-		if (json) {
+		if (fmt == FMT_JSONL) {
 			json_t *o = record_json(&rec, k);
-			json_dumpf(o, stdout, JSON_COMPACT);
-			putchar('\n');
+			json_dumpf(o, out, JSON_COMPACT);
+			fputc('\n', out);
 			json_decref(o);
+		} else if (fmt == FMT_CSV) {
+			print_csv(out, &rec, k);
 		} else {
 			trace_record__format(&rec, line, sizeof(line));
-			printf("%s\n", line);
+			fprintf(out, "%s\n", line);
 		}
 		shown++;
 	}
+	if (progress)
+		fprintf(stderr, "\rexport: %" PRIu64 " records\n", read);
 	stream_close(&s);
 	if (shown < count && rc < 0) {
 		fprintf(stderr, "simuboost trace: %s\n", err);
 		return 1;
 	}
 	return 0;
+}
+
+/* The per-interval timeline for chrome://tracing and ui.perfetto.dev: one
+ * complete slice per interval ("ts" and "dur" in instructions, shown as
+ * microseconds), with its counts as arguments, and an instant per
+ * interrupt and exception. */
+static int trace_perfetto(FILE *out, const char *dir)
+{
+	uint32_t *ks;
+	size_t n;
+	char err[1024], path[4200];
+	uint64_t base = 0;
+
+	if (list_intervals(dir, &ks, &n, err, sizeof(err)) != 0) {
+		fprintf(stderr, "simuboost trace: %s\n", err);
+		return 1;
+	}
+	json_t *events = json_array();
+	json_array_append_new(events, json_pack("{s:s, s:s, s:i, s:{s:s}}", "name", "process_name",
+						"ph", "M", "pid", 1, "args", "name", "simuboost run"));
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		trace__path(path, sizeof(path), dir, ks[i]);
+		struct trace_reader *r = trace_reader__open(path, err, sizeof(err));
+		struct trace_record rec;
+		uint64_t loads = 0, stores = 0, insns = 0;
+		int got;
+		if (!r) {
+			rc = 1;
+			break;
+		}
+		while ((got = trace_reader__next(r, &rec, err, sizeof(err))) == 1) {
+			if (rec.kind == TRACE_INSN)
+				insns++;
+			else if (rec.kind == TRACE_MEM)
+				rec.mem.write ? stores++ : loads++;
+			else if (rec.event.kind == TRACE_EV_INTERRUPT ||
+				 rec.event.kind == TRACE_EV_EXCEPTION)
+				json_array_append_new(events, json_pack(
+					"{s:s, s:s, s:s, s:I, s:i, s:i, s:{s:o}}", "name",
+					trace_event_kind__name(rec.event.kind), "ph", "i", "s", "t", "ts",
+					(json_int_t)(base + rec.icount), "pid", 1, "tid", 1, "args",
+					"vector", hex(rec.event.a)));
+		}
+		if (got < 0) {
+			rc = 1;
+			trace_reader__close(r);
+			break;
+		}
+		char name[32];
+		snprintf(name, sizeof(name), "interval %u", ks[i]);
+		json_array_append_new(events, json_pack(
+			"{s:s, s:s, s:I, s:I, s:i, s:i, s:{s:I, s:I, s:I, s:I}}", "name", name, "ph",
+			"X", "ts", (json_int_t)base, "dur", (json_int_t)insns, "pid", 1, "tid", 1, "args",
+			"instructions", (json_int_t)insns, "loads", (json_int_t)loads, "stores",
+			(json_int_t)stores, "bytes", (json_int_t)trace_reader__info(r)->file_bytes));
+		base += insns;
+		trace_reader__close(r);
+	}
+	free(ks);
+	if (rc) {
+		fprintf(stderr, "simuboost trace: %s\n", err);
+		json_decref(events);
+		return 1;
+	}
+	json_t *doc = json_pack("{s:o, s:s}", "traceEvents", events, "displayTimeUnit", "ns");
+	json_dumpf(doc, out, JSON_COMPACT);
+	fputc('\n', out);
+	json_decref(doc);
+	return 0;
+}
+
+/* export -o FILE: written as FILE.tmp, renamed when complete. */
+static int trace_export(const char *dir, const char *interval, const char *format,
+			const char *output)
+{
+	static const struct record_filter all;
+	char tmp[4200];
+	FILE *out = stdout;
+	int rc;
+
+	if (!format || (strcmp(format, "csv") && strcmp(format, "jsonl") &&
+			strcmp(format, "perfetto"))) {
+		fprintf(stderr, "simuboost trace export: --format csv, jsonl or perfetto\n");
+		return EXIT_USAGE;
+	}
+	if (output) {
+		snprintf(tmp, sizeof(tmp), "%s.tmp", output);
+		out = fopen(tmp, "w");
+		if (!out) {
+			fprintf(stderr, "simuboost trace export: %s: %m\n", tmp);
+			return 1;
+		}
+	}
+	if (!strcmp(format, "perfetto"))
+		rc = trace_perfetto(out, dir);
+	else
+		rc = trace_records(out, dir, interval, 0, UINT64_MAX, &all,
+				   !strcmp(format, "csv") ? FMT_CSV : FMT_JSONL);
+	if (output) {
+		if (fflush(out) != 0 || ferror(out) || fsync(fileno(out)) != 0) {
+			fprintf(stderr, "simuboost trace export: %s: %m\n", tmp);
+			rc = 1;
+		}
+		fclose(out);
+		if (!rc && rename(tmp, output) != 0) {
+			fprintf(stderr, "simuboost trace export: %s: %m\n", output);
+			rc = 1;
+		}
+		if (rc)
+			unlink(tmp);
+	}
+	return rc;
+}
+
+/* A or A-B, numbers in any base strtoull takes. */
+static bool parse_range(const char *arg, uint64_t *lo, uint64_t *hi)
+{
+	char *end;
+	*lo = strtoull(arg, &end, 0);
+	if (end == arg)
+		return false;
+	*hi = *lo;
+	if (*end == '-') {
+		const char *b = end + 1;
+		*hi = strtoull(b, &end, 0);
+		if (end == b)
+			return false;
+	}
+	return !*end && *lo <= *hi;
 }
 
 static int trace_stats(const char *dir, bool json)
@@ -314,27 +523,35 @@ static int trace_stats(const char *dir, bool json)
 
 int builtin_trace(int argc, char **argv)
 {
-	enum { OPT_FROM = 256 };
+	enum { OPT_FROM = 256, OPT_PC, OPT_ADDR, OPT_KIND };
 	static const struct option options[] = {
 		{ "interval", required_argument, NULL, 'i' },
 		{ "from", required_argument, NULL, OPT_FROM },
 		{ "count", required_argument, NULL, 'n' },
+		{ "pc", required_argument, NULL, OPT_PC },
+		{ "addr", required_argument, NULL, OPT_ADDR },
+		{ "kind", required_argument, NULL, OPT_KIND },
+		{ "format", required_argument, NULL, 'f' },
+		{ "output", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *interval = NULL;
+	static const char *const cmds[] = { "ls", "show", "grep", "stats", "export" };
+	const char *interval = NULL, *format = NULL, *output = NULL;
+	struct record_filter filter = { 0 };
 	uint64_t from = 0, count = UINT64_MAX;
-	bool json = false;
+	bool json = false, known = false;
 	int c;
 
-	if (argc < 2 || (strcmp(argv[1], "ls") && strcmp(argv[1], "show") &&
-			 strcmp(argv[1], "stats"))) {
+	for (size_t i = 0; argc >= 2 && i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		known |= !strcmp(argv[1], cmds[i]);
+	if (!known) {
 		fputs(builtin_trace_usage, stderr);
 		return EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
 	optind = 1;
-	while ((c = getopt_long(argc - 1, argv + 1, "i:n:j", options, NULL)) != -1) {
+	while ((c = getopt_long(argc - 1, argv + 1, "i:n:f:o:j", options, NULL)) != -1) {
 		char *end;
 		switch (c) {
 		case 'i': interval = optarg; break;
@@ -348,6 +565,19 @@ int builtin_trace(int argc, char **argv)
 			if (*end || end == optarg)
 				goto bad_number;
 			break;
+		case OPT_PC:
+			filter.pc = parse_range(optarg, &filter.pc_lo, &filter.pc_hi);
+			if (!filter.pc)
+				goto bad_number;
+			break;
+		case OPT_ADDR:
+			filter.addr = parse_range(optarg, &filter.addr_lo, &filter.addr_hi);
+			if (!filter.addr)
+				goto bad_number;
+			break;
+		case OPT_KIND: filter.kind = optarg; break;
+		case 'f': format = optarg; break;
+		case 'o': output = optarg; break;
 		case 'j': json = true; break;
 		default:
 			fputs(builtin_trace_usage, stderr);
@@ -355,22 +585,32 @@ int builtin_trace(int argc, char **argv)
 		}
 		continue;
 bad_number:
-		fprintf(stderr, "simuboost trace: '%s' is not a number\n", optarg);
+		fprintf(stderr, "simuboost trace: '%s' is not a number or range\n", optarg);
 		return EXIT_USAGE;
 	}
 	if (optind != argc - 2) {
 		fprintf(stderr, "simuboost trace %s: expected one trace directory\n", cmd);
 		return EXIT_USAGE;
 	}
-	if (strcmp(cmd, "show") && (interval || from || count != UINT64_MAX)) {
-		fprintf(stderr, "simuboost trace %s: --interval, --from and --count go with show\n",
-			cmd);
+	bool records = !strcmp(cmd, "show") || !strcmp(cmd, "grep");
+	bool filtered = filter.pc || filter.addr || filter.kind;
+	if ((!records && (from || count != UINT64_MAX || filtered)) ||
+	    (interval && !records && strcmp(cmd, "export")) ||
+	    ((format || output) && strcmp(cmd, "export")) || (!strcmp(cmd, "show") && filtered)) {
+		fprintf(stderr, "simuboost trace %s: option not for this command (see --help)\n", cmd);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "grep") && !filtered) {
+		fprintf(stderr, "simuboost trace grep: give --pc, --addr or --kind\n");
 		return EXIT_USAGE;
 	}
 	const char *dir = argv[1 + optind];
 	if (!strcmp(cmd, "ls"))
 		return trace_ls(dir, json);
-	if (!strcmp(cmd, "show"))
-		return trace_show(dir, interval, from, count, json);
+	if (records)
+		return trace_records(stdout, dir, interval, from, count, &filter,
+				     json ? FMT_JSONL : FMT_TEXT);
+	if (!strcmp(cmd, "export"))
+		return trace_export(dir, interval, format, output);
 	return trace_stats(dir, json);
 }

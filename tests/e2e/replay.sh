@@ -123,6 +123,18 @@ done
 "$SIMUBOOST" trace show "$TMP/traces" --interval 1 --from 500 -n 1 >"$TMP/tshow.txt" ||
 	fail "trace show"
 grep -q '^ *500 insn  pc 0x' "$TMP/tshow.txt" || fail "trace show --from 500: $(cat "$TMP/tshow.txt")"
+# grep finds what stats counted; export writes every record, and the
+# timeline has one slice per interval.
+irqs=$("$SIMUBOOST" trace grep "$TMP/traces" --kind interrupt | wc -l)
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["events"]["interrupt"] == int(sys.argv[2]), s' \
+	"$TMP/tstats.json" "$irqs" || fail "trace grep --kind interrupt: $irqs"
+"$SIMUBOOST" trace export "$TMP/traces" --format csv -o "$TMP/t.csv" || fail "trace export csv"
+records=$("$SIMUBOOST" trace ls --json "$TMP/traces" | python3 -c 'import json,sys; print(sum(t["records"] for t in json.load(sys.stdin)))')
+[ "$(wc -l <"$TMP/t.csv")" -eq $((records + 1)) ] || fail "csv: $(wc -l <"$TMP/t.csv") lines, $records records"
+"$SIMUBOOST" trace export "$TMP/traces" --format perfetto -o "$TMP/t.perfetto.json" ||
+	fail "trace export perfetto"
+python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["traceEvents"]; assert sum(x["ph"] == "X" for x in e) == int(sys.argv[2]), e[:3]' \
+	"$TMP/t.perfetto.json" "$(ls "$TMP/traces" | wc -l)" || fail "perfetto timeline"
 first=$(ls "$TMP/traces" | head -1)
 python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[100]^=1; open(p,"wb").write(b)' \
 	"$TMP/traces/$first"
