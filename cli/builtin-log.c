@@ -13,32 +13,33 @@ const char builtin_log_usage[] =
 	"\n"
 	"Prints the events of interval K (from checkpoint K to K+1) in order: port\n"
 	"and MMIO accesses with their values, interrupts with their landmarks\n"
-	"(synchronous-event count, RIP, register hash; --json adds the GPRs), console input, and the stop\n"
+	"(synchronous-event count, RIP, register hash), console input, and the stop\n"
 	"landmark of checkpoint K+1.\n"
 	"\n"
 	"  -i, --interval K   the interval (required)\n"
 	"      --kind KIND    only events of one kind (pio-read, irq, stop, ...)\n"
-	"  -j, --json         one JSON object per event (JSON lines)\n";
+	"  -j, --json         one JSON object per event (JSON lines); landmarks add\n"
+	"                     their GPRs and CR3; 64-bit values are \"0x...\" strings\n";
 
 static json_t *event_json(size_t i, const struct ckpt_event *ev)
 {
-	json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:I, s:I}", "index", (json_int_t)i, "kind",
+	json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:o, s:o}", "index", (json_int_t)i, "kind",
 			      ckpt_event_kind__name(ev->kind), "guest_time_ns",
 			      (json_int_t)ev->guest_time_ns, "sync_count",
-			      (json_int_t)ev->at.sync_count, "rip", (json_int_t)ev->at.rip,
-			      "reg_hash", (json_int_t)ev->at.reg_hash);
+			      (json_int_t)ev->at.sync_count, "rip", cli__json_hex(ev->at.rip),
+			      "reg_hash", cli__json_hex(ev->at.reg_hash));
 	switch (ev->kind) {
 	case CKPT_EV_PIO_READ: case CKPT_EV_PIO_WRITE:
 	case CKPT_EV_MMIO_READ: case CKPT_EV_MMIO_WRITE:
-		json_object_set_new(o, "addr", json_integer((json_int_t)ev->addr));
+		json_object_set_new(o, "addr", cli__json_hex(ev->addr));
 		json_object_set_new(o, "size", json_integer(ev->size));
-		json_object_set_new(o, "value", json_integer((json_int_t)ev->value));
+		json_object_set_new(o, "value", cli__json_hex(ev->value));
 		break;
 	case CKPT_EV_IRQ:
 		json_object_set_new(o, "vector", json_integer((json_int_t)ev->value));
 		break;
 	case CKPT_EV_CONSOLE_IN: case CKPT_EV_DMA:
-		json_object_set_new(o, "addr", json_integer((json_int_t)ev->addr));
+		json_object_set_new(o, "addr", cli__json_hex(ev->addr));
 		json_object_set_new(o, "bytes", json_integer(ev->size));
 		break;
 	default:
@@ -49,9 +50,9 @@ static json_t *event_json(size_t i, const struct ckpt_event *ev)
 	if (ckpt_event_kind__at_landmark(ev->kind)) {
 		json_t *gpr = json_array();
 		for (int r = 0; r < CKPT_GPR__COUNT; r++)
-			json_array_append_new(gpr, json_integer((json_int_t)ev->at.gpr[r]));
+			json_array_append_new(gpr, cli__json_hex(ev->at.gpr[r]));
 		json_object_set_new(o, "gpr", gpr);
-		json_object_set_new(o, "cr3", json_integer((json_int_t)ev->at.cr3));
+		json_object_set_new(o, "cr3", cli__json_hex(ev->at.cr3));
 	}
 	return o;
 }

@@ -138,31 +138,24 @@ static int trace_ls(const char *dir, bool json)
 	return rc;
 }
 
-/* 64-bit addresses and values as hex strings: JSON numbers above 2^53
- * (and jansson's above 2^63) do not survive a round trip. */
-static json_t *hex(uint64_t v)
-{
-	return json_sprintf("0x%" PRIx64, v);
-}
-
 static json_t *record_json(const struct trace_record *rec, uint32_t interval)
 {
 	switch (rec->kind) {
 	case TRACE_INSN:
 		return json_pack("{s:s, s:i, s:I, s:o, s:i, s:i}", "kind", "insn", "interval",
-				 interval, "icount", (json_int_t)rec->icount, "pc", hex(rec->insn.pc),
+				 interval, "icount", (json_int_t)rec->icount, "pc", cli__json_hex(rec->insn.pc),
 				 "size", rec->insn.size, "cpl", rec->insn.cpl);
 	case TRACE_MEM:
 		return json_pack("{s:s, s:i, s:I, s:o, s:o, s:i, s:o}", "kind",
 				 rec->mem.write ? "store" : "load", "interval", interval, "icount",
-				 (json_int_t)rec->icount, "vaddr", hex(rec->mem.vaddr), "paddr",
-				 hex(rec->mem.paddr), "size", rec->mem.size, "value",
-				 hex(rec->mem.value));
+				 (json_int_t)rec->icount, "vaddr", cli__json_hex(rec->mem.vaddr), "paddr",
+				 cli__json_hex(rec->mem.paddr), "size", rec->mem.size, "value",
+				 cli__json_hex(rec->mem.value));
 	case TRACE_EVENT:
 		return json_pack("{s:s, s:i, s:I, s:o, s:o, s:o, s:i}", "kind",
 				 trace_event_kind__name(rec->event.kind), "interval", interval, "icount",
-				 (json_int_t)rec->icount, "a", hex(rec->event.a), "b", hex(rec->event.b),
-				 "c", hex(rec->event.c), "size", rec->event.size);
+				 (json_int_t)rec->icount, "a", cli__json_hex(rec->event.a), "b", cli__json_hex(rec->event.b),
+				 "c", cli__json_hex(rec->event.c), "size", rec->event.size);
 	}
 	return json_null();
 }
@@ -362,7 +355,7 @@ static int trace_perfetto(FILE *out, const char *dir)
 					"{s:s, s:s, s:s, s:I, s:i, s:i, s:{s:o}}", "name",
 					trace_event_kind__name(rec.event.kind), "ph", "i", "s", "t", "ts",
 					(json_int_t)(base + rec.icount), "pid", 1, "tid", 1, "args",
-					"vector", hex(rec.event.a)));
+					"vector", cli__json_hex(rec.event.a)));
 		}
 		if (got < 0) {
 			rc = 1;

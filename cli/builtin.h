@@ -44,6 +44,10 @@ int cli__apply_config(struct vnode_config *cfg, const struct cli_sets *s, bool j
 
 /* A checkpoint or interval number; -1 if s is not one. */
 int cli__parse_index(const char *s, uint32_t *out);
+/* A 64-bit address or value for --json output, as "0x..." (JSON numbers
+ * above 2^53, and jansson's above 2^63, do not survive a round trip). */
+struct json_t;
+struct json_t *cli__json_hex(uint64_t v);
 /* The command's exit status for how the guest ended (the guest's own
  * status, or one of the codes below); names a fault on stderr. */
 struct vnode_stats;

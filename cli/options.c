@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <inttypes.h>
+#include <jansson.h>
+
 #include "builtin.h"
 
 int cli__collect_set(struct cli_sets *s, const char *arg, const char *cmd)
@@ -70,4 +73,9 @@ int cli__exit_status(const struct vnode_stats *stats, const char *cmd)
 	case VNODE_STOPPED: return EXIT_STOPPED;
 	default: return EXIT_GUEST_FAULT;
 	}
+}
+
+json_t *cli__json_hex(uint64_t v)
+{
+	return json_sprintf("0x%" PRIx64, v);
 }
