@@ -51,18 +51,21 @@ for w in $WORKLOADS; do
 		got=$(resume $k)
 		[ "$got" = "$want" ] || fail "$w: resumed from checkpoint $k, printed '$got', want '$want'"
 	done
-	# The last boundary can fall after the guest printed its checksum and
-	# before it exited: then the resumed guest must finish the rest of its
-	# output (exit status 0 was checked) and the checkpoint before it must
-	# print the checksum.
-	got=$(resume $last)
-	if [ "$got" != "$want" ]; then
-		grep -q '^ticks ' "$TMP/$w.$last.console" ||
+	# The last boundaries can fall after the guest printed its checksum and
+	# before it exited (its last lines are slow port writes): a guest resumed
+	# there must print exactly the rest of the recorded output (exit status
+	# 0 was checked), and the latest checkpoint before the checksum must
+	# print it.
+	got=$(resume $last) skipped=0
+	while [ "$got" != "$want" ]; do
+		# (the tick count differs: the resumed guest runs on new time)
+		python3 -c 'import sys, re
+a, b = (re.sub(rb"ticks \d+", b"ticks", open(f, "rb").read()) for f in sys.argv[1:])
+sys.exit(not b.endswith(a))' "$TMP/$w.$last.console" "$TMP/$w.console" && [ "$skipped" -lt 5 ] ||
 			fail "$w: resumed from checkpoint $last, printed '$got', want '$want'"
-		last=$((last - 1))
+		last=$((last - 1)) skipped=$((skipped + 1))
 		got=$(resume $last)
-		[ "$got" = "$want" ] || fail "$w: resumed from checkpoint $last, printed '$got', want '$want'"
-	fi
+	done
 	if "$SIMUBOOST" run --from "$rec" --checkpoint $((n - 1)) >/dev/null 2>"$TMP/$w.final.err"; then
 		fail "$w: resuming the final checkpoint should be refused"
 	fi
