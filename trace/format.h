@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "trace.h"
+
 #define TRACE_MAGIC "SBTRACE\0"
 #define TRACE_HDR_SIZE 32u
 #define TRACE_CHUNK_MAGIC "SBTC"
@@ -53,5 +55,32 @@ static inline void trace__put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline void trace__put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 static inline uint32_t trace__get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint64_t trace__get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* Why rec is not a valid record, or NULL: the writer refuses it, the
+ * reader reports it. */
+static inline const char *trace__record_problem(const struct trace_record *rec)
+{
+	switch (rec->kind) {
+	case TRACE_INSN:
+		if (rec->insn.size < 1 || rec->insn.size > 15)
+			return "instruction size not 1..15";
+		if (rec->insn.cpl > 3)
+			return "privilege level above 3";
+		return NULL;
+	case TRACE_MEM: {
+		uint8_t s = rec->mem.size;
+		if (s != 1 && s != 2 && s != 4 && s != 8)
+			return "memory access size not 1, 2, 4 or 8";
+		return NULL;
+	}
+	case TRACE_EVENT:
+		if (rec->event.kind < TRACE_EV_INTERRUPT || rec->event.kind >= TRACE_EV__COUNT)
+			return "unknown event kind";
+		if (rec->event.size > 8)
+			return "event access size above 8";
+		return NULL;
+	}
+	return "unknown record kind";
+}
 
 #endif

@@ -285,9 +285,6 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 	switch (rec->kind) {
 	case TRACE_INSN:
 		rec->icount = r->icount++;
-		if (rec->insn.size < 1 || rec->insn.size > 15 || rec->insn.cpl > 3)
-			BAD("%s: chunk %" PRIu64 " offset %u: instruction size %u, level %u", r->name,
-			    r->chunk, r->pos, rec->insn.size, rec->insn.cpl);
 		r->next_pc = rec->insn.pc + rec->insn.size;
 		r->have_next = true;
 		break;
@@ -298,9 +295,9 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 		rec->mem.vaddr = trace__get64(p + 3);
 		rec->mem.paddr = trace__get64(p + 11);
 		rec->mem.value = trace__get64(p + 19);
-		if ((p[1] != 1 && p[1] != 2 && p[1] != 4 && p[1] != 8) || p[2] > 1)
-			BAD("%s: chunk %" PRIu64 " offset %u: memory access size %u, write %u", r->name,
-			    r->chunk, r->pos, p[1], p[2]);
+		if (p[2] > 1)
+			BAD("%s: chunk %" PRIu64 " offset %u: write flag %u", r->name, r->chunk, r->pos,
+			    p[2]);
 		break;
 	case TRACE_EVENT:
 		rec->icount = r->icount ? r->icount - 1 : 0;
@@ -309,11 +306,11 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 		rec->event.a = trace__get64(p + 3);
 		rec->event.b = trace__get64(p + 11);
 		rec->event.c = trace__get64(p + 19);
-		if (p[1] < TRACE_EV_INTERRUPT || p[1] >= TRACE_EV__COUNT || p[2] > 8)
-			BAD("%s: chunk %" PRIu64 " offset %u: event kind %u, size %u", r->name, r->chunk,
-			    r->pos, p[1], p[2]);
 		break;
 	}
+	const char *why = trace__record_problem(rec);
+	if (why)
+		BAD("%s: chunk %" PRIu64 " offset %u: %s", r->name, r->chunk, r->pos, why);
 	r->pos += need;
 	r->records_left--;
 	return 1;

@@ -149,32 +149,6 @@ static int flush_chunk(struct trace_writer *w, char *err, size_t errlen)
 	return 0;
 }
 
-/* Why rec cannot be written, or NULL. */
-static const char *record_problem(const struct trace_record *rec)
-{
-	switch (rec->kind) {
-	case TRACE_INSN:
-		if (rec->insn.size < 1 || rec->insn.size > 15)
-			return "instruction size not 1..15";
-		if (rec->insn.cpl > 3)
-			return "privilege level above 3";
-		return NULL;
-	case TRACE_MEM: {
-		uint8_t s = rec->mem.size;
-		if (s != 1 && s != 2 && s != 4 && s != 8)
-			return "memory access size not 1, 2, 4 or 8";
-		return NULL;
-	}
-	case TRACE_EVENT:
-		if (rec->event.kind < TRACE_EV_INTERRUPT || rec->event.kind >= TRACE_EV__COUNT)
-			return "unknown event kind";
-		if (rec->event.size > 8)
-			return "event access size above 8";
-		return NULL;
-	}
-	return "unknown record kind";
-}
-
 /* The layout memory and event records share after their type byte. */
 static void put_wide(uint8_t *p, uint8_t b1, uint8_t b2, uint64_t x, uint64_t y, uint64_t z)
 {
@@ -188,7 +162,7 @@ static void put_wide(uint8_t *p, uint8_t b1, uint8_t b2, uint64_t x, uint64_t y,
 int trace_writer__append(struct trace_writer *w, const struct trace_record *rec, char *err,
 			 size_t errlen)
 {
-	const char *why = w->failed ? "the writer failed before" : record_problem(rec);
+	const char *why = w->failed ? "the writer failed before" : trace__record_problem(rec);
 	if (why) {
 		snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->records, why);
 		return -1;
