@@ -104,29 +104,26 @@ static bool has_error_code(unsigned v)
 static void append_delivery(struct replay_trace *t, unsigned vector)
 {
 	struct qemu_plugin_x86_cpu_state s;
-	uint64_t words[6];
+	struct trace_record words[6];
 	unsigned n = has_error_code(vector) ? 6 : 5;
 	bool injected = t->injected;
 
 	t->injected = false;
 	replay_state__current(&s);
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t pa;
-		if (!replay_state__phys(&s, s.cr3, s.regs[CKPT_RSP] + 8 * i, &pa) ||
-		    !qemu_plugin_read_memory_phys(pa, &words[i], sizeof(words[i])))
+		struct trace_record *w = &words[i];
+		*w = (struct trace_record){ .kind = TRACE_MEM,
+					    .mem = { .vaddr = s.regs[CKPT_RSP] + 8 * i, .size = 8,
+						     .write = true } };
+		if (!replay_state__phys(&s, s.cr3, w->mem.vaddr, &w->mem.paddr) ||
+		    !qemu_plugin_read_memory_phys(w->mem.paddr, &w->mem.value, sizeof(w->mem.value)))
 			return;
 	}
 	if (!injected)
 		replay_trace__event(t, vector < 32 ? TRACE_EV_EXCEPTION : TRACE_EV_INTERRUPT, vector,
-				    words[n - 5], n == 6 ? words[0] : 0, 0);
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t va = s.regs[CKPT_RSP] + 8 * i, pa;
-		replay_state__phys(&s, s.cr3, va, &pa);
-		struct trace_record rec = { .kind = TRACE_MEM,
-					    .mem = { .vaddr = va, .paddr = pa, .value = words[i],
-						     .size = 8, .write = true } };
-		append(t, &rec);
-	}
+				    words[n - 5].mem.value, n == 6 ? words[0].mem.value : 0, 0);
+	for (unsigned i = 0; i < n; i++)
+		append(t, &words[i]);
 }
 
 static void on_insn(unsigned int vcpu, void *udata)
