@@ -218,9 +218,9 @@ static void retranslate(uint64_t pa)
 		qemu_plugin_write_memory_phys(pa, &byte, 1);
 }
 
-/* Arms the next landmark, past the accesses before it: its GPRs go to the
- * scoreboard the armed instruction compares with, and if it is another
- * landmark than the armed one, the code of both is retranslated. Then
+/* Arms the next landmark, past the accesses before it, if it is another
+ * landmark than the armed one: its GPRs go to the scoreboard the armed
+ * instruction compares with, and the code of both is retranslated. Then
  * r->rearmed says the current block must be left (it may hold the new
  * landmark's instruction, uninstrumented). Re-arming happens only at
  * landmarks and interval starts: the next landmark does not change at an
@@ -236,9 +236,6 @@ static void arm(struct replay *r)
 			break;
 		}
 	}
-	for (int g = 0; g < CKPT_GPR__COUNT; g++)
-		qemu_plugin_u64_set(r->armed_gpr[g], 0,
-				    lm ? lm->at.gpr[gpr_compare_order[g]] : 0x5b0057ed0000001ull);
 	if (lm && r->armed && r->armed_interval == r->interval && r->armed_event == i)
 		return;
 	if (!lm && !r->armed)
@@ -249,6 +246,8 @@ static void arm(struct replay *r)
 	r->rearmed = true;
 	if (!lm)
 		return;
+	for (int g = 0; g < CKPT_GPR__COUNT; g++)
+		qemu_plugin_u64_set(r->armed_gpr[g], 0, lm->at.gpr[gpr_compare_order[g]]);
 	struct qemu_plugin_x86_cpu_state s;
 	replay_state__current(&s);
 	r->armed_interval = r->interval;
