@@ -93,7 +93,12 @@ static double ratio(uint64_t raw, uint64_t stored)
 	return stored ? (double)raw / (double)stored : 0.0;
 }
 
-static int trace_ls(const char *dir, bool json)
+/* Opens each trace in DIR in interval order and calls fn on it, which
+ * returns -1 (having said why) to stop. A trace that does not open is
+ * named; keep_going says whether the next ones are still read. Returns 0,
+ * or 1 if anything failed. */
+static int each_trace(const char *dir, bool keep_going,
+		      int (*fn)(struct trace_reader *r, uint32_t interval, void *ctx), void *ctx)
 {
 	uint32_t *ks;
 	size_t n;
@@ -104,11 +109,7 @@ static int trace_ls(const char *dir, bool json)
 		fprintf(stderr, "simuboost trace: %s\n", err);
 		return 1;
 	}
-	json_t *arr = json_array();
-	if (!json)
-		printf("%8s %14s %14s %7s %12s %12s %6s\n", "interval", "instructions", "records",
-		       "chunks", "raw bytes", "stored", "ratio");
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && (keep_going || !rc); i++) {
 		trace__path(path, sizeof(path), dir, ks[i]);
 		struct trace_reader *r = trace_reader__open(path, err, sizeof(err));
 		if (!r) {
@@ -116,25 +117,53 @@ static int trace_ls(const char *dir, bool json)
 			rc = 1;
 			continue;
 		}
-		const struct trace_info *t = trace_reader__info(r);
-		if (json)
-			json_array_append_new(arr, json_pack("{s:i, s:I, s:I, s:I, s:I, s:I}", "interval",
-							     t->interval, "instructions",
-							     (json_int_t)t->instructions, "records",
-							     (json_int_t)t->records, "chunks",
-							     (json_int_t)t->chunks, "raw_bytes",
-							     (json_int_t)t->raw_bytes, "file_bytes",
-							     (json_int_t)t->file_bytes));
-		else
-			printf("%8u %14" PRIu64 " %14" PRIu64 " %7" PRIu64 " %12" PRIu64 " %12" PRIu64
-			       " %6.1f\n", t->interval, t->instructions, t->records, t->chunks,
-			       t->raw_bytes, t->file_bytes, ratio(t->raw_bytes, t->file_bytes));
+		if (fn(r, ks[i], ctx) != 0)
+			rc = 1;
 		trace_reader__close(r);
 	}
-	if (json)
-		json_dumpf(arr, stdout, JSON_INDENT(2)), putchar('\n');
-	json_decref(arr);
 	free(ks);
+	return rc;
+}
+
+struct ls_output {
+	json_t *arr;                    /* with --json; else a table */
+	bool header_done;
+};
+
+/* One line, or one JSON object, per trace. */
+static int ls_one(struct trace_reader *r, uint32_t interval, void *ctx)
+{
+	struct ls_output *o = ctx;
+	json_t *arr = o->arr;
+	const struct trace_info *t = trace_reader__info(r);
+	(void)interval;
+	if (!arr && !o->header_done) {
+		printf("%8s %14s %14s %7s %12s %12s %6s\n", "interval", "instructions", "records",
+		       "chunks", "raw bytes", "stored", "ratio");
+		o->header_done = true;
+	}
+	if (arr)
+		json_array_append_new(arr, json_pack("{s:i, s:I, s:I, s:I, s:I, s:I}", "interval",
+						     t->interval, "instructions",
+						     (json_int_t)t->instructions, "records",
+						     (json_int_t)t->records, "chunks", (json_int_t)t->chunks,
+						     "raw_bytes", (json_int_t)t->raw_bytes, "file_bytes",
+						     (json_int_t)t->file_bytes));
+	else
+		printf("%8u %14" PRIu64 " %14" PRIu64 " %7" PRIu64 " %12" PRIu64 " %12" PRIu64
+		       " %6.1f\n", t->interval, t->instructions, t->records, t->chunks,
+		       t->raw_bytes, t->file_bytes, ratio(t->raw_bytes, t->file_bytes));
+	return 0;
+}
+
+static int trace_ls(const char *dir, bool json)
+{
+	struct ls_output o = { .arr = json ? json_array() : NULL };
+	int rc = each_trace(dir, true, ls_one, &o);
+	/* nothing at all when DIR holds no traces */
+	if (json && (rc == 0 || json_array_size(o.arr)))
+		json_dumpf(o.arr, stdout, JSON_INDENT(2)), putchar('\n');
+	json_decref(o.arr);
 	return rc;
 }
 
@@ -315,70 +344,61 @@ static int trace_records(FILE *out, const char *dir, const char *interval, uint6
 	return 0;
 }
 
+struct timeline {
+	json_t *events;
+	uint64_t base;                  /* instructions of the intervals before */
+};
+
+/* One interval's slice and instants. */
+static int timeline_add(struct trace_reader *r, uint32_t interval, void *ctx)
+{
+	struct timeline *tl = ctx;
+	struct trace_record rec;
+	uint64_t loads = 0, stores = 0, insns = 0;
+	char err[1024], name[32];
+	int got;
+
+	while ((got = trace_reader__next(r, &rec, err, sizeof(err))) == 1) {
+		if (rec.kind == TRACE_INSN)
+			insns++;
+		else if (rec.kind == TRACE_MEM)
+			rec.mem.write ? stores++ : loads++;
+		else if (rec.event.kind == TRACE_EV_INTERRUPT || rec.event.kind == TRACE_EV_EXCEPTION)
+			json_array_append_new(tl->events, json_pack(
+				"{s:s, s:s, s:s, s:I, s:i, s:i, s:{s:o}}", "name",
+				trace_event_kind__name(rec.event.kind), "ph", "i", "s", "t", "ts",
+				(json_int_t)(tl->base + rec.icount), "pid", 1, "tid", 1, "args",
+				"vector", cli__json_hex(rec.event.a)));
+	}
+	if (got < 0) {
+		fprintf(stderr, "simuboost trace: %s\n", err);
+		return -1;
+	}
+	snprintf(name, sizeof(name), "interval %u", interval);
+	json_array_append_new(tl->events, json_pack(
+		"{s:s, s:s, s:I, s:I, s:i, s:i, s:{s:I, s:I, s:I, s:I}}", "name", name, "ph", "X",
+		"ts", (json_int_t)tl->base, "dur", (json_int_t)insns, "pid", 1, "tid", 1, "args",
+		"instructions", (json_int_t)insns, "loads", (json_int_t)loads, "stores",
+		(json_int_t)stores, "bytes", (json_int_t)trace_reader__info(r)->file_bytes));
+	tl->base += insns;
+	return 0;
+}
+
 /* The per-interval timeline for chrome://tracing and ui.perfetto.dev: one
  * complete slice per interval ("ts" and "dur" in instructions, shown as
  * microseconds), with its counts as arguments, and an instant per
  * interrupt and exception. */
 static int trace_perfetto(FILE *out, const char *dir)
 {
-	uint32_t *ks;
-	size_t n;
-	char err[1024], path[4200];
-	uint64_t base = 0;
-
-	if (list_intervals(dir, &ks, &n, err, sizeof(err)) != 0) {
-		fprintf(stderr, "simuboost trace: %s\n", err);
+	struct timeline tl = { .events = json_array() };
+	json_array_append_new(tl.events, json_pack("{s:s, s:s, s:i, s:{s:s}}", "name",
+						   "process_name", "ph", "M", "pid", 1, "args", "name",
+						   "simuboost run"));
+	if (each_trace(dir, false, timeline_add, &tl) != 0) {
+		json_decref(tl.events);
 		return 1;
 	}
-	json_t *events = json_array();
-	json_array_append_new(events, json_pack("{s:s, s:s, s:i, s:{s:s}}", "name", "process_name",
-						"ph", "M", "pid", 1, "args", "name", "simuboost run"));
-	int rc = 0;
-	for (size_t i = 0; i < n && !rc; i++) {
-		trace__path(path, sizeof(path), dir, ks[i]);
-		struct trace_reader *r = trace_reader__open(path, err, sizeof(err));
-		struct trace_record rec;
-		uint64_t loads = 0, stores = 0, insns = 0;
-		int got;
-		if (!r) {
-			rc = 1;
-			break;
-		}
-		while ((got = trace_reader__next(r, &rec, err, sizeof(err))) == 1) {
-			if (rec.kind == TRACE_INSN)
-				insns++;
-			else if (rec.kind == TRACE_MEM)
-				rec.mem.write ? stores++ : loads++;
-			else if (rec.event.kind == TRACE_EV_INTERRUPT ||
-				 rec.event.kind == TRACE_EV_EXCEPTION)
-				json_array_append_new(events, json_pack(
-					"{s:s, s:s, s:s, s:I, s:i, s:i, s:{s:o}}", "name",
-					trace_event_kind__name(rec.event.kind), "ph", "i", "s", "t", "ts",
-					(json_int_t)(base + rec.icount), "pid", 1, "tid", 1, "args",
-					"vector", cli__json_hex(rec.event.a)));
-		}
-		if (got < 0) {
-			rc = 1;
-			trace_reader__close(r);
-			break;
-		}
-		char name[32];
-		snprintf(name, sizeof(name), "interval %u", ks[i]);
-		json_array_append_new(events, json_pack(
-			"{s:s, s:s, s:I, s:I, s:i, s:i, s:{s:I, s:I, s:I, s:I}}", "name", name, "ph",
-			"X", "ts", (json_int_t)base, "dur", (json_int_t)insns, "pid", 1, "tid", 1, "args",
-			"instructions", (json_int_t)insns, "loads", (json_int_t)loads, "stores",
-			(json_int_t)stores, "bytes", (json_int_t)trace_reader__info(r)->file_bytes));
-		base += insns;
-		trace_reader__close(r);
-	}
-	free(ks);
-	if (rc) {
-		fprintf(stderr, "simuboost trace: %s\n", err);
-		json_decref(events);
-		return 1;
-	}
-	json_t *doc = json_pack("{s:o, s:s}", "traceEvents", events, "displayTimeUnit", "ns");
+	json_t *doc = json_pack("{s:o, s:s}", "traceEvents", tl.events, "displayTimeUnit", "ns");
 	json_dumpf(doc, out, JSON_COMPACT);
 	fputc('\n', out);
 	json_decref(doc);
@@ -445,14 +465,22 @@ static bool parse_range(const char *arg, uint64_t *lo, uint64_t *hi)
 	return !*end && *lo <= *hi;
 }
 
+static int add_sizes(struct trace_reader *r, uint32_t interval, void *ctx)
+{
+	uint64_t *bytes = ctx;
+	(void)interval;
+	bytes[0] += trace_reader__info(r)->raw_bytes;
+	bytes[1] += trace_reader__info(r)->file_bytes;
+	return 0;
+}
+
 static int trace_stats(const char *dir, bool json)
 {
 	struct stream s;
 	struct trace_record rec;
 	uint32_t k;
-	char err[1024], path[4200];
+	char err[1024];
 	uint64_t insns = 0, by_cpl[4] = { 0 }, loads = 0, stores = 0, events[TRACE_EV__COUNT] = { 0 };
-	uint64_t raw = 0, stored = 0;
 	int rc;
 
 	if (stream_open(&s, dir, NULL, err, sizeof(err)) != 0) {
@@ -471,20 +499,9 @@ static int trace_stats(const char *dir, bool json)
 		fprintf(stderr, "simuboost trace: %s\n", err);
 		return 1;
 	}
-	uint32_t *ks;
-	size_t n;
-	if (list_intervals(dir, &ks, &n, err, sizeof(err)) == 0) {
-		for (size_t i = 0; i < n; i++) {
-			trace__path(path, sizeof(path), dir, ks[i]);
-			struct trace_reader *r = trace_reader__open(path, err, sizeof(err));
-			if (r) {
-				raw += trace_reader__info(r)->raw_bytes;
-				stored += trace_reader__info(r)->file_bytes;
-				trace_reader__close(r);
-			}
-		}
-		free(ks);
-	}
+	uint64_t bytes[2] = { 0, 0 }; /* raw, stored */
+	each_trace(dir, true, add_sizes, bytes);
+	uint64_t raw = bytes[0], stored = bytes[1];
 	if (json) {
 		json_t *ev = json_object();
 		for (int e = TRACE_EV_INTERRUPT; e < TRACE_EV__COUNT; e++)
