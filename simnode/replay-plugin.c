@@ -301,7 +301,9 @@ static int begin_interval(struct replay *r, uint32_t k, char *err, size_t errlen
 	r->insns_at_start = qemu_plugin_u64_sum(r->insns);
 	qemu_plugin_u64_set(r->budget_left, 0, r->budget);
 	r->wall_start_ns = now_ns();
-	if (r->trace && replay_trace__begin(r->trace, k, err, errlen) != 0)
+	if (r->trace && replay_trace__begin(r->trace, k,
+					    ckpt_store__info(r->store)->memory_bytes / CKPT_PAGE_SIZE,
+					    err, errlen) != 0)
 		return -1;
 	skip_informational(r);
 	return 0;
@@ -358,10 +360,12 @@ static void end_interval(struct replay *r)
 	}
 	json_t *result = interval_result(r, "exact");
 	if (r->trace) {
-		json_t *trace = replay_trace__end(r->trace, err, sizeof(err));
-		if (!trace)
+		json_t *records = replay_trace__end(r->trace, r->interval + 1 >= r->last, err,
+						    sizeof(err));
+		if (!records)
 			finish(r, err);
-		json_object_set_new(result, "trace", trace);
+		json_object_update(result, records);
+		json_decref(records);
 	}
 	json_array_append_new(r->results, result);
 	if (r->interval + 1 >= r->last) {
@@ -721,7 +725,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 		continue;
 bad:
 		fprintf(stderr, "replay: bad argument '%s=%s' (want rec=, first=, last=, out=, "
-				"budget=, trace=, bisect-from=, watch-field=, watch-word=, watch-landmark=)\n",
+				"budget=, trace=, analysis=, analysis-out=, bisect-from=, watch-field=, watch-word=, watch-landmark=)\n",
 			argv[i], eq ? eq + 1 : "");
 		return -1;
 	}
@@ -759,6 +763,11 @@ bad:
 		};
 	if (r->bisect)
 		replay_bisect__attach(r->bisect, r->insns, &r->insns_at_start, &r->sync_count);
+	if (r->trace) {
+		replay_trace__attach(r->trace, r->insns, &r->insns_at_start);
+		if (replay_trace__check(r->trace, err, sizeof(err)) != 0)
+			return install_failed(r, err);
+	}
 	if (check_logs(r, err, sizeof(err)) != 0)
 		return install_failed(r, err);
 	the_replay = r;

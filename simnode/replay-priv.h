@@ -132,17 +132,26 @@ void replay_bisect__instrument(struct replay_bisect *b, struct qemu_plugin_tb *t
 /* What the watches saw, for the interval's result. */
 json_t *replay_bisect__result(const struct replay_bisect *b);
 
-/* ---- full traces (replay-trace.c) ---- */
+/* ---- records: full traces and analyses (replay-trace.c) ---- */
 
 struct replay_trace;
 
-/* Takes the plugin argument trace=DIR, creating *t. Returns 1 if taken,
- * 0 if not the trace's, -1 if bad. */
+/* Takes the plugin arguments trace=DIR, analysis=SPEC (repeatable) and
+ * analysis-out=DIR, creating *t. Returns 1 if taken, 0 if not the trace's,
+ * -1 if bad. */
 int replay_trace__arg(struct replay_trace **t, const char *key, const char *val);
-/* Opens interval k's trace, DIR/NNNNNN.trace (written on commit only). */
-int replay_trace__begin(struct replay_trace *t, uint32_t interval, char *err, size_t errlen);
-/* Instruments one instruction: its record, and those of its accesses;
- * s is the state the block is translated in (privilege level, IDT). */
+/* Whether the arguments taken make sense together. */
+int replay_trace__check(const struct replay_trace *t, char *err, size_t errlen);
+/* The replay's instruction counter, which numbers the records. */
+void replay_trace__attach(struct replay_trace *t, qemu_plugin_u64 insns,
+			  const uint64_t *insns_at_start);
+/* Starts interval k: its trace, DIR/NNNNNN.trace (written on commit
+ * only), and the analyses' interval. pages: guest RAM pages. */
+int replay_trace__begin(struct replay_trace *t, uint32_t interval, uint64_t pages, char *err,
+			size_t errlen);
+/* Instruments one instruction: its record, those of its accesses, and its
+ * event if it is a SYSCALL, SYSRET or MOV to CR3; s is the state the block
+ * is translated in (privilege level, IDT). */
 void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *insn,
 			      const struct qemu_plugin_x86_cpu_state *s);
 void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uint64_t a,
@@ -150,8 +159,11 @@ void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uin
 /* An interrupt injected at rip: its event, and at the handler's first
  * instruction the stores of its delivery (the frame the CPU pushed). */
 void replay_trace__interrupt(struct replay_trace *t, uint64_t vector, uint64_t rip);
-/* Commits the interval's trace: {path, instructions}, or NULL with err. */
-json_t *replay_trace__end(struct replay_trace *t, char *err, size_t errlen);
+/* The interval ended exact: ends the analyses' interval and commits the
+ * trace; after the last interval of the run, saves the analyses' states.
+ * Returns {trace: {path, instructions}, analyses: [state paths]} (each
+ * only if there is one), or NULL with err. */
+json_t *replay_trace__end(struct replay_trace *t, bool last, char *err, size_t errlen);
 /* Drops an uncommitted trace and frees t (NULL is fine). */
 void replay_trace__free(struct replay_trace *t);
 

@@ -1,22 +1,38 @@
-/* Full traces of replayed intervals (plugin argument trace=DIR): every
- * instruction the replay counts, every memory access with its physical
- * address and value, and the events the replay itself injects or serves
- * (interrupts, port and MMIO accesses), the exceptions and software
- * interrupts the guest takes, and the frames the CPU pushes for all of
- * them, into DIR/NNNNNN.trace through
- * trace/. A trace is committed when its interval ends exact, and dropped
- * otherwise. */
+/* The records of replayed intervals: every instruction the replay counts,
+ * every memory access with its physical address and value, and the events
+ * the replay itself injects or serves (interrupts, port and MMIO
+ * accesses), the exceptions and software interrupts the guest takes, the
+ * frames the CPU pushes for all of them, and the system calls, returns and
+ * CR3 loads the guest executes. They go to a trace file (plugin argument
+ * trace=DIR, DIR/NNNNNN.trace through trace/) and to analysis plugins
+ * (analysis=SPEC, states saved in analysis-out=DIR through
+ * analysis-plugins/), one stream for both, so that an analysis run here
+ * sees what one run later over the trace sees. A trace is committed, and
+ * the analyses' states saved, when the intervals end exact; otherwise they
+ * are dropped. Only the records someone wants are instrumented. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <glib.h>
 
+#include "analysis.h"
 #include "replay-priv.h"
 
+#define MAX_ANALYSES 16
+
 struct replay_trace {
-	char dir[4096];
+	char dir[4096];             /* "": no trace file */
 	struct trace_writer *w;
 	uint32_t interval;
+	qemu_plugin_u64 insns;      /* the replay's instruction counter, */
+	const uint64_t *insns_at_start; /* and its value when the interval began */
+	uint64_t pages;             /* guest RAM, for analyses that read it */
+	struct analysis *an[MAX_ANALYSES];
+	struct analysis_state *states[MAX_ANALYSES];
+	unsigned nan;
+	char an_dir[4096];
+	bool want_insn, want_mem;
 	char err[512];              /* the first failure of the open trace */
 	bool injected;              /* the replay injected an interrupt: its event is in */
 	GPtrArray *sites;           /* struct insn_site, freed with the trace */
@@ -33,17 +49,59 @@ struct insn_site {
 	uint16_t vector;            /* + 1, if an IDT entry points here */
 };
 
+static struct replay_trace *trace_new(void)
+{
+	struct replay_trace *t = g_new0(struct replay_trace, 1);
+	t->sites = g_ptr_array_new_with_free_func(g_free);
+	t->entries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	return t;
+}
+
 int replay_trace__arg(struct replay_trace **t, const char *key, const char *val)
 {
-	if (strcmp(key, "trace"))
+	char err[1024];
+	bool trace = !strcmp(key, "trace"), out = !strcmp(key, "analysis-out");
+
+	if (!trace && !out && strcmp(key, "analysis"))
 		return 0;
-	if (*t || !*val || strlen(val) >= sizeof((*t)->dir))
+	if (!*t)
+		*t = trace_new();
+	if (trace || out) {
+		char *dir = trace ? (*t)->dir : (*t)->an_dir;
+		if (*dir || !*val || strlen(val) >= sizeof((*t)->dir))
+			return -1;
+		strcpy(dir, val);
+		if (trace)
+			(*t)->want_insn = (*t)->want_mem = true;
+		return 1;
+	}
+	if ((*t)->nan == MAX_ANALYSES)
 		return -1;
-	*t = g_new0(struct replay_trace, 1);
-	snprintf((*t)->dir, sizeof((*t)->dir), "%s", val);
-	(*t)->sites = g_ptr_array_new_with_free_func(g_free);
-	(*t)->entries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	struct analysis *a = analysis__load(val, err, sizeof(err));
+	if (!a) {
+		fprintf(stderr, "replay: %s\n", err);
+		return -1;
+	}
+	(*t)->an[(*t)->nan++] = a;
+	(*t)->want_insn |= analysis__wants(a, TRACE_INSN);
+	(*t)->want_mem |= analysis__wants(a, TRACE_MEM);
 	return 1;
+}
+
+void replay_trace__attach(struct replay_trace *t, qemu_plugin_u64 insns,
+			  const uint64_t *insns_at_start)
+{
+	t->insns = insns;
+	t->insns_at_start = insns_at_start;
+}
+
+int replay_trace__check(const struct replay_trace *t, char *err, size_t errlen)
+{
+	if (t->nan && !t->an_dir[0]) {
+		snprintf(err, errlen, "analysis= needs analysis-out=DIR for the states");
+		return -1;
+	}
+	return 0;
 }
 
 /* Where the 64-bit IDT sends each vector. Read again when a block is
@@ -70,22 +128,40 @@ static void read_idt(struct replay_trace *t, const struct qemu_plugin_x86_cpu_st
 	}
 }
 
-int replay_trace__begin(struct replay_trace *t, uint32_t interval, char *err, size_t errlen)
+int replay_trace__begin(struct replay_trace *t, uint32_t interval, uint64_t pages, char *err,
+			size_t errlen)
 {
 	char path[4200];
-	trace__path(path, sizeof(path), t->dir, interval);
 	t->interval = interval;
+	t->pages = pages;
 	t->err[0] = '\0';
 	t->injected = false;
+	for (unsigned i = 0; i < t->nan; i++) {
+		if (!t->states[i] && !(t->states[i] = analysis_state__new(t->an[i], err, errlen)))
+			return -1;
+		analysis_state__begin(t->states[i], interval);
+	}
+	if (!t->dir[0])
+		return 0;
+	trace__path(path, sizeof(path), t->dir, interval);
 	t->w = trace_writer__create(path, interval, err, errlen);
 	return t->w ? 0 : -1;
 }
 
-static void append(struct replay_trace *t, const struct trace_record *rec)
+static void append(struct replay_trace *t, struct trace_record *rec)
 {
-	if (!t->w || t->err[0])
+	if (t->err[0])
 		return;
-	trace_writer__append(t->w, rec, t->err, sizeof(t->err));
+	/* The counter counts an instruction after its callbacks at its start
+	 * (where instruction records are made) and before its memory accesses
+	 * and I/O: the icount trace.h defines is the counter's value at an
+	 * instruction record, one less elsewhere. */
+	uint64_t executed = qemu_plugin_u64_sum(t->insns) - *t->insns_at_start;
+	rec->icount = rec->kind == TRACE_INSN || !executed ? executed : executed - 1;
+	for (unsigned i = 0; i < t->nan; i++)
+		analysis_state__record(t->states[i], rec);
+	if (t->w)
+		trace_writer__append(t->w, rec, t->err, sizeof(t->err));
 }
 
 /* Vectors whose frame holds an error code. */
@@ -122,7 +198,7 @@ static void append_delivery(struct replay_trace *t, unsigned vector)
 	if (!injected)
 		replay_trace__event(t, vector < 32 ? TRACE_EV_EXCEPTION : TRACE_EV_INTERRUPT, vector,
 				    words[n - 5].mem.value, n == 6 ? words[0].mem.value : 0, 0);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n && t->want_mem; i++)
 		append(t, &words[i]);
 }
 
@@ -134,7 +210,8 @@ static void on_insn(unsigned int vcpu, void *udata)
 	(void)vcpu;
 	if (site->vector)
 		append_delivery(site->t, site->vector - 1u);
-	append(site->t, &rec);
+	if (site->t->want_insn)
+		append(site->t, &rec);
 }
 
 static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
@@ -171,21 +248,102 @@ static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr
 	}
 }
 
+/* What the guest's SYSCALL, SYSRET and MOV to CR3 do, read before they
+ * execute: udata is the instruction's site. */
+enum special { SPECIAL_NONE, SPECIAL_SYSCALL, SPECIAL_SYSRET, SPECIAL_CR3 };
+
+struct special_site {
+	struct replay_trace *t;
+	enum special kind;
+	unsigned gpr;               /* MOV to CR3: the source register */
+};
+
+static enum special special_of(struct qemu_plugin_insn *insn, unsigned *gpr)
+{
+	uint8_t b[16];
+	size_t n = qemu_plugin_insn_data(insn, b, sizeof(b)), i = 0;
+	unsigned rex = 0;
+
+	if (n && (b[0] & 0xf0) == 0x40)
+		rex = b[i++];
+	if (n < i + 2 || b[i] != 0x0f)
+		return SPECIAL_NONE;
+	if (b[i + 1] == 0x05 && n == i + 2)
+		return SPECIAL_SYSCALL;
+	if (b[i + 1] == 0x07 && n == i + 2)
+		return SPECIAL_SYSRET;
+	/* 0f 22 /r with reg = 3 and a register operand: mov %reg, %cr3 */
+	if (b[i + 1] == 0x22 && n == i + 3 && ((b[i + 2] >> 3) & 7) == 3 &&
+	    (b[i + 2] >> 6) == 3 && !(rex & 4)) {
+		*gpr = (b[i + 2] & 7) | (rex & 1) << 3;
+		return SPECIAL_CR3;
+	}
+	return SPECIAL_NONE;
+}
+
+static void on_special(unsigned int vcpu, void *udata)
+{
+	const struct special_site *site = udata;
+	struct qemu_plugin_x86_cpu_state s;
+	struct trace_record rec = { .kind = TRACE_EVENT };
+	(void)vcpu;
+
+	replay_state__current(&s);
+	rec.event.c = s.cr3;
+	switch (site->kind) {
+	case SPECIAL_SYSCALL:
+		rec.event.kind = TRACE_EV_SYSCALL;
+		rec.event.a = s.regs[CKPT_RAX];
+		rec.event.b = s.rip;
+		static const enum ckpt_gpr args[6] = { CKPT_RDI, CKPT_RSI, CKPT_RDX,
+						       CKPT_R10, CKPT_R8, CKPT_R9 };
+		for (unsigned i = 0; i < 6; i++)
+			rec.event.args[i] = s.regs[args[i]];
+		break;
+	case SPECIAL_SYSRET:
+		rec.event.kind = TRACE_EV_SYSRET;
+		rec.event.a = s.regs[CKPT_RAX];
+		rec.event.b = s.regs[CKPT_RCX];
+		break;
+	case SPECIAL_CR3:
+		rec.event.kind = TRACE_EV_CR3;
+		rec.event.a = s.regs[site->gpr];
+		rec.event.b = s.cr3;
+		rec.event.c = 0;
+		break;
+	case SPECIAL_NONE:
+		return;
+	}
+	append(site->t, &rec);
+}
+
 void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *insn,
 			      const struct qemu_plugin_x86_cpu_state *s)
 {
 	if (s->idt_base != t->idt_base || s->idt_limit != t->idt_limit)
 		read_idt(t, s);
-	unsigned cpl = s->seg[CKPT_CS].selector & 3;
-	struct insn_site *site = g_new(struct insn_site, 1);
 	uint64_t pc = qemu_plugin_insn_vaddr(insn);
-	*site = (struct insn_site){ .t = t, .pc = pc, .size = (uint8_t)qemu_plugin_insn_size(insn),
-				    .cpl = (uint8_t)cpl,
-				    .vector = (uint16_t)GPOINTER_TO_UINT(g_hash_table_lookup(t->entries, &pc)) };
-	g_ptr_array_add(t->sites, site);
-	qemu_plugin_register_vcpu_insn_exec_cb(insn, on_insn, QEMU_PLUGIN_CB_NO_REGS, site);
-	qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW,
-					 t);
+	unsigned vector = GPOINTER_TO_UINT(g_hash_table_lookup(t->entries, &pc));
+	if (t->want_insn || vector) {
+		struct insn_site *site = g_new(struct insn_site, 1);
+		*site = (struct insn_site){ .t = t, .pc = pc,
+					    .size = (uint8_t)qemu_plugin_insn_size(insn),
+					    .cpl = (uint8_t)(s->seg[CKPT_CS].selector & 3),
+					    .vector = (uint16_t)vector };
+		g_ptr_array_add(t->sites, site);
+		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_insn, QEMU_PLUGIN_CB_NO_REGS, site);
+	}
+	unsigned gpr = 0;
+	enum special kind = special_of(insn, &gpr);
+	if (kind != SPECIAL_NONE) {
+		struct special_site *site = g_new(struct special_site, 1);
+		*site = (struct special_site){ .t = t, .kind = kind, .gpr = gpr };
+		g_ptr_array_add(t->sites, site);
+		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_special, QEMU_PLUGIN_CB_R_REGS, site);
+	}
+	if (t->want_mem)
+		qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS,
+						 QEMU_PLUGIN_MEM_RW, t);
 }
 
 void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uint64_t a,
@@ -203,22 +361,55 @@ void replay_trace__interrupt(struct replay_trace *t, uint64_t vector, uint64_t r
 	t->injected = true;
 }
 
-json_t *replay_trace__end(struct replay_trace *t, char *err, size_t errlen)
+static int read_page(const struct sb_memory *m, uint64_t gpn, void *out)
+{
+	(void)m;
+	return qemu_plugin_read_memory_phys(gpn * CKPT_PAGE_SIZE, out, CKPT_PAGE_SIZE) ? 0 : -1;
+}
+
+json_t *replay_trace__end(struct replay_trace *t, bool last, char *err, size_t errlen)
 {
 	char path[4200];
-	uint64_t insns = trace_writer__icount(t->w);
 	struct trace_writer *w = t->w;
+	json_t *out = json_object();
+	struct sb_memory mem = { .pages = t->pages, .read_page = read_page };
 
 	t->w = NULL;
 	if (t->err[0]) {
-		snprintf(err, errlen, "trace of interval %u: %s", t->interval, t->err);
-		trace_writer__abort(w);
-		return NULL;
+		snprintf(err, errlen, "interval %u: %s", t->interval, t->err);
+		goto fail;
 	}
-	if (trace_writer__commit(w, err, errlen) != 0)
-		return NULL;
-	trace__path(path, sizeof(path), t->dir, t->interval);
-	return json_pack("{s:s, s:I}", "path", path, "instructions", (json_int_t)insns);
+	for (unsigned i = 0; i < t->nan; i++)
+		if (analysis_state__end(t->states[i], &mem, err, errlen) != 0)
+			goto fail;
+	if (w) {
+		uint64_t insns = trace_writer__icount(w);
+		trace__path(path, sizeof(path), t->dir, t->interval);
+		struct trace_writer *done = w;
+		w = NULL; /* commit frees it, also on error */
+		if (trace_writer__commit(done, err, errlen) != 0)
+			goto fail;
+		json_object_set_new(out, "trace", json_pack("{s:s, s:I}", "path", path,
+							    "instructions", (json_int_t)insns));
+	}
+	if (last && t->nan) {
+		json_t *saved = json_array();
+		json_object_set_new(out, "analyses", saved);
+		for (unsigned i = 0; i < t->nan; i++) {
+			uint32_t first, end;
+			if (analysis_state__save(t->states[i], t->an_dir, err, errlen) != 0)
+				goto fail;
+			analysis_state__range(t->states[i], &first, &end);
+			analysis__state_path(path, sizeof(path), t->an_dir,
+					     analysis__name(t->an[i]), first, end);
+			json_array_append_new(saved, json_string(path));
+		}
+	}
+	return out;
+fail:
+	trace_writer__abort(w);
+	json_decref(out);
+	return NULL;
 }
 
 void replay_trace__free(struct replay_trace *t)
@@ -226,6 +417,10 @@ void replay_trace__free(struct replay_trace *t)
 	if (!t)
 		return;
 	trace_writer__abort(t->w);
+	for (unsigned i = 0; i < t->nan; i++) {
+		analysis_state__free(t->states[i]);
+		analysis__close(t->an[i]);
+	}
 	g_ptr_array_free(t->sites, TRUE);
 	g_hash_table_destroy(t->entries);
 	g_free(t);

@@ -16,6 +16,7 @@
  *   insn   u8 1, u64 pc, u8 size, u8 cpl                          (11)
  *   mem    u8 2, u8 size, u8 write, u64 vaddr, u64 paddr, u64 value (27)
  *   event  u8 3, u8 kind, u8 size, u64 a, u64 b, u64 c              (27)
+ *          kind syscall: then 6 x u64 args                          (75)
  *   next   u8 4, u8 size | cpl << 4                                 (2)
  *          an instruction right after the chunk's previous one: pc =
  *          its pc + its size (most of them; a chunk never starts so)
@@ -46,7 +47,8 @@
 #define TRACE_NEXT_SIZE 2u
 #define TRACE_MEM_SIZE 27u
 #define TRACE_EVENT_SIZE 27u
-#define TRACE_RECORD_MAX 27u
+#define TRACE_SYSCALL_SIZE 75u
+#define TRACE_RECORD_MAX 75u
 
 /* The file is little-endian, and so is every host we build for. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian hosts only");

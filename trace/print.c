@@ -48,9 +48,18 @@ void trace_record__format(const struct trace_record *rec, char *out, size_t outl
 			snprintf(out, outlen, "%12" PRIu64 " %s addr 0x%" PRIx64 " size %u value 0x%" PRIx64,
 				 rec->icount, name, rec->event.a, rec->event.size, rec->event.c);
 			return;
-		case TRACE_EV_SYSCALL: case TRACE_EV_SYSRET:
-			snprintf(out, outlen, "%12" PRIu64 " %s rax 0x%" PRIx64 " rip 0x%" PRIx64,
-				 rec->icount, name, rec->event.a, rec->event.b);
+		case TRACE_EV_SYSCALL: {
+			const uint64_t *g = rec->event.args;
+			snprintf(out, outlen, "%12" PRIu64 " %s %" PRIu64 " (0x%" PRIx64 ", 0x%" PRIx64
+				 ", 0x%" PRIx64 ", 0x%" PRIx64 ", 0x%" PRIx64 ", 0x%" PRIx64
+				 ") rip 0x%" PRIx64 " cr3 0x%" PRIx64, rec->icount, name, rec->event.a,
+				 g[0], g[1], g[2], g[3], g[4], g[5], rec->event.b, rec->event.c);
+			return;
+		}
+		case TRACE_EV_SYSRET:
+			snprintf(out, outlen, "%12" PRIu64 " %s = 0x%" PRIx64 " to rip 0x%" PRIx64
+				 " cr3 0x%" PRIx64, rec->icount, name, rec->event.a, rec->event.b,
+				 rec->event.c);
 			return;
 		case TRACE_EV_CR3:
 			snprintf(out, outlen, "%12" PRIu64 " %s 0x%" PRIx64 " (was 0x%" PRIx64 ")",

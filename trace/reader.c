@@ -259,7 +259,8 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 	uint32_t need = p[0] == TRACE_INSN ? TRACE_INSN_SIZE :
 			p[0] == TRACE_REC_NEXT ? TRACE_NEXT_SIZE :
 			p[0] == TRACE_MEM ? TRACE_MEM_SIZE :
-			p[0] == TRACE_EVENT ? TRACE_EVENT_SIZE : 0;
+			p[0] != TRACE_EVENT ? 0 :
+			left >= 2 && p[1] == TRACE_EV_SYSCALL ? TRACE_SYSCALL_SIZE : TRACE_EVENT_SIZE;
 	if (!need)
 		BAD("%s: chunk %" PRIu64 " offset %u: unknown record type %u", r->name, r->chunk,
 		    r->pos, p[0]);
@@ -306,6 +307,9 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 		rec->event.a = trace__get64(p + 3);
 		rec->event.b = trace__get64(p + 11);
 		rec->event.c = trace__get64(p + 19);
+		for (unsigned i = 0; i < 6; i++)
+			rec->event.args[i] = rec->event.kind == TRACE_EV_SYSCALL ?
+					     trace__get64(p + TRACE_EVENT_SIZE + 8 * i) : 0;
 		break;
 	}
 	const char *why = trace__record_problem(rec);

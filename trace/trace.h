@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TRACE_FORMAT_VERSION 1u
+#define TRACE_FORMAT_VERSION 2u /* 2: system calls carry their arguments */
 
 enum trace_kind {
 	TRACE_INSN = 1,
@@ -37,8 +37,9 @@ enum trace_event_kind {
 	TRACE_EV_PIO_WRITE,
 	TRACE_EV_MMIO_READ,     /* a = guest-physical address, c = value, size */
 	TRACE_EV_MMIO_WRITE,
-	TRACE_EV_SYSCALL,       /* a = RAX (the number), b = RIP */
-	TRACE_EV_SYSRET,        /* a = RAX (the result), b = RIP returned to */
+	TRACE_EV_SYSCALL,       /* a = RAX (the number), b = RIP of the SYSCALL, c = CR3,
+				 * args = RDI, RSI, RDX, R10, R8, R9 */
+	TRACE_EV_SYSRET,        /* a = RAX (the result), b = RIP returned to, c = CR3 */
 	TRACE_EV_CR3,           /* a = new CR3, b = old CR3 */
 	TRACE_EV__COUNT
 };
@@ -62,6 +63,7 @@ struct trace_record {
 			enum trace_event_kind kind;
 			uint64_t a, b, c;
 			uint8_t size;   /* access width of port and MMIO events */
+			uint64_t args[6]; /* TRACE_EV_SYSCALL only */
 		} event;
 	};
 };

@@ -197,6 +197,11 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 		put_wide(p, (uint8_t)rec->event.kind, rec->event.size, rec->event.a, rec->event.b,
 			 rec->event.c);
 		w->raw_len += TRACE_EVENT_SIZE;
+		if (rec->event.kind == TRACE_EV_SYSCALL) {
+			for (unsigned i = 0; i < 6; i++)
+				trace__put64(p + TRACE_EVENT_SIZE + 8 * i, rec->event.args[i]);
+			w->raw_len += TRACE_SYSCALL_SIZE - TRACE_EVENT_SIZE;
+		}
 		break;
 	}
 	w->chunk_records++;
