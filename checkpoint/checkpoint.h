@@ -246,6 +246,22 @@ int ckpt_store__read_page(struct ckpt_store *st, const struct ckpt_page_ref *ref
 int ckpt_store__materialize(struct ckpt_store *st, uint32_t index, void *ram, char *err,
 			    size_t errlen);
 
+/* Every guest page's reference at one checkpoint, folded from manifests
+ * 0..at, for readers that walk the checkpoints in order. */
+struct ckpt_pages {
+	struct ckpt_store *store;
+	uint64_t npages;
+	uint32_t at;                 /* the checkpoint the refs describe */
+	struct ckpt_page_ref *refs;  /* by gpn; flags CKPT_PAGE_ZERO for zero pages */
+};
+int ckpt_pages__init(struct ckpt_pages *p, struct ckpt_store *st, uint32_t checkpoint,
+		     char *err, size_t errlen);
+/* Moves to checkpoint at+1 by applying its manifest. */
+int ckpt_pages__advance(struct ckpt_pages *p, char *err, size_t errlen);
+/* Page gpn's content at the checkpoint, its hash checked. */
+int ckpt_pages__read(struct ckpt_pages *p, uint64_t gpn, void *out, char *err, size_t errlen);
+void ckpt_pages__destroy(struct ckpt_pages *p);
+
 /* Checks every file and every page hash of the recording. Each problem is
  * passed to report as one line; returns the number of problems (0: intact),
  * or -1 with err if the check itself could not run. */

@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "analysis.h"
 #include "builtin.h"
 #include "simnode.h"
 
@@ -41,6 +43,15 @@ const char builtin_replay_usage[] =
 	"                      memory access (virtual and physical address, size,\n"
 	"                      value) and the interrupts and port/MMIO accesses\n"
 	"                      replayed; `simuboost trace` reads them\n"
+	"  -A, --analysis SPEC run an analysis plugin, PLUGIN.so[,ARGS], online in every\n"
+	"                      QEMU (repeat for more); the intervals' results are merged\n"
+	"                      in order into one report per plugin, the same `simuboost\n"
+	"                      analyze` gives offline from the traces\n"
+	"      --qemu-plugin SPEC  attach a plain QEMU TCG plugin, PLUGIN.so[,ARGS], to\n"
+	"                      every QEMU; what it prints goes to OUT/qemu-plugins/\n"
+	"                      NNNNNN.log, per interval (--all) or for the run (--serial)\n"
+	"  -o, --out DIR       analysis reports to DIR/NAME.txt (default: stdout, after\n"
+	"                      the table), their states to DIR/states\n"
 	"  -j, --json          the results as JSON\n"
 	"\n"
 	"Exit status: 0 if every interval replayed exact, 1 if not, 2 on bad usage.\n";
@@ -144,7 +155,8 @@ static void print_bisect(json_t *r, FILE *out)
 
 int builtin_replay(int argc, char **argv)
 {
-	enum { OPT_BUDGET = 256, OPT_TIMEOUT, OPT_QEMU };
+	enum { OPT_BUDGET = 256, OPT_TIMEOUT, OPT_QEMU, OPT_QEMU_PLUGIN };
+	enum { MAX_PLUGINS = 16 };
 	static const struct option options[] = {
 		{ "interval", required_argument, NULL, 'i' },
 		{ "all", no_argument, NULL, 'a' },
@@ -156,15 +168,21 @@ int builtin_replay(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "bisect", no_argument, NULL, 'b' },
 		{ "trace", required_argument, NULL, 't' },
+		{ "analysis", required_argument, NULL, 'A' },
+		{ "qemu-plugin", required_argument, NULL, OPT_QEMU_PLUGIN },
+		{ "out", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct simnode_replay_options o = { .timeout_s = 3600 };
-	const char *interval = NULL;
+	const char *interval = NULL, *out_dir = NULL;
+	const char *specs[MAX_PLUGINS], *qemu_plugins[MAX_PLUGINS];
+	unsigned nspecs = 0, nqemu = 0;
+	struct analysis *an[MAX_PLUGINS];
 	bool all = false, json = false, bisect = false;
-	char err[1024];
+	char err[1024], states_dir[PATH_MAX] = "", qemu_dir[PATH_MAX];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "i:asJ:jbt:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:asJ:jbt:A:o:", options, NULL)) != -1) {
 		switch (c) {
 		case 'i': interval = optarg; break;
 		case 'a': all = true; break;
@@ -176,6 +194,19 @@ int builtin_replay(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'b': bisect = true; break;
 		case 't': o.trace_dir = optarg; break;
+		case 'A':
+		case OPT_QEMU_PLUGIN:
+			if ((c == 'A' ? nspecs : nqemu) == MAX_PLUGINS) {
+				fprintf(stderr, "simuboost replay: at most %d of each kind of plugin\n",
+					MAX_PLUGINS);
+				return EXIT_USAGE;
+			}
+			if (c == 'A')
+				specs[nspecs++] = optarg;
+			else
+				qemu_plugins[nqemu++] = optarg;
+			break;
+		case 'o': out_dir = optarg; break;
 		default:
 			fputs(builtin_replay_usage, stderr);
 			return EXIT_USAGE;
@@ -195,6 +226,17 @@ int builtin_replay(int argc, char **argv)
 		fprintf(stderr, "simuboost replay: --trace %s: %s\n", o.trace_dir,
 			strchr(o.trace_dir, ',') ? "QEMU cannot take a path with a comma"
 						 : strerror(errno));
+		return EXIT_USAGE;
+	}
+	if ((nqemu || json) && nspecs + nqemu && !out_dir) {
+		fprintf(stderr, "simuboost replay: %s needs --out DIR for its output\n",
+			nqemu ? "--qemu-plugin" : "--analysis with --json");
+		return EXIT_USAGE;
+	}
+	if (out_dir && (strchr(out_dir, ',') || cli__make_dir(out_dir, "replay") != 0)) {
+		if (strchr(out_dir, ','))
+			fprintf(stderr, "simuboost replay: --out %s: QEMU cannot take a path with a "
+					"comma\n", out_dir);
 		return EXIT_USAGE;
 	}
 	o.recording = argv[optind];
@@ -222,6 +264,43 @@ int builtin_replay(int argc, char **argv)
 	}
 	if (!json && isatty(STDERR_FILENO))
 		o.progress = progress;
+	/* The plugins are loaded here too: a bad one is refused before any
+	 * QEMU starts, and the report is made here. */
+	char abs_specs[MAX_PLUGINS][PATH_MAX + 1024];
+	if (cli__load_analyses(specs, nspecs, an, "replay") != 0)
+		return EXIT_USAGE;
+	for (unsigned i = 0; i < nspecs; i++) {
+		/* QEMU runs them by path, wherever its working directory is */
+		char path[PATH_MAX], real[PATH_MAX];
+		const char *comma = strchr(specs[i], ',');
+		snprintf(path, sizeof(path), "%.*s", comma ? (int)(comma - specs[i]) : PATH_MAX - 1,
+			 specs[i]);
+		snprintf(abs_specs[i], sizeof(abs_specs[i]), "%s%s",
+			 realpath(path, real) ? real : path, comma ? comma : "");
+		specs[i] = abs_specs[i];
+	}
+	if (nspecs) {
+		if (out_dir)
+			snprintf(states_dir, sizeof(states_dir), "%s/states", out_dir);
+		else
+			snprintf(states_dir, sizeof(states_dir), "/tmp/simuboost-replay-states-XXXXXX");
+		if (out_dir ? cli__make_dir(states_dir, "replay") != 0 : !mkdtemp(states_dir)) {
+			if (!out_dir)
+				fprintf(stderr, "simuboost replay: mkdtemp: %s\n", strerror(errno));
+			return EXIT_FAILURE;
+		}
+		o.analyses = specs;
+		o.nanalyses = nspecs;
+		o.analysis_dir = states_dir;
+	}
+	if (nqemu) {
+		snprintf(qemu_dir, sizeof(qemu_dir), "%s/qemu-plugins", out_dir);
+		if (cli__make_dir(qemu_dir, "replay") != 0)
+			return EXIT_FAILURE;
+		o.qemu_plugins = qemu_plugins;
+		o.nqemu_plugins = nqemu;
+		o.qemu_plugin_dir = qemu_dir;
+	}
 	json_t *results = simnode__replay(&o, err, sizeof(err));
 	if (!results) {
 		fprintf(stderr, "simuboost replay: %s\n", err);
@@ -259,6 +338,24 @@ int builtin_replay(int argc, char **argv)
 			print_bisect(first, stdout);
 	}
 	bool ok = exact == json_array_size(results);
+	if (nspecs && ok) {
+		uint32_t *bounds = malloc((o.last - o.first + 1) * sizeof(*bounds));
+		size_t nranges = o.serial ? 1 : o.last - o.first;
+		for (uint32_t k = o.first; k <= o.last; k++)
+			bounds[k - o.first] = k;
+		if (o.serial)
+			bounds[1] = o.last;
+		ok = cli__analysis_reports(an, nspecs, states_dir, bounds, nranges, out_dir,
+					   "replay") == 0;
+		free(bounds);
+	} else if (nspecs) {
+		fprintf(stderr, "simuboost replay: no analysis report: not every interval replayed "
+				"exact\n");
+	}
+	for (unsigned a = 0; a < nspecs; a++)
+		analysis__close(an[a]);
+	if (nspecs && !out_dir)
+		cli__remove_dir(states_dir, "replay");
 	json_decref(results);
 	return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -22,6 +22,7 @@ int builtin_ckpt(int argc, char **argv);
 int builtin_log(int argc, char **argv);
 int builtin_replay(int argc, char **argv);
 int builtin_trace(int argc, char **argv);
+int builtin_analyze(int argc, char **argv);
 extern const char builtin_run_usage[];
 extern const char builtin_cpuid_usage[];
 extern const char builtin_record_usage[];
@@ -29,6 +30,7 @@ extern const char builtin_ckpt_usage[];
 extern const char builtin_log_usage[];
 extern const char builtin_replay_usage[];
 extern const char builtin_trace_usage[];
+extern const char builtin_analyze_usage[];
 
 /* Options shared by run and record (options.c); each prints its own error. */
 #define CLI_MAX_SETS 64
@@ -52,6 +54,20 @@ struct json_t *cli__json_hex(uint64_t v);
  * status, or one of the codes below); names a fault on stderr. */
 struct vnode_stats;
 int cli__exit_status(const struct vnode_stats *stats, const char *cmd);
+
+/* Analyses, shared by replay (online) and analyze (offline), in
+ * builtin-analyze.c. Each prints its own error. */
+struct analysis;
+/* Loads the plugins of n --analysis specs into out; refuses a name twice. */
+int cli__load_analyses(const char *const *specs, unsigned n, struct analysis **out,
+		       const char *cmd);
+/* Merges each analysis's states of [bounds[i], bounds[i+1]) from
+ * states_dir and writes its report to out_dir/NAME.txt (NULL: stdout). */
+int cli__analysis_reports(struct analysis **an, unsigned n, const char *states_dir,
+			  const uint32_t *bounds, size_t nranges, const char *out_dir,
+			  const char *cmd);
+int cli__make_dir(const char *dir, const char *cmd);
+void cli__remove_dir(const char *dir, const char *cmd);
 
 /* Exit codes shared by the commands. */
 enum {

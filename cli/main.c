@@ -15,6 +15,8 @@ static const struct builtin builtins[] = {
 	  builtin_ckpt_usage },
 	{ "log", builtin_log, "show the nondeterminism log of an interval", builtin_log_usage },
 	{ "replay", builtin_replay, "replay intervals in QEMU TCG and validate them", builtin_replay_usage },
+	{ "analyze", builtin_analyze, "run analysis plugins over the traces of a recording",
+	  builtin_analyze_usage },
 	{ "trace", builtin_trace, "list, show and count the traces of replayed intervals",
 	  builtin_trace_usage },
 	{ "cpuid", builtin_cpuid, "show the guest CPUID table and the matching QEMU -cpu",

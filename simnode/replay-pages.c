@@ -1,5 +1,5 @@
-/* Guest pages as a checkpoint recorded them, and the page half of
- * validation: does the replay's RAM equal the next checkpoint's? */
+/* The page half of validation: does the replay's RAM equal the next
+ * checkpoint's? */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,62 +7,6 @@
 #include "replay-priv.h"
 
 #define CHUNK_PAGES 256u /* RAM is read 1 MiB at a time */
-
-static void apply(struct replay_pages *p, const struct ckpt_manifest *m)
-{
-	for (uint64_t i = 0; i < m->page_count; i++) {
-		const struct ckpt_page_ref *ref = &m->pages[i];
-		if (ref->gpn < p->npages)
-			p->refs[ref->gpn] = *ref;
-	}
-	p->at = m->index;
-}
-
-static int apply_checkpoint(struct replay_pages *p, uint32_t index, char *err, size_t errlen)
-{
-	struct ckpt_manifest *m;
-
-	if (ckpt_manifest__load(p->store, index, &m, err, errlen) != 0)
-		return -1;
-	apply(p, m);
-	ckpt_manifest__free(m);
-	return 0;
-}
-
-int replay_pages__init(struct replay_pages *p, struct ckpt_store *st, uint32_t checkpoint,
-		       char *err, size_t errlen)
-{
-	memset(p, 0, sizeof(*p));
-	p->store = st;
-	p->npages = ckpt_store__info(st)->memory_bytes / CKPT_PAGE_SIZE;
-	p->refs = calloc(p->npages, sizeof(*p->refs));
-	if (!p->refs) {
-		snprintf(err, errlen, "out of memory for %llu page references",
-			 (unsigned long long)p->npages);
-		return -1;
-	}
-	static const uint8_t zero[CKPT_PAGE_SIZE];
-	struct ckpt_hash zero_hash = ckpt_hash__page(zero);
-	for (uint64_t gpn = 0; gpn < p->npages; gpn++)
-		p->refs[gpn] = (struct ckpt_page_ref){ .gpn = gpn, .hash = zero_hash,
-						       .flags = CKPT_PAGE_ZERO };
-	for (uint32_t i = 0; i <= checkpoint; i++) {
-		if (apply_checkpoint(p, i, err, errlen) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-int replay_pages__advance(struct replay_pages *p, char *err, size_t errlen)
-{
-	return apply_checkpoint(p, p->at + 1, err, errlen);
-}
-
-void replay_pages__destroy(struct replay_pages *p)
-{
-	free(p->refs);
-	memset(p, 0, sizeof(*p));
-}
 
 /* True if a and b differ only in bits 5 and 6 (accessed, dirty) of the low
  * byte of 8-byte entries: what a page-table walk changes. */
@@ -76,7 +20,7 @@ static bool only_pt_ad_bits(const uint8_t *a, const uint8_t *b)
 	return true;
 }
 
-int replay_pages__compare(struct replay_pages *p,
+int replay_pages__compare(struct ckpt_pages *p,
 			  bool (*read_ram)(uint64_t addr, void *buf, size_t len),
 			  struct replay_page_diff *d, char *err, size_t errlen)
 {

@@ -74,7 +74,7 @@ struct replay {
 	uint64_t last_match_insns;      /* at this instruction */
 	uint64_t wall_start_ns;
 	struct ckpt_manifest *end;      /* checkpoint interval+1 */
-	struct replay_pages pages;      /* its pages, by the time it is reached */
+	struct ckpt_pages pages;           /* its pages, by the time it is reached */
 
 	bool started;                   /* checkpoint `first` is loaded */
 	bool finished;
@@ -325,7 +325,7 @@ static void end_interval(struct replay *r)
 
 	replay_state__current(&got);
 	if (replay_state__from_ckpt(&r->end->cpu, &want, err, sizeof(err)) != 0 ||
-	    replay_pages__advance(&r->pages, err, sizeof(err)) != 0 ||
+	    ckpt_pages__advance(&r->pages, err, sizeof(err)) != 0 ||
 	    replay_pages__compare(&r->pages, read_ram, &pd, err, sizeof(err)) != 0) {
 		char msg[700];
 		snprintf(msg, sizeof(msg), "checkpoint %u: %s", r->interval + 1, err);
@@ -458,7 +458,7 @@ static void start(struct replay *r)
 	ckpt_manifest__free(m);
 	if (!qemu_plugin_set_cpu_state(&s, sizeof(s)))
 		finish(r, "qemu_plugin_set_cpu_state refused the checkpoint's state");
-	if (replay_pages__init(&r->pages, r->store, r->first, err, sizeof(err)) != 0 ||
+	if (ckpt_pages__init(&r->pages, r->store, r->first, err, sizeof(err)) != 0 ||
 	    begin_interval(r, r->first, err, sizeof(err)) != 0)
 		finish(r, err);
 	r->started = true;

@@ -80,22 +80,6 @@ void replay_state__compare(const struct qemu_plugin_x86_cpu_state *r,
 
 /* ---- guest pages (replay-pages.c) ---- */
 
-/* Every guest page's content hash at one checkpoint, built by folding the
- * manifests 0..K, so that checkpoint K's RAM can be checked without
- * materializing it. */
-struct replay_pages {
-	struct ckpt_store *store;
-	uint64_t npages;
-	uint32_t at;                 /* the checkpoint the refs describe */
-	struct ckpt_page_ref *refs;  /* by gpn; flags CKPT_PAGE_ZERO for zero pages */
-};
-
-int replay_pages__init(struct replay_pages *p, struct ckpt_store *st, uint32_t checkpoint,
-		       char *err, size_t errlen);
-/* Moves to checkpoint at+1 by applying its manifest. */
-int replay_pages__advance(struct replay_pages *p, char *err, size_t errlen);
-void replay_pages__destroy(struct replay_pages *p);
-
 #define REPLAY_MAX_PAGE_DIFFS 16
 
 struct replay_page_diff {
@@ -113,7 +97,7 @@ struct replay_page_diff {
 
 /* Compares guest RAM as read through read_ram with the recorded pages.
  * read_ram reads len bytes at guest physical address addr. */
-int replay_pages__compare(struct replay_pages *p,
+int replay_pages__compare(struct ckpt_pages *p,
 			  bool (*read_ram)(uint64_t addr, void *buf, size_t len),
 			  struct replay_page_diff *d, char *err, size_t errlen);
 

@@ -120,8 +120,48 @@ static int spawn(struct job *j, const struct simnode_replay_options *o, const ch
 	if (o->trace_dir && (size_t)n < sizeof(plugin_arg))
 		n += snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",trace=%s",
 			      o->trace_dir);
+	if (o->analysis_dir && (size_t)n < sizeof(plugin_arg))
+		n += snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",analysis-out=%s",
+			      o->analysis_dir);
+	for (unsigned i = 0; i < o->nanalyses && (size_t)n < sizeof(plugin_arg); i++) {
+		/* QEMU splits its -plugin option at commas; ",," is a comma */
+		n += snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",analysis=");
+		for (const char *c = o->analyses[i]; *c && (size_t)n + 2 < sizeof(plugin_arg); c++) {
+			plugin_arg[n++] = *c;
+			if (*c == ',')
+				plugin_arg[n++] = ',';
+		}
+		plugin_arg[n] = '\0';
+	}
 	if (o->plugin_args && (size_t)n < sizeof(plugin_arg))
-		snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",%s", o->plugin_args);
+		n += snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",%s", o->plugin_args);
+	if ((size_t)n >= sizeof(plugin_arg) - 1) {
+		snprintf(err, errlen, "the replay plugin's arguments are too long");
+		return -1;
+	}
+	char qlog[4200];
+	if (o->qemu_plugin_dir)
+		snprintf(qlog, sizeof(qlog), "%s/%06u.log", o->qemu_plugin_dir, j->first);
+	/* A machine with no devices: every port and MMIO access is the replay
+	 * plugin's, and nothing but the log raises interrupts. Then a -plugin
+	 * per plain QEMU plugin. */
+	const char *args[64] = {
+		qemu, "-M", "none,memory-backend=ram", "-object", mem_arg, "-m", m_arg,
+		"-cpu", cpu_arg, "-accel", "tcg,thread=multi", "-nodefaults", "-no-user-config",
+		"-display", "none", "-monitor", "none", "-serial", "none", "-plugin", plugin_arg,
+	};
+	unsigned na = 21;
+	for (unsigned i = 0; i < o->nqemu_plugins && na + 2 < 60; i++) {
+		args[na++] = "-plugin";
+		args[na++] = o->qemu_plugins[i];
+	}
+	if (o->nqemu_plugins && o->qemu_plugin_dir) {
+		args[na++] = "-d";
+		args[na++] = "plugin";
+		args[na++] = "-D";
+		args[na++] = qlog;
+	}
+	args[na] = NULL;
 	int logfd = open(j->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (logfd < 0) {
 		snprintf(err, errlen, "%s: %s", j->log, strerror(errno));
@@ -137,12 +177,7 @@ static int spawn(struct job *j, const struct simnode_replay_options *o, const ch
 	if (j->pid == 0) {
 		dup2(logfd, STDOUT_FILENO);
 		dup2(logfd, STDERR_FILENO);
-		/* A machine with no devices: every port and MMIO access is the
-		 * plugin's, and nothing but the log raises interrupts. */
-		execl(qemu, qemu, "-M", "none,memory-backend=ram", "-object", mem_arg, "-m", m_arg,
-		      "-cpu", cpu_arg, "-accel", "tcg,thread=multi", "-nodefaults", "-no-user-config",
-		      "-display", "none", "-monitor", "none", "-serial", "none", "-plugin",
-		      plugin_arg, (char *)NULL);
+		execv(qemu, (char *const *)args);
 		fprintf(stderr, "exec %s: %s\n", qemu, strerror(errno));
 		_exit(127);
 	}

@@ -27,6 +27,18 @@ struct simnode_replay_options {
 	/* A directory (existing, no commas in its path) for the full trace of
 	 * every exact interval, NNNNNN.trace (trace/trace.h); NULL: none. */
 	const char *trace_dir;
+	/* Analysis plugins ("path.so[,args]", analysis-plugins/) run inside
+	 * each QEMU; each saves its state for the intervals that QEMU replayed
+	 * exact in analysis_dir, as analysis__state_path names it. */
+	const char *const *analyses;
+	unsigned nanalyses;
+	const char *analysis_dir;
+	/* Plain QEMU TCG plugins ("path.so[,args]") attached to each QEMU;
+	 * what they print goes to qemu_plugin_dir/NNNNNN.log, NNNNNN the
+	 * first interval of that QEMU. */
+	const char *const *qemu_plugins;
+	unsigned nqemu_plugins;
+	const char *qemu_plugin_dir;
 	/* Called after each interval's result, e.g. for progress. */
 	void (*progress)(void *opaque, unsigned done, unsigned total);
 	void *opaque;
