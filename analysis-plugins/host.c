@@ -85,6 +85,13 @@ struct analysis *analysis__load(const char *spec, char *err, size_t errlen)
 	a->dl = dlopen(rel, RTLD_NOW | RTLD_LOCAL);
 	if (!a->dl) {
 		snprintf(err, errlen, "analysis %s: %s", path, dlerror());
+		/* a QEMU plugin needs QEMU's symbols: say what it is instead */
+		void *lazy = dlopen(rel, RTLD_LAZY | RTLD_LOCAL);
+		if (lazy && dlsym(lazy, "qemu_plugin_install"))
+			snprintf(err, errlen, "analysis %s: a QEMU TCG plugin, not a simuboost "
+					      "analysis plugin (attach it with --qemu-plugin)", path);
+		if (lazy)
+			dlclose(lazy);
 		goto fail;
 	}
 	sb_analysis_entry_fn entry;

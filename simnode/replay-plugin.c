@@ -128,13 +128,16 @@ static void write_results(struct replay *r, const char *fatal)
 	json_decref(doc);
 }
 
-/* Ends QEMU: the results are complete. _exit, because this runs inside a
- * vCPU callback and QEMU's exit handlers expect the main loop. */
+/* Ends QEMU: the results are complete. exit() from the vCPU thread, as
+ * QEMU's isa-debug-exit device does, so that other plugins' exit callbacks
+ * run and print what they collected (replay --qemu-plugin). */
 static void finish(struct replay *r, const char *fatal)
 {
 	replay_trace__free(r->trace); /* drops a trace not committed */
+	r->trace = NULL;
 	write_results(r, fatal);
-	_exit(0);
+	r->out_path = NULL; /* on_qemu_exit: nothing more to say */
+	exit(0);
 }
 
 static json_t *interval_result(struct replay *r, const char *verdict)

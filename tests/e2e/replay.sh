@@ -53,10 +53,16 @@ while [ "$k" -lt $((n - 1)) ]; do
 	k=$((k + 1))
 done
 [ "$kernel_irqs" -gt 0 ] || fail "devread: no timer interrupt landed in kernel mode"
-# ... replayed with full traces, whose instruction counts are the replay's.
+# ... replayed with full traces, whose instruction counts are the replay's,
+# and the example analyses running online.
+A=""
+for p in insn-count working-set syscalls page-redundancy; do
+	[ -z "${SIMUBOOST_ANALYSES:-}" ] || A="$A --analysis $SIMUBOOST_ANALYSES/$p.so"
+done
 rc=0
-"$SIMUBOOST" replay "$dev" --all --json --trace "$TMP/traces" >"$TMP/devread.json" \
-	2>"$TMP/devread.err" || rc=$?
+# shellcheck disable=SC2086 # $A is a list of options
+"$SIMUBOOST" replay "$dev" --all --json --trace "$TMP/traces" $A -o "$TMP/an-all" \
+	>"$TMP/devread.json" 2>"$TMP/devread.err" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$TMP/devread.err" "$TMP/devread.json"; fail "devread replay --all exited $rc"; }
 python3 - "$TMP/devread.json" "$TMP/traces" <<'PY' || fail "devread traces"
 import json, os, sys
@@ -72,6 +78,43 @@ print("devread: %d intervals exact, traced, %d instructions" %
       (len(d["intervals"]), sum(i["instructions"] for i in d["intervals"])))
 PY
 echo "devread: $kernel_irqs interrupts in kernel mode"
+
+# Analyses: each interval's state online, merged in order (above), one state
+# through every interval in one QEMU (--serial), and offline over the traces
+# (merged, and --serial) all report the same, byte for byte. A plain QEMU
+# plugin attached to the serial replay prints its counts to its log.
+if [ -n "$A" ]; then
+	# shellcheck disable=SC2086
+	"$SIMUBOOST" replay "$dev" --serial $A -o "$TMP/an-serial" \
+		--qemu-plugin "$SIMUBOOST_COUNT_PLUGIN,label=plain" >/dev/null 2>"$TMP/an.err" ||
+		{ cat "$TMP/an.err"; fail "replay --serial --analysis"; }
+	# shellcheck disable=SC2086
+	"$SIMUBOOST" analyze "$dev" --trace "$TMP/traces" $A -o "$TMP/an-off" 2>"$TMP/an.err" ||
+		{ cat "$TMP/an.err"; fail "analyze"; }
+	# shellcheck disable=SC2086
+	"$SIMUBOOST" analyze "$dev" --trace "$TMP/traces" --serial $A -o "$TMP/an-off-serial" \
+		2>"$TMP/an.err" || { cat "$TMP/an.err"; fail "analyze --serial"; }
+	for p in insn-count working-set syscalls page-redundancy; do
+		for d in an-serial an-off an-off-serial; do
+			cmp "$TMP/an-all/$p.txt" "$TMP/$d/$p.txt" ||
+				fail "analysis $p: $d differs from replay --all"
+		done
+	done
+	insns=$(python3 -c 'import json,sys; print(sum(i["instructions"] for i in json.load(open(sys.argv[1]))["intervals"]))' "$TMP/devread.json")
+	grep -qx "instructions $insns" "$TMP/an-all/insn-count.txt" ||
+		fail "insn-count: $(head -1 "$TMP/an-all/insn-count.txt"), the replay counted $insns"
+	rows=$(grep -c '^ *[0-9]\+ \+[0-9]\+ \+[0-9]\+ \+[0-9]\+ \+[0-9]\+$' "$TMP/an-all/working-set.txt")
+	[ "$rows" -eq $((n - 1)) ] || fail "working-set: $rows interval rows for $((n - 1)) intervals"
+	grep -q "^plain: instructions [0-9]\+ accesses [0-9]\+$" "$TMP/an-serial/qemu-plugins/000000.log" ||
+		fail "--qemu-plugin: $(cat "$TMP/an-serial/qemu-plugins/000000.log")"
+	# a plugin that is not one is refused before anything runs
+	rc=0
+	"$SIMUBOOST" analyze "$dev" --trace "$TMP/traces" --analysis "$SIMUBOOST_COUNT_PLUGIN" \
+		2>"$TMP/an.err" >/dev/null || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "a QEMU TCG plugin, not a simuboost analysis plugin" "$TMP/an.err" ||
+		fail "analyze with a QEMU plugin: rc $rc, $(cat "$TMP/an.err")"
+	echo "analyses: online, serial and offline reports identical; $insns instructions"
+fi
 
 # The traces through `simuboost trace`: the whole run counts what the
 # replay counted, show seeks by instruction, and a damaged chunk is named.

@@ -54,6 +54,14 @@ static struct trace_record sample(uint64_t i)
 		r.mem.value = i * 0x9e3779b97f4a7c15ull;
 		r.mem.size = 8;
 		r.mem.write = i % 2;
+	} else if (i % 1000 == 750) {
+		r.kind = TRACE_EVENT;
+		r.event.kind = TRACE_EV_SYSCALL;
+		r.event.a = i % 300;
+		r.event.b = 0x401000 + i % 64;
+		r.event.c = 0x9000;
+		for (unsigned k = 0; k < 6; k++)
+			r.event.args[k] = i * (k + 1);
 	} else if (i % 1000 == 500) {
 		r.kind = TRACE_EVENT;
 		r.event.kind = TRACE_EV_INTERRUPT;
@@ -98,6 +106,7 @@ static void assert_same(const struct trace_record *a, const struct trace_record 
 		assert_int_equal(a->event.kind, b->event.kind);
 		assert_true(a->event.a == b->event.a && a->event.b == b->event.b &&
 			    a->event.c == b->event.c);
+		assert_memory_equal(a->event.args, b->event.args, sizeof(a->event.args));
 		break;
 	}
 }
