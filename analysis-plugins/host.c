@@ -5,6 +5,7 @@
  *   char name[32] (NUL-padded), u32 first, u32 last, u64 payload length,
  *   the payload, u64 XXH3-64 of everything before it. */
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -21,6 +22,14 @@
 #define STATE_VERSION 1u
 #define STATE_NAME_MAX 32u
 #define STATE_HDR_SIZE (8u + 4u + 4u + STATE_NAME_MAX + 4u + 4u + 8u)
+
+/* libFuzzer's convention (tests/fuzz): random input rarely has the right
+ * checksum, so the fuzz build reaches the plugins' load behind it. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define SUM_OK(stored, computed) ((void)(stored), (void)(computed), true)
+#else
+#define SUM_OK(stored, computed) ((stored) == (computed))
+#endif
 
 struct analysis {
 	void *dl;
@@ -385,7 +394,7 @@ struct analysis_state *analysis_state__parse(struct analysis *a, const void *dat
 			 len, plen + STATE_HDR_SIZE + 8);
 		return NULL;
 	}
-	if (XXH3_64bits(buf, len - 8) != get64(buf + len - 8)) {
+	if (!SUM_OK(get64(buf + len - 8), XXH3_64bits(buf, len - 8))) {
 		snprintf(err, errlen, "%s: checksum mismatch: the state is corrupt", name);
 		return NULL;
 	}

@@ -222,6 +222,15 @@ static void *load(void *plugin, FILE *in, char *err, size_t errlen)
 		g_array_append_val(s->rows, r);
 	}
 	if (head[0]) {
+		/* the per-page runs must be all that is left: no allocation
+		 * bigger than the input */
+		long here = ftell(in);
+		if (here < 0 || fseek(in, 0, SEEK_END) != 0)
+			goto bad;
+		long end = ftell(in);
+		if (end - here != (long)(head[0] * 2 * sizeof(uint32_t)) ||
+		    fseek(in, here, SEEK_SET) != 0)
+			goto bad;
 		size_for(s, head[0]);
 		if (fread(s->head, sizeof(uint32_t), s->pages, in) != s->pages ||
 		    fread(s->tail, sizeof(uint32_t), s->pages, in) != s->pages)
