@@ -552,9 +552,11 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 						  QEMU_PLUGIN_COND_GE, r->budget_left,
 						  BUDGET_EXHAUSTED, r);
 	/* A block is translated for one privilege level (QEMU's TB flags). */
-	struct qemu_plugin_x86_cpu_state s;
-	if (r->trace)
+	if (r->trace) {
+		struct qemu_plugin_x86_cpu_state s;
 		replay_state__current(&s);
+		replay_trace__instrument_block(r->trace, tb, &s);
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 		uint64_t pc = qemu_plugin_insn_vaddr(insn);
@@ -570,7 +572,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			finish(r, "this QEMU's translator has no globals named rax..r15 to compare "
 				  "at landmarks");
 		if (r->trace)
-			replay_trace__instrument(r->trace, insn, &s);
+			replay_trace__instrument(r->trace, insn, (unsigned)i);
 		qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64,
 								    r->insns, 1);
 	}

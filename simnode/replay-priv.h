@@ -133,11 +133,14 @@ void replay_trace__attach(struct replay_trace *t, qemu_plugin_u64 insns,
  * only), and the analyses' interval. pages: guest RAM pages. */
 int replay_trace__begin(struct replay_trace *t, uint32_t interval, uint64_t pages, char *err,
 			size_t errlen);
-/* Instruments one instruction: its record, those of its accesses, and its
- * event if it is a SYSCALL, SYSRET or MOV to CR3; s is the state the block
- * is translated in (privilege level, IDT). */
+/* Instruments a block for its instructions' records; s is the state it is
+ * translated in (privilege level, IDT). Then each of its instructions,
+ * number index in the block: its accesses' records, and its event if it
+ * is a SYSCALL, SYSRET or MOV to CR3. */
+void replay_trace__instrument_block(struct replay_trace *t, struct qemu_plugin_tb *tb,
+				    const struct qemu_plugin_x86_cpu_state *s);
 void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *insn,
-			      const struct qemu_plugin_x86_cpu_state *s);
+			      unsigned index);
 void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uint64_t a,
 			 uint64_t b, uint64_t c, unsigned size);
 /* An interrupt injected at rip: its event, and at the handler's first

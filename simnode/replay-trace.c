@@ -33,6 +33,12 @@ struct replay_trace {
 	unsigned nan;
 	char an_dir[4096];
 	bool want_insn, want_mem;
+	/* Instruction records are made a block at a time: at a block's start
+	 * (or before any other record) those of the instructions the counter
+	 * says ran since. */
+	const struct block *cur;    /* the block running */
+	uint64_t base;              /* the counter at its first instruction */
+	unsigned emitted;           /* its instructions recorded so far */
 	char err[512];              /* the first failure of the open trace */
 	bool injected;              /* the replay injected an interrupt: its event is in */
 	GPtrArray *sites;           /* struct insn_site, freed with the trace */
@@ -41,11 +47,20 @@ struct replay_trace {
 	uint32_t idt_limit;
 };
 
-/* One translated instruction: what its record says. */
+/* A translated block: its instructions' records. */
+struct block {
+	struct replay_trace *t;
+	unsigned n;
+	struct {
+		uint64_t pc;
+		uint8_t size, cpl;
+	} insn[];
+};
+
+/* One translated instruction of the block `block`, number `index`. */
 struct insn_site {
 	struct replay_trace *t;
-	uint64_t pc;
-	uint8_t size, cpl;
+	unsigned index;
 	uint16_t vector;            /* + 1, if an IDT entry points here */
 };
 
@@ -134,6 +149,8 @@ int replay_trace__begin(struct replay_trace *t, uint32_t interval, uint64_t page
 	char path[4200];
 	t->interval = interval;
 	t->pages = pages;
+	/* the running block goes on in this interval, counted from 0 */
+	t->base = -(uint64_t)t->emitted;
 	t->err[0] = '\0';
 	t->injected = false;
 	for (unsigned i = 0; i < t->nan; i++) {
@@ -148,20 +165,60 @@ int replay_trace__begin(struct replay_trace *t, uint32_t interval, uint64_t page
 	return t->w ? 0 : -1;
 }
 
-static void append(struct replay_trace *t, struct trace_record *rec)
+static void emit(struct replay_trace *t, const struct trace_record *rec)
 {
-	if (t->err[0])
-		return;
-	/* The counter counts an instruction after its callbacks at its start
-	 * (where instruction records are made) and before its memory accesses
-	 * and I/O: the icount trace.h defines is the counter's value at an
-	 * instruction record, one less elsewhere. */
-	uint64_t executed = qemu_plugin_u64_sum(t->insns) - *t->insns_at_start;
-	rec->icount = rec->kind == TRACE_INSN || !executed ? executed : executed - 1;
 	for (unsigned i = 0; i < t->nan; i++)
 		analysis_state__record(t->states[i], rec);
-	if (t->w)
+	if (t->w && !t->err[0])
 		trace_writer__append(t->w, rec, t->err, sizeof(t->err));
+}
+
+/* The instructions executed since the interval began. The counter counts
+ * an instruction after its callbacks at its start and before its memory
+ * accesses and I/O. */
+static uint64_t executed(const struct replay_trace *t)
+{
+	return qemu_plugin_u64_sum(t->insns) - *t->insns_at_start;
+}
+
+/* Records the running block's instructions up to (not including) upto. */
+static void flush(struct replay_trace *t, uint64_t upto)
+{
+	const struct block *b = t->cur;
+	if (!b)
+		return;
+	if (upto > b->n)
+		upto = b->n;
+	for (; t->emitted < upto; t->emitted++) {
+		struct trace_record rec = { .kind = TRACE_INSN, .icount = t->base + t->emitted,
+					    .insn = { .pc = b->insn[t->emitted].pc,
+						      .size = b->insn[t->emitted].size,
+						      .cpl = b->insn[t->emitted].cpl } };
+		emit(t, &rec);
+	}
+}
+
+/* A memory or event record, after the records of the instructions
+ * executed so far: its icount is that of the last one (trace.h). */
+static void append(struct replay_trace *t, struct trace_record *rec)
+{
+	uint64_t n = executed(t);
+	if (t->want_insn)
+		flush(t, n - t->base);
+	rec->icount = n ? n - 1 : 0;
+	emit(t, rec);
+}
+
+static void on_block(unsigned int vcpu, void *udata)
+{
+	const struct block *b = udata;
+	struct replay_trace *t = b->t;
+	uint64_t n = executed(t);
+	(void)vcpu;
+	flush(t, n - t->base);
+	t->cur = b;
+	t->base = n;
+	t->emitted = 0;
 }
 
 /* Vectors whose frame holds an error code. */
@@ -202,21 +259,18 @@ static void append_delivery(struct replay_trace *t, unsigned vector)
 		append(t, &words[i]);
 }
 
-static void on_insn(unsigned int vcpu, void *udata)
+/* The first instruction of an interrupt or exception handler. */
+static void on_handler(unsigned int vcpu, void *udata)
 {
 	const struct insn_site *site = udata;
-	struct trace_record rec = { .kind = TRACE_INSN,
-				    .insn = { .pc = site->pc, .size = site->size, .cpl = site->cpl } };
 	(void)vcpu;
-	if (site->vector)
-		append_delivery(site->t, site->vector - 1u);
-	if (site->t->want_insn)
-		append(site->t, &rec);
+	append_delivery(site->t, site->vector - 1u);
 }
 
 static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
 {
-	struct replay_trace *t = udata;
+	const struct insn_site *site = udata;
+	struct replay_trace *t = site->t;
 	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
 	qemu_plugin_mem_value v = qemu_plugin_mem_get_value(info);
 	struct trace_record rec = { .kind = TRACE_MEM };
@@ -224,6 +278,8 @@ static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr
 	unsigned size = 1u << qemu_plugin_mem_size_shift(info), n = 1;
 	(void)vcpu;
 
+	if (t->want_insn)
+		flush(t, site->index + 1u);
 	rec.mem.write = qemu_plugin_mem_is_store(info);
 	rec.mem.paddr = hw ? qemu_plugin_hwaddr_phys_addr(hw) : vaddr;
 	switch (v.type) {
@@ -244,7 +300,10 @@ static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr
 		rec.mem.paddr += 8 * i;
 		rec.mem.size = (uint8_t)size;
 		rec.mem.value = words[i];
-		append(t, &rec);
+		rec.icount = t->base + site->index;
+		if (!t->want_insn)
+			rec.icount = executed(t) - 1;
+		emit(t, &rec);
 	}
 }
 
@@ -254,6 +313,7 @@ enum special { SPECIAL_NONE, SPECIAL_SYSCALL, SPECIAL_SYSRET, SPECIAL_CR3 };
 
 struct special_site {
 	struct replay_trace *t;
+	unsigned index;             /* in its block */
 	enum special kind;
 	unsigned gpr;               /* MOV to CR3: the source register */
 };
@@ -314,36 +374,55 @@ static void on_special(unsigned int vcpu, void *udata)
 	case SPECIAL_NONE:
 		return;
 	}
+	/* before it executes: its own record comes first */
+	if (site->t->want_insn)
+		flush(site->t, site->index + 1u);
 	append(site->t, &rec);
 }
 
-void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *insn,
-			      const struct qemu_plugin_x86_cpu_state *s)
+void replay_trace__instrument_block(struct replay_trace *t, struct qemu_plugin_tb *tb,
+				    const struct qemu_plugin_x86_cpu_state *s)
 {
 	if (s->idt_base != t->idt_base || s->idt_limit != t->idt_limit)
 		read_idt(t, s);
+	if (!t->want_insn)
+		return;
+	size_t n = qemu_plugin_tb_n_insns(tb);
+	struct block *b = g_malloc(sizeof(*b) + n * sizeof(b->insn[0]));
+	b->t = t;
+	b->n = (unsigned)n;
+	for (size_t i = 0; i < n; i++) {
+		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+		b->insn[i].pc = qemu_plugin_insn_vaddr(insn);
+		b->insn[i].size = (uint8_t)qemu_plugin_insn_size(insn);
+		b->insn[i].cpl = (uint8_t)(s->seg[CKPT_CS].selector & 3);
+	}
+	g_ptr_array_add(t->sites, b);
+	qemu_plugin_register_vcpu_tb_exec_cb(tb, on_block, QEMU_PLUGIN_CB_NO_REGS, b);
+}
+
+void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *insn,
+			      unsigned index)
+{
 	uint64_t pc = qemu_plugin_insn_vaddr(insn);
 	unsigned vector = GPOINTER_TO_UINT(g_hash_table_lookup(t->entries, &pc));
-	if (t->want_insn || vector) {
-		struct insn_site *site = g_new(struct insn_site, 1);
-		*site = (struct insn_site){ .t = t, .pc = pc,
-					    .size = (uint8_t)qemu_plugin_insn_size(insn),
-					    .cpl = (uint8_t)(s->seg[CKPT_CS].selector & 3),
-					    .vector = (uint16_t)vector };
-		g_ptr_array_add(t->sites, site);
-		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_insn, QEMU_PLUGIN_CB_NO_REGS, site);
-	}
+	struct insn_site *site = g_new(struct insn_site, 1);
+	*site = (struct insn_site){ .t = t, .index = index, .vector = (uint16_t)vector };
+	g_ptr_array_add(t->sites, site);
+	if (vector)
+		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_handler, QEMU_PLUGIN_CB_NO_REGS, site);
 	unsigned gpr = 0;
 	enum special kind = special_of(insn, &gpr);
 	if (kind != SPECIAL_NONE) {
-		struct special_site *site = g_new(struct special_site, 1);
-		*site = (struct special_site){ .t = t, .kind = kind, .gpr = gpr };
-		g_ptr_array_add(t->sites, site);
-		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_special, QEMU_PLUGIN_CB_R_REGS, site);
+		struct special_site *special = g_new(struct special_site, 1);
+		*special = (struct special_site){ .t = t, .index = index, .kind = kind, .gpr = gpr };
+		g_ptr_array_add(t->sites, special);
+		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_special, QEMU_PLUGIN_CB_R_REGS,
+						       special);
 	}
 	if (t->want_mem)
 		qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS,
-						 QEMU_PLUGIN_MEM_RW, t);
+						 QEMU_PLUGIN_MEM_RW, site);
 }
 
 void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uint64_t a,
@@ -374,6 +453,8 @@ json_t *replay_trace__end(struct replay_trace *t, bool last, char *err, size_t e
 	json_t *out = json_object();
 	struct sb_memory mem = { .pages = t->pages, .read_page = read_page };
 
+	if (t->want_insn)
+		flush(t, executed(t) - t->base);
 	t->w = NULL;
 	if (t->err[0]) {
 		snprintf(err, errlen, "interval %u: %s", t->interval, t->err);

@@ -1,11 +1,15 @@
 /* Writing a trace: records are encoded into a chunk buffer; a full chunk
- * is compressed and written; commit adds the index and footer under a
- * temporary name and renames it into place. See format.h. */
+ * goes to the writer's thread, which compresses, checksums and writes it
+ * while the next one fills (lz4 and write() would otherwise take most of a
+ * traced replay's time); commit waits for the thread, adds the index and
+ * footer under a temporary name and renames the file into place. See
+ * format.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,30 +22,39 @@
 #include "format.h"
 #include "trace.h"
 
+/* A chunk's records, encoded, and what its header says. */
+struct chunk {
+	uint8_t *raw;
+	uint32_t raw_len, records;
+	uint64_t first, end;            /* icounts at its start and end */
+};
+
 struct trace_writer {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
 	int fd;
 	uint32_t interval;
-	uint64_t offset;                /* file bytes written */
-	uint8_t raw[TRACE_CHUNK_RAW_MAX];
-	uint32_t raw_len, chunk_records;
-	uint64_t chunk_first;           /* icount at the chunk's start */
+	bool failed;
+	/* the caller's side */
+	struct chunk fill;              /* the chunk being appended to */
 	uint64_t next_pc;               /* after the chunk's last instruction, */
 	bool have_next;                 /* if it has one */
 	uint64_t insns, records, raw_total;
+	/* between the two: a chunk handed over, and the buffer it frees */
+	pthread_t thread;
+	bool thread_running;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct chunk handed;            /* raw NULL: none */
+	uint8_t *spare;
+	bool stop, thread_failed;
+	char thread_err[512];
+	/* the thread's side until it is joined: the file and the index */
+	uint64_t offset;                /* file bytes written */
 	uint64_t *index;                /* pairs: offset, first icount */
 	size_t nchunks, index_cap;
 	char *compressed;
 	int compressed_cap;
-	bool failed;
 };
-
-static int fail(struct trace_writer *w, char *err, size_t errlen, const char *what)
-{
-	snprintf(err, errlen, "%s: %s: %s", w->tmp, what, strerror(errno));
-	w->failed = true;
-	return -1;
-}
 
 static int write_bytes(struct trace_writer *w, const void *buf, size_t len, char *err,
 		       size_t errlen)
@@ -52,15 +65,139 @@ static int write_bytes(struct trace_writer *w, const void *buf, size_t len, char
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return fail(w, err, errlen, "write");
+			snprintf(err, errlen, "%s: write: %s", w->tmp, n ? strerror(errno) : "no space");
+			return -1;
 		}
 		p += n;
 		len -= (size_t)n;
 		w->offset += (uint64_t)n;
 	}
 	return 0;
+}
+
+/* Compresses c, indexes it and writes it (the thread). */
+static int write_chunk(struct trace_writer *w, const struct chunk *c, char *err, size_t errlen)
+{
+	uint8_t hdr[TRACE_CHUNK_HDR_SIZE];
+
+	int clen = LZ4_compress_default((const char *)c->raw, w->compressed, (int)c->raw_len,
+					w->compressed_cap);
+	if (clen <= 0) {
+		snprintf(err, errlen, "%s: chunk %zu: lz4 compression failed", w->tmp, w->nchunks);
+		return -1;
+	}
+	if (w->nchunks == w->index_cap) {
+		size_t cap = w->index_cap ? w->index_cap * 2 : 64;
+		uint64_t *idx = realloc(w->index, cap * 2 * sizeof(*idx));
+		if (!idx) {
+			snprintf(err, errlen, "%s: chunk index: out of memory", w->tmp);
+			return -1;
+		}
+		w->index = idx;
+		w->index_cap = cap;
+	}
+	w->index[2 * w->nchunks] = w->offset;
+	w->index[2 * w->nchunks + 1] = c->first;
+	w->nchunks++;
+
+	memcpy(hdr, TRACE_CHUNK_MAGIC, 4);
+	trace__put32(hdr + 4, c->raw_len);
+	trace__put32(hdr + 8, (uint32_t)clen);
+	trace__put32(hdr + 12, c->records);
+	trace__put64(hdr + 16, c->first);
+	trace__put64(hdr + 24, c->end);
+	XXH3_state_t st;
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, hdr, 32);
+	XXH3_64bits_update(&st, w->compressed, (size_t)clen);
+	trace__put64(hdr + 32, XXH3_64bits_digest(&st));
+	if (write_bytes(w, hdr, sizeof(hdr), err, errlen) != 0 ||
+	    write_bytes(w, w->compressed, (size_t)clen, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+static void *writer_thread(void *arg)
+{
+	struct trace_writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->handed.raw && !w->stop)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (!w->handed.raw)
+			break;
+		struct chunk job = w->handed;
+		bool skip = w->thread_failed;
+		pthread_mutex_unlock(&w->lock);
+		char err[512];
+		int rc = skip ? 0 : write_chunk(w, &job, err, sizeof(err));
+		pthread_mutex_lock(&w->lock);
+		if (rc != 0) {
+			w->thread_failed = true;
+			memcpy(w->thread_err, err, sizeof(err));
+		}
+		w->spare = job.raw;
+		w->handed.raw = NULL;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/* Hands the filled chunk to the thread once it has taken the last one,
+ * and fills the buffer that one freed. */
+static int hand_over(struct trace_writer *w, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (!w->fill.raw_len)
+		return 0;
+	w->fill.end = w->insns;
+	pthread_mutex_lock(&w->lock);
+	while (w->handed.raw)
+		pthread_cond_wait(&w->cond, &w->lock);
+	if (w->thread_failed) {
+		snprintf(err, errlen, "%s", w->thread_err);
+		w->failed = true;
+		rc = -1;
+	} else {
+		w->raw_total += w->fill.raw_len;
+		w->handed = w->fill;
+		w->fill = (struct chunk){ .raw = w->spare, .first = w->insns };
+		w->spare = NULL;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	w->have_next = false;
+	return rc;
+}
+
+/* Waits for the thread to write what it was given, and ends it. */
+static void stop_thread(struct trace_writer *w)
+{
+	if (!w->thread_running)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	w->thread_running = false;
+}
+
+static void destroy(struct trace_writer *w)
+{
+	stop_thread(w);
+	if (w->fd >= 0)
+		close(w->fd);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w->fill.raw);
+	free(w->spare);
+	free(w->index);
+	free(w->compressed);
+	free(w);
 }
 
 struct trace_writer *trace_writer__create(const char *path, uint32_t interval, char *err,
@@ -77,15 +214,16 @@ struct trace_writer *trace_writer__create(const char *path, uint32_t interval, c
 	strcpy(w->path, path);
 	snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", path);
 	w->interval = interval;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
 	w->compressed_cap = LZ4_compressBound(TRACE_CHUNK_RAW_MAX);
 	w->compressed = malloc((size_t)w->compressed_cap);
+	w->fill.raw = malloc(TRACE_CHUNK_RAW_MAX);
+	w->spare = malloc(TRACE_CHUNK_RAW_MAX);
 	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (!w->compressed || w->fd < 0) {
+	if (!w->compressed || !w->fill.raw || !w->spare || w->fd < 0) {
 		snprintf(err, errlen, "%s: %s", w->tmp, strerror(w->fd < 0 ? errno : ENOMEM));
-		if (w->fd >= 0)
-			close(w->fd);
-		free(w->compressed);
-		free(w);
+		destroy(w);
 		return NULL;
 	}
 	memcpy(hdr, TRACE_MAGIC, 8);
@@ -93,60 +231,15 @@ struct trace_writer *trace_writer__create(const char *path, uint32_t interval, c
 	trace__put32(hdr + 12, interval);
 	trace__put32(hdr + 16, TRACE_CHUNK_RAW_MAX);
 	trace__put64(hdr + 24, XXH3_64bits(hdr, 24));
-	if (write_bytes(w, hdr, sizeof(hdr), err, errlen) != 0) {
+	int rc = write_bytes(w, hdr, sizeof(hdr), err, errlen);
+	if (rc == 0 && (rc = pthread_create(&w->thread, NULL, writer_thread, w)) != 0)
+		snprintf(err, errlen, "%s: thread: %s", w->tmp, strerror(rc));
+	if (rc != 0) {
 		trace_writer__abort(w);
 		return NULL;
 	}
+	w->thread_running = true;
 	return w;
-}
-
-static int flush_chunk(struct trace_writer *w, char *err, size_t errlen)
-{
-	uint8_t hdr[TRACE_CHUNK_HDR_SIZE];
-
-	if (!w->raw_len)
-		return 0;
-	int clen = LZ4_compress_default((const char *)w->raw, w->compressed, (int)w->raw_len,
-					w->compressed_cap);
-	if (clen <= 0) {
-		snprintf(err, errlen, "%s: chunk %zu: lz4 compression failed", w->tmp, w->nchunks);
-		w->failed = true;
-		return -1;
-	}
-	if (w->nchunks == w->index_cap) {
-		size_t cap = w->index_cap ? w->index_cap * 2 : 64;
-		uint64_t *idx = realloc(w->index, cap * 2 * sizeof(*idx));
-		if (!idx) {
-			errno = ENOMEM;
-			return fail(w, err, errlen, "chunk index");
-		}
-		w->index = idx;
-		w->index_cap = cap;
-	}
-	w->index[2 * w->nchunks] = w->offset;
-	w->index[2 * w->nchunks + 1] = w->chunk_first;
-	w->nchunks++;
-
-	memcpy(hdr, TRACE_CHUNK_MAGIC, 4);
-	trace__put32(hdr + 4, w->raw_len);
-	trace__put32(hdr + 8, (uint32_t)clen);
-	trace__put32(hdr + 12, w->chunk_records);
-	trace__put64(hdr + 16, w->chunk_first);
-	trace__put64(hdr + 24, w->insns);
-	XXH3_state_t st;
-	XXH3_64bits_reset(&st);
-	XXH3_64bits_update(&st, hdr, 32);
-	XXH3_64bits_update(&st, w->compressed, (size_t)clen);
-	trace__put64(hdr + 32, XXH3_64bits_digest(&st));
-	if (write_bytes(w, hdr, sizeof(hdr), err, errlen) != 0 ||
-	    write_bytes(w, w->compressed, (size_t)clen, err, errlen) != 0)
-		return -1;
-	w->raw_total += w->raw_len;
-	w->raw_len = 0;
-	w->chunk_records = 0;
-	w->have_next = false;
-	w->chunk_first = w->insns;
-	return 0;
 }
 
 /* The layout memory and event records share after their type byte. */
@@ -167,22 +260,22 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 		snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->records, why);
 		return -1;
 	}
-	if (w->raw_len + TRACE_RECORD_MAX > TRACE_CHUNK_RAW_MAX &&
-	    flush_chunk(w, err, errlen) != 0)
+	if (w->fill.raw_len + TRACE_RECORD_MAX > TRACE_CHUNK_RAW_MAX &&
+	    hand_over(w, err, errlen) != 0)
 		return -1;
-	uint8_t *p = w->raw + w->raw_len;
+	uint8_t *p = w->fill.raw + w->fill.raw_len;
 	p[0] = (uint8_t)rec->kind;
 	switch (rec->kind) {
 	case TRACE_INSN:
 		if (w->have_next && rec->insn.pc == w->next_pc) {
 			p[0] = TRACE_REC_NEXT;
 			p[1] = (uint8_t)(rec->insn.size | rec->insn.cpl << 4);
-			w->raw_len += TRACE_NEXT_SIZE;
+			w->fill.raw_len += TRACE_NEXT_SIZE;
 		} else {
 			trace__put64(p + 1, rec->insn.pc);
 			p[9] = rec->insn.size;
 			p[10] = rec->insn.cpl;
-			w->raw_len += TRACE_INSN_SIZE;
+			w->fill.raw_len += TRACE_INSN_SIZE;
 		}
 		w->next_pc = rec->insn.pc + rec->insn.size;
 		w->have_next = true;
@@ -191,20 +284,20 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 	case TRACE_MEM:
 		put_wide(p, rec->mem.size, rec->mem.write, rec->mem.vaddr, rec->mem.paddr,
 			 rec->mem.value);
-		w->raw_len += TRACE_MEM_SIZE;
+		w->fill.raw_len += TRACE_MEM_SIZE;
 		break;
 	case TRACE_EVENT:
 		put_wide(p, (uint8_t)rec->event.kind, rec->event.size, rec->event.a, rec->event.b,
 			 rec->event.c);
-		w->raw_len += TRACE_EVENT_SIZE;
+		w->fill.raw_len += TRACE_EVENT_SIZE;
 		if (rec->event.kind == TRACE_EV_SYSCALL) {
 			for (unsigned i = 0; i < 6; i++)
 				trace__put64(p + TRACE_EVENT_SIZE + 8 * i, rec->event.args[i]);
-			w->raw_len += TRACE_SYSCALL_SIZE - TRACE_EVENT_SIZE;
+			w->fill.raw_len += TRACE_SYSCALL_SIZE - TRACE_EVENT_SIZE;
 		}
 		break;
 	}
-	w->chunk_records++;
+	w->fill.records++;
 	w->records++;
 	return 0;
 }
@@ -235,8 +328,13 @@ int trace_writer__commit(struct trace_writer *w, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: the writer failed before", w->tmp);
 		goto out;
 	}
-	if (flush_chunk(w, err, errlen) != 0)
+	if (hand_over(w, err, errlen) != 0)
 		goto out;
+	stop_thread(w);
+	if (w->thread_failed) {
+		snprintf(err, errlen, "%s", w->thread_err);
+		goto out;
+	}
 	uint64_t index_offset = w->offset;
 	memcpy(head, TRACE_INDEX_MAGIC, 4);
 	trace__put32(head + 4, 0);
@@ -261,11 +359,11 @@ int trace_writer__commit(struct trace_writer *w, char *err, size_t errlen)
 	if (write_bytes(w, foot, sizeof(foot), err, errlen) != 0)
 		goto out;
 	if (fsync(w->fd) != 0) {
-		fail(w, err, errlen, "fsync");
+		snprintf(err, errlen, "%s: fsync: %s", w->tmp, strerror(errno));
 		goto out;
 	}
 	if (rename(w->tmp, w->path) != 0) {
-		fail(w, err, errlen, "rename");
+		snprintf(err, errlen, "%s: rename: %s", w->path, strerror(errno));
 		goto out;
 	}
 	if (sync_dir(w->path) != 0) {
@@ -277,10 +375,7 @@ int trace_writer__commit(struct trace_writer *w, char *err, size_t errlen)
 out:
 	unlink(w->tmp);
 out_committed:
-	close(w->fd);
-	free(w->index);
-	free(w->compressed);
-	free(w);
+	destroy(w);
 	return rc;
 }
 
@@ -288,9 +383,7 @@ void trace_writer__abort(struct trace_writer *w)
 {
 	if (!w)
 		return;
-	close(w->fd);
+	stop_thread(w);
 	unlink(w->tmp);
-	free(w->index);
-	free(w->compressed);
-	free(w);
+	destroy(w);
 }
