@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include "chart.h"
 #include "checkpoint.h"
 
 const char builtin_ckpt_usage[] =
@@ -17,6 +19,7 @@ const char builtin_ckpt_usage[] =
 	"       simuboost ckpt show [--json] <REC> <K>\n"
 	"       simuboost ckpt verify <REC>\n"
 	"       simuboost ckpt materialize <REC> <K> -o <FILE>\n"
+	"       simuboost ckpt plot <REC> -o <FILE.png|FILE.svg>\n"
 	"       simuboost ckpt export <REC> <ARCHIVE>\n"
 	"       simuboost ckpt import <ARCHIVE> <REC>\n"
 	"\n"
@@ -26,6 +29,8 @@ const char builtin_ckpt_usage[] =
 	"  verify       checks every file's checksum and every page's hash; exit\n"
 	"               status 1 if anything is wrong, with each problem named\n"
 	"  materialize  writes the full RAM image at checkpoint K (sparse file)\n"
+	"  plot         a chart per checkpoint: downtime, pages dirtied and the dirty\n"
+	"               rate in MiB per second of guest time\n"
 	"  export       writes the recording as a tar archive; compression by suffix:\n"
 	"               .tar, .tar.gz, .tar.xz, .tar.zst, .tar.lz4\n"
 	"  import       unpacks and verifies an archive into a new directory\n";
@@ -230,6 +235,43 @@ out:
 	return rc;
 }
 
+/* The downtime and dirty-rate chart of a recording. */
+static int cmd_plot(struct ckpt_store *st, const char *output)
+{
+	uint32_t n = ckpt_store__count(st);
+	double *v = malloc(3 * (n ? n : 1) * sizeof(*v)), prev_ns = 0;
+	char err[1024];
+	int rc = 1;
+
+	for (uint32_t k = 0; k < n; k++) {
+		struct ckpt_manifest *m;
+		if (ckpt_manifest__load(st, k, &m, err, sizeof(err)) != 0) {
+			fprintf(stderr, "simuboost ckpt: %s\n", err);
+			goto out;
+		}
+		double span = ((double)m->guest_time_ns - prev_ns) / 1e9;
+		v[k] = (double)m->downtime_ns / 1e6;
+		v[n + k] = k ? (double)m->page_count : NAN; /* checkpoint 0 holds every page */
+		v[2 * n + k] = k && span > 0 ? (double)m->page_count * CKPT_PAGE_SIZE / 1048576.0 / span
+					     : NAN;
+		prev_ns = (double)m->guest_time_ns;
+		ckpt_manifest__free(m);
+	}
+	struct chart_panel panels[] = { { "downtime (ms)", v },
+					{ "pages dirtied in the interval before", v + n },
+					{ "dirty rate (MiB per second of guest time)", v + 2 * n } };
+	char title[128];
+	snprintf(title, sizeof(title), "simuboost: checkpoints (%s)", ckpt_store__info(st)->mode);
+	if (chart__write(output, title, "checkpoint", 0, n, panels, 3, err, sizeof(err)) != 0) {
+		fprintf(stderr, "simuboost ckpt plot: %s\n", err);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(v);
+	return rc;
+}
+
 int builtin_ckpt(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -267,7 +309,7 @@ int builtin_ckpt(int argc, char **argv)
 		return 0;
 	}
 	bool needs_k = !strcmp(sub, "show") || !strcmp(sub, "materialize");
-	if (!needs_k && strcmp(sub, "ls") && strcmp(sub, "verify"))
+	if (!needs_k && strcmp(sub, "ls") && strcmp(sub, "verify") && strcmp(sub, "plot"))
 		return usage_error("unknown subcommand");
 	if (nargs != (needs_k ? 2 : 1))
 		return usage_error(needs_k ? "expected a recording and a checkpoint number"
@@ -275,8 +317,8 @@ int builtin_ckpt(int argc, char **argv)
 	uint32_t k = 0;
 	if (needs_k && cli__parse_index(args[1], &k) != 0)
 		return usage_error("the checkpoint must be a number");
-	if (!strcmp(sub, "materialize") && !output)
-		return usage_error("materialize needs -o FILE");
+	if ((!strcmp(sub, "materialize") || !strcmp(sub, "plot")) && !output)
+		return usage_error("materialize and plot need -o FILE");
 	struct ckpt_store *st = open_store(args[0]);
 	if (!st)
 		return 1;
@@ -291,6 +333,8 @@ int builtin_ckpt(int argc, char **argv)
 		rc = cmd_show(st, k, json);
 	} else if (!strcmp(sub, "verify")) {
 		rc = cmd_verify(st);
+	} else if (!strcmp(sub, "plot")) {
+		rc = cmd_plot(st, output);
 	} else {
 		rc = cmd_materialize(st, k, output);
 	}

@@ -306,6 +306,16 @@ int builtin_replay(int argc, char **argv)
 		fprintf(stderr, "simuboost replay: %s\n", err);
 		return EXIT_FAILURE;
 	}
+	if (o.trace_dir) {
+		/* beside the traces, for `trace plot` (replay time per interval) */
+		char path[PATH_MAX], tmp[PATH_MAX + 8];
+		snprintf(path, sizeof(path), "%s/replay.json", o.trace_dir);
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		json_t *doc = json_pack("{s:s, s:O}", "recording", o.recording, "intervals", results);
+		if (json_dump_file(doc, tmp, JSON_INDENT(1)) != 0 || rename(tmp, path) != 0)
+			fprintf(stderr, "simuboost replay: cannot write %s\n", path);
+		json_decref(doc);
+	}
 	size_t i, exact = 0;
 	json_t *r;
 	json_array_foreach(results, i, r)

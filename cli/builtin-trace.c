@@ -1,8 +1,9 @@
-/* simuboost trace ls|show|grep|stats|export: the traces `replay --trace DIR`
- * wrote. */
+/* simuboost trace ls|show|grep|stats|export|plot: the traces `replay --trace
+ * DIR` wrote. */
 #include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include "chart.h"
+#include "checkpoint.h"
 #include "trace.h"
 
 const char builtin_trace_usage[] =
@@ -18,6 +21,7 @@ const char builtin_trace_usage[] =
 	"       simuboost trace grep [--pc A[-B]] [--addr A[-B]] [--kind KIND] [show's options] <DIR>\n"
 	"       simuboost trace stats [--json] <DIR>\n"
 	"       simuboost trace export --format csv|jsonl|perfetto [-o FILE] [--interval K] <DIR>\n"
+	"       simuboost trace plot -o FILE.png|FILE.svg [--rec REC] <DIR>\n"
 	"\n"
 	"Reads the per-interval traces that `simuboost replay --trace DIR` wrote\n"
 	"(DIR/NNNNNN.trace). Concatenated in interval order they are the whole run;\n"
@@ -36,12 +40,17 @@ const char builtin_trace_usage[] =
 	"  export  every record as CSV or JSON lines, or the per-interval timeline as\n"
 	"          a Chrome/Perfetto trace (one slice per interval, time in\n"
 	"          instructions, interrupts and exceptions as instants)\n"
+	"  plot    a chart of the intervals: instructions, memory accesses, the\n"
+	"          replay's time (DIR/replay.json, which replay --trace writes) and,\n"
+	"          with --rec REC, the pages each interval dirtied\n"
 	"\n"
 	"  -i, --interval K   only interval K (icounts from its start)\n"
 	"      --from N       start at instruction N\n"
 	"  -n, --count M      at most M records\n"
 	"  -f, --format F     export format: csv, jsonl, perfetto\n"
-	"  -o, --output FILE  export to FILE (written whole, then renamed into place)\n"
+	"  -o, --output FILE  export or plot to FILE (written whole, then renamed into\n"
+	"                     place)\n"
+	"      --rec REC      plot: the recording, for dirty pages\n"
 	"  -j, --json         JSON (ls, stats) or JSON lines (show, grep; addresses\n"
 	"                     and values as \"0x...\" strings)\n";
 
@@ -180,11 +189,20 @@ static json_t *record_json(const struct trace_record *rec, uint32_t interval)
 				 (json_int_t)rec->icount, "vaddr", cli__json_hex(rec->mem.vaddr), "paddr",
 				 cli__json_hex(rec->mem.paddr), "size", rec->mem.size, "value",
 				 cli__json_hex(rec->mem.value));
-	case TRACE_EVENT:
-		return json_pack("{s:s, s:i, s:I, s:o, s:o, s:o, s:i}", "kind",
-				 trace_event_kind__name(rec->event.kind), "interval", interval, "icount",
-				 (json_int_t)rec->icount, "a", cli__json_hex(rec->event.a), "b", cli__json_hex(rec->event.b),
-				 "c", cli__json_hex(rec->event.c), "size", rec->event.size);
+	case TRACE_EVENT: {
+		json_t *o = json_pack("{s:s, s:i, s:I, s:o, s:o, s:o, s:i}", "kind",
+				      trace_event_kind__name(rec->event.kind), "interval", interval,
+				      "icount", (json_int_t)rec->icount, "a", cli__json_hex(rec->event.a),
+				      "b", cli__json_hex(rec->event.b), "c", cli__json_hex(rec->event.c),
+				      "size", rec->event.size);
+		if (rec->event.kind == TRACE_EV_SYSCALL) {
+			json_t *args = json_array();
+			for (unsigned i = 0; i < 6; i++)
+				json_array_append_new(args, cli__json_hex(rec->event.args[i]));
+			json_object_set_new(o, "args", args);
+		}
+		return o;
+	}
 	}
 	return json_null();
 }
@@ -405,6 +423,110 @@ static int trace_perfetto(FILE *out, const char *dir)
 	return 0;
 }
 
+struct plot_data {
+	uint32_t first, last;       /* intervals [first, last) */
+	double *insns, *accesses;   /* by interval - first */
+};
+
+static int plot_add(struct trace_reader *r, uint32_t interval, void *ctx)
+{
+	struct plot_data *d = ctx;
+	struct trace_record rec;
+	uint64_t accesses = 0;
+	char err[1024];
+	int got;
+
+	if (interval < d->first || interval >= d->last)
+		return 0;
+	while ((got = trace_reader__next(r, &rec, err, sizeof(err))) == 1)
+		accesses += rec.kind == TRACE_MEM;
+	if (got < 0) {
+		fprintf(stderr, "simuboost trace: %s\n", err);
+		return -1;
+	}
+	d->insns[interval - d->first] = (double)trace_reader__info(r)->instructions;
+	d->accesses[interval - d->first] = (double)accesses;
+	if (isatty(STDERR_FILENO))
+		fprintf(stderr, "\rplot: interval %u", interval);
+	return 0;
+}
+
+/* plot -o FILE: the intervals of the traces in dir as a chart. */
+static int trace_plot(const char *dir, const char *output, const char *rec_dir)
+{
+	uint32_t *ks;
+	size_t n;
+	char err[1024], path[4200];
+	int rc = 1;
+
+	if (!output) {
+		fprintf(stderr, "simuboost trace plot: give -o FILE.png or -o FILE.svg\n");
+		return EXIT_USAGE;
+	}
+	if (list_intervals(dir, &ks, &n, err, sizeof(err)) != 0) {
+		fprintf(stderr, "simuboost trace: %s\n", err);
+		return 1;
+	}
+	struct plot_data d = { .first = ks[0], .last = ks[n - 1] + 1 };
+	size_t span = d.last - d.first;
+	free(ks);
+	double *v = malloc(4 * span * sizeof(*v));
+	for (size_t i = 0; i < 4 * span; i++)
+		v[i] = NAN;
+	d.insns = v;
+	d.accesses = v + span;
+	double *wall = v + 2 * span, *dirty = v + 3 * span;
+	struct chart_panel panels[4] = { { "instructions", d.insns },
+					 { "memory accesses", d.accesses } };
+	unsigned np = 2;
+	if (each_trace(dir, false, plot_add, &d) != 0)
+		goto out;
+	if (isatty(STDERR_FILENO))
+		fputc('\n', stderr);
+	/* the replay's own time per interval, if it left its results */
+	snprintf(path, sizeof(path), "%s/replay.json", dir);
+	json_t *doc = json_load_file(path, 0, NULL), *iv;
+	size_t i;
+	json_array_foreach(json_object_get(doc, "intervals"), i, iv) {
+		json_int_t k = json_integer_value(json_object_get(iv, "interval"));
+		if (k >= d.first && k < d.last && json_is_real(json_object_get(iv, "wall_s")))
+			wall[k - d.first] = json_real_value(json_object_get(iv, "wall_s"));
+	}
+	if (doc)
+		panels[np++] = (struct chart_panel){ "replay time (s)", wall };
+	else
+		fprintf(stderr, "simuboost trace plot: no %s: no replay time panel\n", path);
+	json_decref(doc);
+	if (rec_dir) {
+		struct ckpt_store *st = ckpt_store__open(rec_dir, err, sizeof(err));
+		for (uint32_t k = d.first; st && k < d.last; k++) {
+			struct ckpt_manifest *m;
+			if (ckpt_manifest__load(st, k + 1, &m, err, sizeof(err)) != 0) {
+				ckpt_store__close(st);
+				st = NULL;
+				break;
+			}
+			dirty[k - d.first] = (double)m->page_count;
+			ckpt_manifest__free(m);
+		}
+		if (!st) {
+			fprintf(stderr, "simuboost trace plot: %s\n", err);
+			goto out;
+		}
+		ckpt_store__close(st);
+		panels[np++] = (struct chart_panel){ "pages dirtied", dirty };
+	}
+	if (chart__write(output, "simuboost: intervals of the run", "interval", d.first, span, panels,
+			 np, err, sizeof(err)) != 0) {
+		fprintf(stderr, "simuboost trace plot: %s\n", err);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(v);
+	return rc;
+}
+
 /* export -o FILE: written as FILE.tmp, renamed when complete. */
 static int trace_export(const char *dir, const char *interval, const char *format,
 			const char *output)
@@ -533,7 +655,7 @@ static int trace_stats(const char *dir, bool json)
 
 int builtin_trace(int argc, char **argv)
 {
-	enum { OPT_FROM = 256, OPT_PC, OPT_ADDR, OPT_KIND };
+	enum { OPT_FROM = 256, OPT_PC, OPT_ADDR, OPT_KIND, OPT_REC };
 	static const struct option options[] = {
 		{ "interval", required_argument, NULL, 'i' },
 		{ "from", required_argument, NULL, OPT_FROM },
@@ -544,10 +666,11 @@ int builtin_trace(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "rec", required_argument, NULL, OPT_REC },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const cmds[] = { "ls", "show", "grep", "stats", "export" };
-	const char *interval = NULL, *format = NULL, *output = NULL;
+	static const char *const cmds[] = { "ls", "show", "grep", "stats", "export", "plot" };
+	const char *interval = NULL, *format = NULL, *output = NULL, *rec_dir = NULL;
 	struct record_filter filter = { 0 };
 	uint64_t from = 0, count = UINT64_MAX;
 	bool json = false, known = false;
@@ -589,6 +712,7 @@ int builtin_trace(int argc, char **argv)
 		case 'f': format = optarg; break;
 		case 'o': output = optarg; break;
 		case 'j': json = true; break;
+		case OPT_REC: rec_dir = optarg; break;
 		default:
 			fputs(builtin_trace_usage, stderr);
 			return EXIT_USAGE;
@@ -606,7 +730,9 @@ bad_number:
 	bool filtered = filter.pc || filter.addr || filter.kind;
 	if ((!records && (from || count != UINT64_MAX || filtered)) ||
 	    (interval && !records && strcmp(cmd, "export")) ||
-	    ((format || output) && strcmp(cmd, "export")) || (!strcmp(cmd, "show") && filtered)) {
+	    (format && strcmp(cmd, "export")) ||
+	    (output && strcmp(cmd, "export") && strcmp(cmd, "plot")) ||
+	    (rec_dir && strcmp(cmd, "plot")) || (!strcmp(cmd, "show") && filtered)) {
 		fprintf(stderr, "simuboost trace %s: option not for this command (see --help)\n", cmd);
 		return EXIT_USAGE;
 	}
@@ -622,5 +748,7 @@ bad_number:
 				     json ? FMT_JSONL : FMT_TEXT);
 	if (!strcmp(cmd, "export"))
 		return trace_export(dir, interval, format, output);
+	if (!strcmp(cmd, "plot"))
+		return trace_plot(dir, output, rec_dir);
 	return trace_stats(dir, json);
 }

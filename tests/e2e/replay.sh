@@ -72,12 +72,29 @@ for iv in d["intervals"]:
     assert iv["verdict"] == "exact", iv
     assert t and t["instructions"] == iv["instructions"], iv
     assert os.path.basename(t["path"]) == "%06d.trace" % k, t
-names = sorted(os.listdir(sys.argv[2]))
+names = sorted(f for f in os.listdir(sys.argv[2]) if f.endswith(".trace"))
 assert names == ["%06d.trace" % i["interval"] for i in d["intervals"]], names
 print("devread: %d intervals exact, traced, %d instructions" %
       (len(d["intervals"]), sum(i["instructions"] for i in d["intervals"])))
 PY
 echo "devread: $kernel_irqs interrupts in kernel mode"
+
+# Charts: the intervals (from the traces, replay.json and the recording)
+# and the checkpoints, as PNG and SVG; another extension is refused.
+"$SIMUBOOST" trace plot "$TMP/traces" --rec "$dev" -o "$TMP/run.png" || fail "trace plot png"
+"$SIMUBOOST" trace plot "$TMP/traces" -o "$TMP/run.svg" 2>"$TMP/plot.err" || fail "trace plot svg"
+"$SIMUBOOST" ckpt plot "$dev" -o "$TMP/ckpt.svg" || fail "ckpt plot"
+python3 - "$TMP/run.png" "$TMP/run.svg" "$TMP/ckpt.svg" <<'PY' || fail "plots"
+import sys, xml.dom.minidom
+assert open(sys.argv[1], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+for svg in sys.argv[2:]:
+    assert xml.dom.minidom.parse(svg).documentElement.tagName == "svg"
+PY
+! grep -q "no replay time" "$TMP/plot.err" || fail "trace plot: replay.json missing"
+rc=0
+"$SIMUBOOST" ckpt plot "$dev" -o "$TMP/ckpt.jpg" 2>"$TMP/plot.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "written as .png or .svg" "$TMP/plot.err" && [ ! -e "$TMP/ckpt.jpg" ] ||
+	fail "ckpt plot .jpg: rc $rc, $(cat "$TMP/plot.err")"
 
 # Analyses: each interval's state online, merged in order (above), one state
 # through every interval in one QEMU (--serial), and offline over the traces
@@ -120,7 +137,7 @@ fi
 # replay counted, show seeks by instruction, and a damaged chunk is named.
 total=$(python3 -c 'import json,sys; print(sum(i["instructions"] for i in json.load(open(sys.argv[1]))["intervals"]))' "$TMP/devread.json")
 "$SIMUBOOST" trace ls "$TMP/traces" >"$TMP/tls.txt" || fail "trace ls"
-[ "$(grep -c '^ *[0-9]' "$TMP/tls.txt")" -eq "$(ls "$TMP/traces" | wc -l)" ] ||
+[ "$(grep -c '^ *[0-9]' "$TMP/tls.txt")" -eq "$(ls "$TMP/traces"/*.trace | wc -l)" ] ||
 	fail "trace ls: $(cat "$TMP/tls.txt")"
 "$SIMUBOOST" trace stats --json "$TMP/traces" >"$TMP/tstats.json" || fail "trace stats"
 python3 - "$TMP/tstats.json" "$total" <<'PY' || fail "trace stats: $(cat "$TMP/tstats.json")"
@@ -177,8 +194,8 @@ records=$("$SIMUBOOST" trace ls --json "$TMP/traces" | python3 -c 'import json,s
 "$SIMUBOOST" trace export "$TMP/traces" --format perfetto -o "$TMP/t.perfetto.json" ||
 	fail "trace export perfetto"
 python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["traceEvents"]; assert sum(x["ph"] == "X" for x in e) == int(sys.argv[2]), e[:3]' \
-	"$TMP/t.perfetto.json" "$(ls "$TMP/traces" | wc -l)" || fail "perfetto timeline"
-first=$(ls "$TMP/traces" | head -1)
+	"$TMP/t.perfetto.json" "$(ls "$TMP/traces"/*.trace | wc -l)" || fail "perfetto timeline"
+first=$(cd "$TMP/traces" && ls -- *.trace | head -1)
 python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[100]^=1; open(p,"wb").write(b)' \
 	"$TMP/traces/$first"
 rc=0
