@@ -189,11 +189,13 @@ static void flush(struct replay_trace *t, uint64_t upto)
 		return;
 	if (upto > b->n)
 		upto = b->n;
+	struct trace_record rec; /* filled field by field: this is the hottest loop */
+	rec.kind = TRACE_INSN;
 	for (; t->emitted < upto; t->emitted++) {
-		struct trace_record rec = { .kind = TRACE_INSN, .icount = t->base + t->emitted,
-					    .insn = { .pc = b->insn[t->emitted].pc,
-						      .size = b->insn[t->emitted].size,
-						      .cpl = b->insn[t->emitted].cpl } };
+		rec.icount = t->base + t->emitted;
+		rec.insn.pc = b->insn[t->emitted].pc;
+		rec.insn.size = b->insn[t->emitted].size;
+		rec.insn.cpl = b->insn[t->emitted].cpl;
 		emit(t, &rec);
 	}
 }
@@ -273,13 +275,14 @@ static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr
 	struct replay_trace *t = site->t;
 	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
 	qemu_plugin_mem_value v = qemu_plugin_mem_get_value(info);
-	struct trace_record rec = { .kind = TRACE_MEM };
+	struct trace_record rec; /* not zeroed whole: the union is large, accesses many */
 	uint64_t words[2] = { 0, 0 };
 	unsigned size = 1u << qemu_plugin_mem_size_shift(info), n = 1;
 	(void)vcpu;
 
 	if (t->want_insn)
 		flush(t, site->index + 1u);
+	rec.kind = TRACE_MEM;
 	rec.mem.write = qemu_plugin_mem_is_store(info);
 	rec.mem.paddr = hw ? qemu_plugin_hwaddr_phys_addr(hw) : vaddr;
 	switch (v.type) {

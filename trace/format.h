@@ -14,7 +14,13 @@
  *
  * Records, back to back in a chunk's raw bytes, never across chunks:
  *   insn   u8 1, u64 pc, u8 size, u8 cpl                          (11)
- *   mem    u8 2, u8 size, u8 write, u64 vaddr, u64 paddr, u64 value (27)
+ *   mem    u8 5, u8 flags, varint vaddr delta, [u64 paddr], value   (5..28)
+ *          flags: bits 0-1 log2 of the size, bit 2 a store, bit 3 the
+ *          paddr is omitted: it lies as far from vaddr as the chunk's
+ *          previous access's did. vaddr: zigzag LEB128 of the difference
+ *          to the chunk's previous access's vaddr (to 0 for its first).
+ *          value: size bytes. Version 2's mem (u8 2, u8 size, u8 write,
+ *          u64 vaddr, u64 paddr, u64 value: 27 bytes) is no longer written.
  *   event  u8 3, u8 kind, u8 size, u64 a, u64 b, u64 c              (27)
  *          kind syscall: then 6 x u64 args                          (75)
  *   next   u8 4, u8 size | cpl << 4                                 (2)
@@ -43,9 +49,11 @@
 #define TRACE_CHUNK_RAW_MAX (256u * 1024u)
 
 #define TRACE_INSN_SIZE 11u
+#define TRACE_REC_MEM 5u  /* the compact memory record */
+#define TRACE_MEM_FIXED 2u /* its tag and flags */
+#define TRACE_MEM_MAX 28u /* 2 + a 10-byte varint + 8 + 8 */
 #define TRACE_REC_NEXT 4u /* the compact instruction record */
 #define TRACE_NEXT_SIZE 2u
-#define TRACE_MEM_SIZE 27u
 #define TRACE_EVENT_SIZE 27u
 #define TRACE_SYSCALL_SIZE 75u
 #define TRACE_RECORD_MAX 75u
@@ -73,6 +81,8 @@ static inline const char *trace__record_problem(const struct trace_record *rec)
 		uint8_t s = rec->mem.size;
 		if (s != 1 && s != 2 && s != 4 && s != 8)
 			return "memory access size not 1, 2, 4 or 8";
+		if (s < 8 && rec->mem.value >> (8 * s))
+			return "memory value wider than its access";
 		return NULL;
 	}
 	case TRACE_EVENT:

@@ -33,6 +33,7 @@ struct trace_reader {
 	uint64_t chunk_end_icount;
 	uint64_t next_pc;               /* after the chunk's last instruction, */
 	bool have_next;                 /* if it had one */
+	uint64_t mem_vaddr, mem_delta;  /* the chunk's last access: vaddr, paddr - vaddr */
 };
 
 static uint64_t index_offset(const struct trace_reader *r, uint64_t i)
@@ -162,6 +163,7 @@ static int load_chunk(struct trace_reader *r, uint64_t i, char *err, size_t errl
 	r->icount = index_icount(r, i);
 	r->chunk_end_icount = trace__get64(h + 24);
 	r->have_next = false;
+	r->mem_vaddr = r->mem_delta = 0;
 	uint64_t next = i + 1 < r->info.chunks ? index_icount(r, i + 1) : r->info.instructions;
 	if (r->chunk_end_icount != next)
 		BAD("%s: chunk %" PRIu64 ": ends at instruction %" PRIu64 ", the next starts at %" PRIu64,
@@ -258,7 +260,7 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 	uint32_t left = r->raw_len - r->pos;
 	uint32_t need = p[0] == TRACE_INSN ? TRACE_INSN_SIZE :
 			p[0] == TRACE_REC_NEXT ? TRACE_NEXT_SIZE :
-			p[0] == TRACE_MEM ? TRACE_MEM_SIZE :
+			p[0] == TRACE_REC_MEM ? TRACE_MEM_FIXED :
 			p[0] != TRACE_EVENT ? 0 :
 			left >= 2 && p[1] == TRACE_EV_SYSCALL ? TRACE_SYSCALL_SIZE : TRACE_EVENT_SIZE;
 	if (!need)
@@ -275,6 +277,42 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 		rec->insn.pc = r->next_pc;
 		rec->insn.size = p[1] & 15;
 		rec->insn.cpl = p[1] >> 4;
+	} else if (p[0] == TRACE_REC_MEM) {
+		/* variable: flags, the vaddr's varint, the paddr if there, the value */
+		uint64_t zz = 0;
+		unsigned shift = 0;
+		if (p[1] & 0xf0)
+			BAD("%s: chunk %" PRIu64 " offset %u: memory record flags 0x%x", r->name,
+			    r->chunk, r->pos, p[1]);
+		for (;;) {
+			if (need >= left || shift > 63)
+				BAD("%s: chunk %" PRIu64 " offset %u: memory record cut or overlong",
+				    r->name, r->chunk, r->pos);
+			uint8_t b = p[need++];
+			zz |= (uint64_t)(b & 0x7f) << shift;
+			shift += 7;
+			if (!(b & 0x80))
+				break;
+		}
+		rec->kind = TRACE_MEM;
+		rec->mem.size = (uint8_t)(1u << (p[1] & 3));
+		rec->mem.write = p[1] >> 2 & 1;
+		rec->mem.vaddr = r->mem_vaddr + (zz >> 1 ^ -(zz & 1));
+		uint32_t tail = (p[1] & 8 ? 0 : 8) + rec->mem.size;
+		if (left - need < tail)
+			BAD("%s: chunk %" PRIu64 " offset %u: record cut by the chunk's end", r->name,
+			    r->chunk, r->pos);
+		if (p[1] & 8) {
+			rec->mem.paddr = rec->mem.vaddr + r->mem_delta;
+		} else {
+			rec->mem.paddr = trace__get64(p + need);
+			need += 8;
+		}
+		rec->mem.value = 0;
+		memcpy(&rec->mem.value, p + need, rec->mem.size);
+		need += rec->mem.size;
+		r->mem_vaddr = rec->mem.vaddr;
+		r->mem_delta = rec->mem.paddr - rec->mem.vaddr;
 	} else {
 		rec->kind = (enum trace_kind)p[0];
 		if (rec->kind == TRACE_INSN) {
@@ -291,14 +329,6 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 		break;
 	case TRACE_MEM:
 		rec->icount = r->icount ? r->icount - 1 : 0;
-		rec->mem.size = p[1];
-		rec->mem.write = p[2];
-		rec->mem.vaddr = trace__get64(p + 3);
-		rec->mem.paddr = trace__get64(p + 11);
-		rec->mem.value = trace__get64(p + 19);
-		if (p[2] > 1)
-			BAD("%s: chunk %" PRIu64 " offset %u: write flag %u", r->name, r->chunk, r->pos,
-			    p[2]);
 		break;
 	case TRACE_EVENT:
 		rec->icount = r->icount ? r->icount - 1 : 0;

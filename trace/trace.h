@@ -22,7 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TRACE_FORMAT_VERSION 2u /* 2: system calls carry their arguments */
+#define TRACE_FORMAT_VERSION 3u /* 2: system calls carry their arguments; 3: compact
+				  * memory records */
 
 enum trace_kind {
 	TRACE_INSN = 1,

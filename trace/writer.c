@@ -38,6 +38,7 @@ struct trace_writer {
 	struct chunk fill;              /* the chunk being appended to */
 	uint64_t next_pc;               /* after the chunk's last instruction, */
 	bool have_next;                 /* if it has one */
+	uint64_t mem_vaddr, mem_delta;  /* the chunk's last access: vaddr, paddr - vaddr */
 	uint64_t insns, records, raw_total;
 	/* between the two: a chunk handed over, and the buffer it frees */
 	pthread_t thread;
@@ -170,6 +171,7 @@ static int hand_over(struct trace_writer *w, char *err, size_t errlen)
 	}
 	pthread_mutex_unlock(&w->lock);
 	w->have_next = false;
+	w->mem_vaddr = w->mem_delta = 0;
 	return rc;
 }
 
@@ -242,7 +244,7 @@ struct trace_writer *trace_writer__create(const char *path, uint32_t interval, c
 	return w;
 }
 
-/* The layout memory and event records share after their type byte. */
+/* An event record after its type byte. */
 static void put_wide(uint8_t *p, uint8_t b1, uint8_t b2, uint64_t x, uint64_t y, uint64_t z)
 {
 	p[1] = b1;
@@ -281,11 +283,28 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 		w->have_next = true;
 		w->insns++;
 		break;
-	case TRACE_MEM:
-		put_wide(p, rec->mem.size, rec->mem.write, rec->mem.vaddr, rec->mem.paddr,
-			 rec->mem.value);
-		w->fill.raw_len += TRACE_MEM_SIZE;
+	case TRACE_MEM: {
+		uint8_t shift = rec->mem.size == 1 ? 0 : rec->mem.size == 2 ? 1 :
+				rec->mem.size == 4 ? 2 : 3;
+		uint64_t delta = rec->mem.paddr - rec->mem.vaddr;
+		uint64_t d = rec->mem.vaddr - w->mem_vaddr, zz = d << 1 ^ (uint64_t)((int64_t)d >> 63);
+		uint32_t n = TRACE_MEM_FIXED;
+		p[0] = TRACE_REC_MEM;
+		p[1] = (uint8_t)(shift | rec->mem.write << 2 | (delta == w->mem_delta) << 3);
+		do {
+			p[n++] = (uint8_t)((zz & 0x7f) | (zz > 0x7f) << 7);
+			zz >>= 7;
+		} while (zz);
+		if (delta != w->mem_delta) {
+			trace__put64(p + n, rec->mem.paddr);
+			n += 8;
+		}
+		trace__put64(p + n, rec->mem.value); /* the chunk has room for 8 */
+		w->fill.raw_len += n + rec->mem.size;
+		w->mem_vaddr = rec->mem.vaddr;
+		w->mem_delta = delta;
 		break;
+	}
 	case TRACE_EVENT:
 		put_wide(p, (uint8_t)rec->event.kind, rec->event.size, rec->event.a, rec->event.b,
 			 rec->event.c);

@@ -128,7 +128,11 @@ static void test_round_trip(void **state)
 	assert_int_equal(info->interval, 3);
 	assert_int_equal(info->records, N);
 	assert_true(info->chunks > 3);
-	assert_true(info->file_bytes < info->raw_bytes / 2); /* lz4 on a loop */
+	/* instructions of a loop: 2 bytes each; accesses with random values
+	 * and a changing page offset: 1 + 1 + 2 + 8 + 8 (vaddr and paddr do
+	 * not keep their distance) */
+	assert_true(info->raw_bytes < N / 3 * 20 + N * 2 / 3 * 2 + N / 100 * 75);
+	assert_true(info->file_bytes < info->raw_bytes); /* lz4 on a loop */
 	for (uint64_t i = 0; i < N; i++) {
 		struct trace_record want = sample(i);
 		assert_int_equal(trace_reader__next(r, &rec, err, sizeof(err)), 1);
@@ -146,6 +150,65 @@ static void test_round_trip(void **state)
 	/* no temporary left behind */
 	strcat(path, ".tmp");
 	assert_int_equal(access(path, F_OK), -1);
+}
+
+/* Memory records are encoded against the chunk's previous access: every
+ * size, forward and backward steps, a paddr that keeps or changes its
+ * distance, extreme addresses, and values as wide as their access. */
+static void test_memory_encoding(void **state)
+{
+	struct fixture *f = *state;
+	static const struct { uint64_t vaddr, paddr, value; uint8_t size; bool write; } acc[] = {
+		{ 0x1000, 0x1000, 0xab, 1, false },
+		{ 0x1008, 0x1008, 0xabcd, 2, true },
+		{ 0x0ff0, 0x0ff0, 0xdeadbeef, 4, false },
+		{ 0x7fff8000, 0x3f000, 0x0123456789abcdefull, 8, true },
+		{ 0x7fff8008, 0x3f008, 0, 8, false },
+		{ 0xffffffffffffff00ull, 0x10, 0xff, 1, true },
+		{ 0, 0xfffffffffffff000ull, UINT64_MAX, 8, false },
+	};
+	char path[128];
+	snprintf(path, sizeof(path), "%s/000000.trace", f->dir);
+	struct trace_writer *w = trace_writer__create(path, 0, err, sizeof(err));
+	struct trace_record insn = { .kind = TRACE_INSN, .insn = { .pc = 0x400000, .size = 3 } };
+	assert_int_equal(trace_writer__append(w, &insn, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(acc) / sizeof(acc[0]); i++) {
+		struct trace_record m = { .kind = TRACE_MEM,
+					  .mem = { .vaddr = acc[i].vaddr, .paddr = acc[i].paddr,
+						   .value = acc[i].value, .size = acc[i].size,
+						   .write = acc[i].write } };
+		assert_int_equal(trace_writer__append(w, &m, err, sizeof(err)), 0);
+	}
+	struct trace_record wide = { .kind = TRACE_MEM, .mem = { .value = 0x100, .size = 1 } };
+	assert_int_not_equal(trace_writer__append(w, &wide, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "wider than its access"));
+	trace_writer__abort(w);
+
+	w = trace_writer__create(path, 0, err, sizeof(err));
+	assert_int_equal(trace_writer__append(w, &insn, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(acc) / sizeof(acc[0]); i++) {
+		struct trace_record m = { .kind = TRACE_MEM,
+					  .mem = { .vaddr = acc[i].vaddr, .paddr = acc[i].paddr,
+						   .value = acc[i].value, .size = acc[i].size,
+						   .write = acc[i].write } };
+		assert_int_equal(trace_writer__append(w, &m, err, sizeof(err)), 0);
+	}
+	assert_int_equal(trace_writer__commit(w, err, sizeof(err)), 0);
+	struct trace_reader *r = trace_reader__open(path, err, sizeof(err));
+	struct trace_record rec;
+	assert_int_equal(trace_reader__next(r, &rec, err, sizeof(err)), 1);
+	for (size_t i = 0; i < sizeof(acc) / sizeof(acc[0]); i++) {
+		assert_int_equal(trace_reader__next(r, &rec, err, sizeof(err)), 1);
+		assert_int_equal(rec.kind, TRACE_MEM);
+		assert_true(rec.mem.vaddr == acc[i].vaddr && rec.mem.paddr == acc[i].paddr);
+		assert_true(rec.mem.value == acc[i].value);
+		assert_int_equal(rec.mem.size, acc[i].size);
+		assert_int_equal(rec.mem.write, acc[i].write);
+	}
+	assert_int_equal(trace_reader__next(r, &rec, err, sizeof(err)), 0);
+	/* 11 + 7 accesses: none above 2 + 10 + 8 + 8 bytes */
+	assert_true(trace_reader__info(r)->raw_bytes <= 11 + 7 * 28);
+	trace_reader__close(r);
 }
 
 static void test_seek(void **state)
@@ -343,6 +406,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_encoding, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seek, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_concatenates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_refuses, setup, teardown),
