@@ -7,11 +7,12 @@
 # The target compares the interval alone; the command's time adds QEMU's
 # start and the RAM load, which short intervals make a large part.
 # usage: bench/trace.sh [BUILD_DIR]
-#   env: IVL=10ms (the recording's interval), SCALE=2, INTERVAL=3 (the one
-#   replayed), MAX_RECORDS=30000000 (for the library part)
+#   env: IVL=10ms (the recording's interval), SCALE=2, INTERVAL=K (the one
+#   traced; default: the one with the most instructions),
+#   MAX_RECORDS=30000000 (for the library part)
 set -eu
 B=${1:-build}
-IVL=${IVL:-10ms} SCALE=${SCALE:-2} INTERVAL=${INTERVAL:-3} MAX_RECORDS=${MAX_RECORDS:-30000000}
+IVL=${IVL:-10ms} SCALE=${SCALE:-2} MAX_RECORDS=${MAX_RECORDS:-30000000}
 S="$B/cli/simuboost" G="$B/guests"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -19,6 +20,12 @@ trap 'rm -rf "$TMP"' EXIT
 "$S" record --quiet --interval "$IVL" -o "$TMP/rec" --set "cmdline=workload=compute scale=$SCALE" \
 	--set console_out="$TMP/rec.out" "$G/compute.cfg" >/dev/null
 mkdir "$TMP/traces"
+# the busiest interval, unless one is given: intervals of a short recording
+# vary from idle to full
+if [ -z "${INTERVAL:-}" ]; then
+	"$S" replay "$TMP/rec" --all --json >"$TMP/all.json"
+	INTERVAL=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["intervals"]; print(max(d, key=lambda i: i["instructions"])["interval"])' "$TMP/all.json")
+fi
 t0=$(date +%s.%N)
 "$S" replay "$TMP/rec" --interval "$INTERVAL" --json >"$TMP/plain.json"
 t1=$(date +%s.%N)
