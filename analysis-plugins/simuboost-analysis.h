@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "trace.h"
 
@@ -91,6 +93,27 @@ struct sb_analysis {
 	/* The result, as text (or JSON, CSV: the plugin's choice). 0, or -1. */
 	int (*report)(void *plugin, const void *state, FILE *out);
 };
+
+/* For create: the value of a "KEY=N" argument in args ("a=1,b=2"): 1 if
+ * found and a number above 0, 0 if KEY is absent, -1 if malformed. */
+static inline int sb_analysis_arg_uint(const char *args, const char *key, unsigned long *out)
+{
+	size_t klen = strlen(key);
+	for (const char *a = args; *a;) {
+		const char *end = strchr(a, ',');
+		size_t len = end ? (size_t)(end - a) : strlen(a);
+		if (len > klen && !strncmp(a, key, klen) && a[klen] == '=') {
+			char *stop;
+			unsigned long v = strtoul(a + klen + 1, &stop, 10);
+			if (stop != a + len || v == 0 || a[klen + 1] == '-')
+				return -1;
+			*out = v;
+			return 1;
+		}
+		a += len + (end ? 1 : 0);
+	}
+	return 0;
+}
 
 /* The symbol the host looks up. */
 typedef const struct sb_analysis *(*sb_analysis_entry_fn)(void);

@@ -42,17 +42,13 @@ struct plugin {
 
 static void *create(const char *args, char *err, size_t errlen)
 {
-	struct plugin *p = g_new0(struct plugin, 1);
-	p->top = 20;
-	if (*args) {
-		char *end;
-		if (strncmp(args, "top=", 4) || !(p->top = (unsigned)strtoul(args + 4, &end, 10)) ||
-		    *end) {
-			snprintf(err, errlen, "bad argument \"%s\" (expected top=N, N > 0)", args);
-			g_free(p);
-			return NULL;
-		}
+	unsigned long top = 20;
+	if (sb_analysis_arg_uint(args, "top", &top) < 0 || (*args && strncmp(args, "top=", 4))) {
+		snprintf(err, errlen, "bad argument \"%s\" (expected top=N, N > 0)", args);
+		return NULL;
 	}
+	struct plugin *p = g_new0(struct plugin, 1);
+	p->top = (unsigned)top;
 	return p;
 }
 
