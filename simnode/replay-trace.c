@@ -41,7 +41,7 @@ struct replay_trace {
 	unsigned emitted;           /* its instructions recorded so far */
 	char err[512];              /* the first failure of the open trace */
 	bool injected;              /* the replay injected an interrupt: its event is in */
-	GPtrArray *sites;           /* struct insn_site, freed with the trace */
+	GPtrArray *sites;           /* what callbacks point to, freed with the trace */
 	GHashTable *entries;        /* IDT handler address -> vector + 1 */
 	uint64_t idt_base;          /* the IDT entries were read from */
 	uint32_t idt_limit;
@@ -57,7 +57,7 @@ struct block {
 	} insn[];
 };
 
-/* One translated instruction of the block `block`, number `index`. */
+/* One translated instruction, number `index` of its block. */
 struct insn_site {
 	struct replay_trace *t;
 	unsigned index;

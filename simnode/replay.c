@@ -150,7 +150,9 @@ static int spawn(struct job *j, const struct simnode_replay_options *o, const ch
 		"-cpu", cpu_arg, "-accel", "tcg,thread=multi", "-nodefaults", "-no-user-config",
 		"-display", "none", "-monitor", "none", "-serial", "none", "-plugin", plugin_arg,
 	};
-	unsigned na = 21;
+	unsigned na = 0;
+	while (args[na])
+		na++;
 	for (unsigned i = 0; i < o->nqemu_plugins && na + 2 < 60; i++) {
 		args[na++] = "-plugin";
 		args[na++] = o->qemu_plugins[i];
