@@ -2,8 +2,8 @@
 # Tracing cost and the trace library's speed, in one invocation: the
 # compute workload is recorded at $IVL intervals; one interval is replayed
 # without and with `--trace` (full instruction and memory tracing), then the
-# trace it wrote is written again and scanned by bench/trace-throughput,
-# against memcpy and lz4 over the same bytes.
+# records of the trace it wrote are written again and scanned by
+# bench/trace-bench, against memcpy and lz4 over the writer's raw bytes.
 # The target compares the interval alone; the command's time adds QEMU's
 # start and the RAM load, which short intervals make a large part.
 # usage: bench/trace.sh [BUILD_DIR]
@@ -49,4 +49,5 @@ print("%-34s %10.2f %10.2f %12.2f %10.2f   target 3x: %s; %.0f MiB written" % (
       "met" if b <= 3 * a else "NOT met", size / 2**20))
 PY
 echo
-"$B/bench/trace-throughput" "$TMP/traces/$(printf %06d "$INTERVAL").trace" "$MAX_RECORDS"
+# its temporary copy of the trace goes under $TMP too (removed on exit)
+TMPDIR="$TMP" "$B/bench/trace-bench" "$TMP/traces/$(printf %06d "$INTERVAL").trace" "$MAX_RECORDS"
