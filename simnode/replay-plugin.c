@@ -304,9 +304,7 @@ static int begin_interval(struct replay *r, uint32_t k, char *err, size_t errlen
 	r->insns_at_start = qemu_plugin_u64_sum(r->insns);
 	qemu_plugin_u64_set(r->budget_left, 0, r->budget);
 	r->wall_start_ns = now_ns();
-	if (r->trace && replay_trace__begin(r->trace, k,
-					    ckpt_store__info(r->store)->memory_bytes / CKPT_PAGE_SIZE,
-					    err, errlen) != 0)
+	if (r->trace && replay_trace__begin(r->trace, k, &r->pages, err, errlen) != 0)
 		return -1;
 	skip_informational(r);
 	return 0;
@@ -328,6 +326,7 @@ static void end_interval(struct replay *r)
 
 	replay_state__current(&got);
 	if (replay_state__from_ckpt(&r->end->cpu, &want, err, sizeof(err)) != 0 ||
+	    (r->trace && replay_trace__ad_bits(r->trace, r->end, err, sizeof(err)) != 0) ||
 	    ckpt_pages__advance(&r->pages, err, sizeof(err)) != 0 ||
 	    replay_pages__compare(&r->pages, read_ram, &pd, err, sizeof(err)) != 0) {
 		char msg[700];

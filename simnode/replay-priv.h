@@ -130,9 +130,10 @@ int replay_trace__check(const struct replay_trace *t, char *err, size_t errlen);
 void replay_trace__attach(struct replay_trace *t, qemu_plugin_u64 insns,
 			  const uint64_t *insns_at_start);
 /* Starts interval k: its trace, DIR/NNNNNN.trace (written on commit
- * only), and the analyses' interval. pages: guest RAM pages. */
-int replay_trace__begin(struct replay_trace *t, uint32_t interval, uint64_t pages, char *err,
-			size_t errlen);
+ * only), and the analyses' interval. start: the guest's pages at the
+ * interval's start (checkpoint k), which stay so until the interval ends. */
+int replay_trace__begin(struct replay_trace *t, uint32_t interval, struct ckpt_pages *start,
+			char *err, size_t errlen);
 /* Instruments a block for its instructions' records; s is the state it is
  * translated in (privilege level, IDT). Then each of its instructions,
  * number index in the block: its accesses' records, and its event if it
@@ -146,6 +147,12 @@ void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uin
 /* An interrupt injected at rip: its event, and at the handler's first
  * instruction the stores of its delivery (the frame the CPU pushed). */
 void replay_trace__interrupt(struct replay_trace *t, uint64_t vector, uint64_t rip);
+/* Before the end: the page-table entries in pages the interval dirtied
+ * (end, the next checkpoint's manifest) whose content differs from what the
+ * recorded stores left only in accessed/dirty bits, which the MMU sets
+ * outside any memory callback: one event each (when memory is traced). */
+int replay_trace__ad_bits(struct replay_trace *t, const struct ckpt_manifest *end, char *err,
+			  size_t errlen);
 /* The interval ended exact: ends the analyses' interval and commits the
  * trace; after the last interval of the run, saves the analyses' states.
  * Returns {trace: {path, instructions}, analyses: [state paths]} (each

@@ -27,7 +27,12 @@ struct replay_trace {
 	uint32_t interval;
 	qemu_plugin_u64 insns;      /* the replay's instruction counter, */
 	const uint64_t *insns_at_start; /* and its value when the interval began */
-	uint64_t pages;             /* guest RAM, for analyses that read it */
+	struct ckpt_pages *start;   /* guest pages at the interval's start */
+	/* Pages as the interval's recorded stores leave them: guest page
+	 * number -> 4096 bytes, made from start at the first store. */
+	GHashTable *shadow;
+	uint64_t shadow_gpn;        /* the last one used, */
+	uint8_t *shadow_page;       /* or NULL */
 	struct analysis *an[MAX_ANALYSES];
 	struct analysis_state *states[MAX_ANALYSES];
 	unsigned nan;
@@ -68,6 +73,7 @@ static struct replay_trace *trace_new(void)
 {
 	struct replay_trace *t = g_new0(struct replay_trace, 1);
 	t->sites = g_ptr_array_new_with_free_func(g_free);
+	t->shadow = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	t->entries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 	return t;
 }
@@ -143,12 +149,14 @@ static void read_idt(struct replay_trace *t, const struct qemu_plugin_x86_cpu_st
 	}
 }
 
-int replay_trace__begin(struct replay_trace *t, uint32_t interval, uint64_t pages, char *err,
-			size_t errlen)
+int replay_trace__begin(struct replay_trace *t, uint32_t interval, struct ckpt_pages *start,
+			char *err, size_t errlen)
 {
 	char path[4200];
 	t->interval = interval;
-	t->pages = pages;
+	t->start = start;
+	g_hash_table_remove_all(t->shadow);
+	t->shadow_page = NULL;
 	/* the running block goes on in this interval, counted from 0 */
 	t->base = -(uint64_t)t->emitted;
 	t->err[0] = '\0';
@@ -197,6 +205,28 @@ static void flush(struct replay_trace *t, uint64_t upto)
 		rec.insn.size = b->insn[t->emitted].size;
 		rec.insn.cpl = b->insn[t->emitted].cpl;
 		emit(t, &rec);
+	}
+}
+
+/* A recorded store, into the shadow of its page(s). */
+static void shadow_store(struct replay_trace *t, uint64_t paddr, uint64_t value, unsigned size)
+{
+	for (unsigned i = 0; i < size; i++) {
+		uint64_t pa = paddr + i, gpn = pa / CKPT_PAGE_SIZE;
+		if (!t->shadow_page || gpn != t->shadow_gpn) {
+			t->shadow_gpn = gpn;
+			t->shadow_page = g_hash_table_lookup(t->shadow, &gpn);
+			if (!t->shadow_page) {
+				char err[256];
+				uint64_t *key = g_new(uint64_t, 1);
+				*key = gpn;
+				t->shadow_page = g_malloc(CKPT_PAGE_SIZE);
+				if (ckpt_pages__read(t->start, gpn, t->shadow_page, err, sizeof(err)) != 0)
+					memset(t->shadow_page, 0, CKPT_PAGE_SIZE); /* MMIO, beyond RAM */
+				g_hash_table_insert(t->shadow, key, t->shadow_page);
+			}
+		}
+		t->shadow_page[pa % CKPT_PAGE_SIZE] = (uint8_t)(value >> (8 * i));
 	}
 }
 
@@ -257,8 +287,10 @@ static void append_delivery(struct replay_trace *t, unsigned vector)
 	if (!injected)
 		replay_trace__event(t, vector < 32 ? TRACE_EV_EXCEPTION : TRACE_EV_INTERRUPT, vector,
 				    words[n - 5].mem.value, n == 6 ? words[0].mem.value : 0, 0);
-	for (unsigned i = 0; i < n && t->want_mem; i++)
+	for (unsigned i = 0; i < n && t->want_mem; i++) {
 		append(t, &words[i]);
+		shadow_store(t, words[i].mem.paddr, words[i].mem.value, 8);
+	}
 }
 
 /* The first instruction of an interrupt or exception handler. */
@@ -307,6 +339,8 @@ static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr
 		if (!t->want_insn)
 			rec.icount = executed(t) - 1;
 		emit(t, &rec);
+		if (rec.mem.write)
+			shadow_store(t, rec.mem.paddr, rec.mem.value, size);
 	}
 }
 
@@ -443,6 +477,33 @@ void replay_trace__interrupt(struct replay_trace *t, uint64_t vector, uint64_t r
 	t->injected = true;
 }
 
+int replay_trace__ad_bits(struct replay_trace *t, const struct ckpt_manifest *end, char *err,
+			  size_t errlen)
+{
+	uint64_t was[CKPT_PAGE_SIZE / 8], now[CKPT_PAGE_SIZE / 8];
+
+	if (!t->want_mem)
+		return 0;
+	for (uint64_t i = 0; i < end->page_count; i++) {
+		uint64_t gpn = end->pages[i].gpn;
+		const uint8_t *stored = g_hash_table_lookup(t->shadow, &gpn);
+		if (stored)
+			memcpy(was, stored, sizeof(was));
+		else if (ckpt_pages__read(t->start, gpn, was, err, errlen) != 0)
+			return -1;
+		if (!qemu_plugin_read_memory_phys(gpn * CKPT_PAGE_SIZE, now, sizeof(now))) {
+			snprintf(err, errlen, "page 0x%" PRIx64 ": cannot read it", gpn);
+			return -1;
+		}
+		/* a present entry (bit 0) whose difference is bits 5 and 6 */
+		for (unsigned w = 0; w < CKPT_PAGE_SIZE / 8; w++)
+			if (was[w] != now[w] && (was[w] & 1) && !((was[w] ^ now[w]) & ~0x60ull))
+				replay_trace__event(t, TRACE_EV_AD_BITS, gpn * CKPT_PAGE_SIZE + 8 * w,
+						    was[w], now[w], 0);
+	}
+	return 0;
+}
+
 static int read_page(const struct sb_memory *m, uint64_t gpn, void *out)
 {
 	(void)m;
@@ -454,7 +515,7 @@ json_t *replay_trace__end(struct replay_trace *t, bool last, char *err, size_t e
 	char path[4200];
 	struct trace_writer *w = t->w;
 	json_t *out = json_object();
-	struct sb_memory mem = { .pages = t->pages, .read_page = read_page };
+	struct sb_memory mem = { .pages = t->start->npages, .read_page = read_page };
 
 	if (t->want_insn)
 		flush(t, executed(t) - t->base);
@@ -506,6 +567,7 @@ void replay_trace__free(struct replay_trace *t)
 		analysis__close(t->an[i]);
 	}
 	g_ptr_array_free(t->sites, TRUE);
+	g_hash_table_destroy(t->shadow);
 	g_hash_table_destroy(t->entries);
 	g_free(t);
 }

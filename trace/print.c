@@ -9,7 +9,7 @@ static const char *const event_names[TRACE_EV__COUNT] = {
 	[TRACE_EV_PIO_READ] = "pio-read",   [TRACE_EV_PIO_WRITE] = "pio-write",
 	[TRACE_EV_MMIO_READ] = "mmio-read", [TRACE_EV_MMIO_WRITE] = "mmio-write",
 	[TRACE_EV_SYSCALL] = "syscall",     [TRACE_EV_SYSRET] = "sysret",
-	[TRACE_EV_CR3] = "cr3",
+	[TRACE_EV_CR3] = "cr3",             [TRACE_EV_AD_BITS] = "ad-bits",
 };
 
 const char *trace_event_kind__name(enum trace_event_kind kind)
@@ -59,6 +59,11 @@ void trace_record__format(const struct trace_record *rec, char *out, size_t outl
 		case TRACE_EV_SYSRET:
 			snprintf(out, outlen, "%12" PRIu64 " %s = 0x%" PRIx64 " to rip 0x%" PRIx64
 				 " cr3 0x%" PRIx64, rec->icount, name, rec->event.a, rec->event.b,
+				 rec->event.c);
+			return;
+		case TRACE_EV_AD_BITS:
+			snprintf(out, outlen, "%12" PRIu64 " %s paddr 0x%" PRIx64 ": 0x%" PRIx64
+				 " -> 0x%" PRIx64, rec->icount, name, rec->event.a, rec->event.b,
 				 rec->event.c);
 			return;
 		case TRACE_EV_CR3:

@@ -42,6 +42,9 @@ enum trace_event_kind {
 				 * args = RDI, RSI, RDX, R10, R8, R9 */
 	TRACE_EV_SYSRET,        /* a = RAX (the result), b = RIP returned to, c = CR3 */
 	TRACE_EV_CR3,           /* a = new CR3, b = old CR3 */
+	TRACE_EV_AD_BITS,       /* a = physical address of an 8-byte word that only the
+				 * MMU's accessed/dirty bits changed, b = its value at
+				 * the interval's start, c = at its end; all at the end */
 	TRACE_EV__COUNT
 };
 
