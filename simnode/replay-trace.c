@@ -208,26 +208,35 @@ static void flush(struct replay_trace *t, uint64_t upto)
 	}
 }
 
+static uint8_t *shadow_of(struct replay_trace *t, uint64_t gpn)
+{
+	if (t->shadow_page && gpn == t->shadow_gpn)
+		return t->shadow_page;
+	t->shadow_gpn = gpn;
+	t->shadow_page = g_hash_table_lookup(t->shadow, &gpn);
+	if (!t->shadow_page) {
+		char err[256];
+		uint64_t *key = g_new(uint64_t, 1);
+		*key = gpn;
+		t->shadow_page = g_malloc(CKPT_PAGE_SIZE);
+		if (ckpt_pages__read(t->start, gpn, t->shadow_page, err, sizeof(err)) != 0)
+			memset(t->shadow_page, 0, CKPT_PAGE_SIZE); /* MMIO, beyond RAM */
+		g_hash_table_insert(t->shadow, key, t->shadow_page);
+	}
+	return t->shadow_page;
+}
+
 /* A recorded store, into the shadow of its page(s). */
 static void shadow_store(struct replay_trace *t, uint64_t paddr, uint64_t value, unsigned size)
 {
-	for (unsigned i = 0; i < size; i++) {
-		uint64_t pa = paddr + i, gpn = pa / CKPT_PAGE_SIZE;
-		if (!t->shadow_page || gpn != t->shadow_gpn) {
-			t->shadow_gpn = gpn;
-			t->shadow_page = g_hash_table_lookup(t->shadow, &gpn);
-			if (!t->shadow_page) {
-				char err[256];
-				uint64_t *key = g_new(uint64_t, 1);
-				*key = gpn;
-				t->shadow_page = g_malloc(CKPT_PAGE_SIZE);
-				if (ckpt_pages__read(t->start, gpn, t->shadow_page, err, sizeof(err)) != 0)
-					memset(t->shadow_page, 0, CKPT_PAGE_SIZE); /* MMIO, beyond RAM */
-				g_hash_table_insert(t->shadow, key, t->shadow_page);
-			}
-		}
-		t->shadow_page[pa % CKPT_PAGE_SIZE] = (uint8_t)(value >> (8 * i));
+	unsigned off = paddr % CKPT_PAGE_SIZE;
+	if (off + size <= CKPT_PAGE_SIZE) {
+		memcpy(shadow_of(t, paddr / CKPT_PAGE_SIZE) + off, &value, size);
+		return;
 	}
+	for (unsigned i = 0; i < size; i++) /* across two pages */
+		shadow_of(t, (paddr + i) / CKPT_PAGE_SIZE)[(paddr + i) % CKPT_PAGE_SIZE] =
+			(uint8_t)(value >> (8 * i));
 }
 
 /* A memory or event record, after the records of the instructions
