@@ -132,8 +132,10 @@ int cli__load_analyses(const char *const *specs, unsigned n, struct analysis **o
 			}
 		if (!out[i]) {
 			fprintf(stderr, "simuboost %s: %s\n", cmd, err);
-			while (i--)
+			while (i--) {
 				analysis__close(out[i]);
+				out[i] = NULL;
+			}
 			return -1;
 		}
 	}
