@@ -258,6 +258,20 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 	}
 	const uint8_t *p = r->raw + r->pos;
 	uint32_t left = r->raw_len - r->pos;
+	/* Most records are an instruction that follows the one before: the
+	 * short way, with the same checks as the long one. */
+	if (p[0] == TRACE_REC_NEXT && left >= TRACE_NEXT_SIZE && r->have_next &&
+	    (p[1] & 15) >= 1 && (p[1] >> 4) <= 3) {
+		rec->kind = TRACE_INSN;
+		rec->icount = r->icount++;
+		rec->insn.pc = r->next_pc;
+		rec->insn.size = p[1] & 15;
+		rec->insn.cpl = p[1] >> 4;
+		r->next_pc += rec->insn.size;
+		r->pos += TRACE_NEXT_SIZE;
+		r->records_left--;
+		return 1;
+	}
 	uint32_t need = p[0] == TRACE_INSN ? TRACE_INSN_SIZE :
 			p[0] == TRACE_REC_NEXT ? TRACE_NEXT_SIZE :
 			p[0] == TRACE_REC_MEM ? TRACE_MEM_FIXED :
