@@ -6,7 +6,7 @@ set -eu
 # --if-missing: do nothing when every package is already installed, so the
 # test command stays fast on a warm machine.
 PACKAGES="build-essential clang lld pkg-config ninja-build git ca-certificates xz-utils
-	libconfig-dev libcmocka-dev libjansson-dev liblz4-dev libxxhash-dev libzmq3-dev
+	libconfig-dev libcmocka-dev libjansson-dev liblz4-dev libxxhash-dev libzmq3-dev libsodium-dev
 	libarchive-dev libcairo2-dev libclang-rt-14-dev llvm-14 python3 python3-venv libfdt-dev libglib2.0-dev
 	zstd cpio busybox-static curl bzip2 patch"
 BPO_PACKAGES="meson python3-pycotap qemu-system-x86"

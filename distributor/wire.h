@@ -1,0 +1,144 @@
+/* simuboost wire messages: the frame every message between the
+ * coordinator, the vnode and the simulation nodes travels in (over ZeroMQ),
+ * and a bounds-checked reader for the fields inside it. This is the only
+ * header other modules may use.
+ *
+ * A frame (little-endian):
+ *   u32 magic "SBWM", u16 version, u16 type, u32 sender, u32 payload length,
+ *   u64 sequence number, u64 0 (reserved), the payload,
+ *   32-byte HMAC-SHA-256 of everything before it under the run's key.
+ * A receiver refuses, and counts by reason, a frame that is short, too long
+ * for its length field, of another version, of an unknown type, with a bad
+ * MAC (another key, or tampered with), or with a sequence number not above
+ * the last one it accepted from that sender (replayed). */
+#ifndef SIMUBOOST_WIRE_H
+#define SIMUBOOST_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_VERSION 1u
+#define WIRE_HEADER_SIZE 32u
+#define WIRE_MAC_SIZE 32u
+#define WIRE_MAX_PAYLOAD (64u << 20)
+#define WIRE_KEY_SIZE 32u
+
+enum wire_type {
+	WIRE_HELLO = 1,     /* a node joins: what it is */
+	WIRE_WELCOME,       /* the coordinator's answer */
+	WIRE_ASSIGN,        /* an interval to simulate */
+	WIRE_RESULT,        /* an interval's verdict and outputs */
+	WIRE_HAVE,          /* page hashes a peer holds */
+	WIRE_PAGE_REQUEST,  /* page hashes wanted */
+	WIRE_PAGE_DATA,     /* pages, lz4-compressed, by hash */
+	WIRE_HEARTBEAT,
+	WIRE_BYE,
+	WIRE_TYPE__COUNT
+};
+
+const char *wire_type__name(enum wire_type type);
+
+struct wire_key {
+	uint8_t bytes[WIRE_KEY_SIZE];
+};
+
+/* The run's key from a shared secret (at least 16 characters), hashed so
+ * that any text makes a full-length key. -1 if the secret is too short. */
+int wire_key__from_secret(struct wire_key *key, const char *secret);
+
+struct wire_msg {
+	enum wire_type type;
+	uint32_t sender;
+	uint64_t seq;
+	const uint8_t *payload;     /* decode: points into the frame */
+	uint32_t len;
+};
+
+/* The frame of m into out (cap bytes): its size, or 0 if it does not fit
+ * or the payload is too long. */
+size_t wire__encode(const struct wire_key *key, const struct wire_msg *m, void *out, size_t cap);
+static inline size_t wire__frame_size(uint32_t payload_len)
+{
+	return WIRE_HEADER_SIZE + payload_len + WIRE_MAC_SIZE;
+}
+
+/* Why a frame was refused. */
+enum wire_verdict {
+	WIRE_OK = 0,
+	WIRE_SHORT,         /* shorter than a header and a MAC, or than its length */
+	WIRE_OVERSIZED,     /* longer than its length says, or above the limit */
+	WIRE_BAD_MAGIC,
+	WIRE_BAD_VERSION,
+	WIRE_UNKNOWN_TYPE,
+	WIRE_BAD_MAC,
+	WIRE_REPLAYED,
+	WIRE_VERDICT__COUNT
+};
+
+const char *wire_verdict__name(enum wire_verdict v);
+
+/* Checks a received frame and fills m (its payload points into buf). The
+ * sequence number is not judged here: see wire_guard. */
+enum wire_verdict wire__decode(const struct wire_key *key, const void *buf, size_t len,
+			       struct wire_msg *m);
+
+/* A receiver's memory of the last sequence number accepted per sender, and
+ * its counts of frames by verdict. */
+#define WIRE_GUARD_SENDERS 1024u
+struct wire_guard {
+	uint64_t counts[WIRE_VERDICT__COUNT];
+	uint32_t nsenders;
+	struct {
+		uint32_t sender;
+		uint64_t last_seq;
+	} senders[WIRE_GUARD_SENDERS];
+};
+
+void wire_guard__init(struct wire_guard *g);
+/* wire__decode, then the sequence number: WIRE_OK if the frame is new and
+ * authentic. Every frame is counted under its verdict. */
+enum wire_verdict wire_guard__accept(struct wire_guard *g, const struct wire_key *key,
+				     const void *buf, size_t len, struct wire_msg *m);
+
+/* ---- payload fields ----------------------------------------------------- */
+
+/* Writing: fields appended to a growing buffer; ok turns false (and stays)
+ * when memory or the payload limit runs out. */
+struct wire_writer {
+	uint8_t *buf;
+	uint32_t len, cap;
+	bool ok;
+};
+void wire_writer__u8(struct wire_writer *w, uint8_t v);
+void wire_writer__u32(struct wire_writer *w, uint32_t v);
+void wire_writer__u64(struct wire_writer *w, uint64_t v);
+void wire_writer__bytes(struct wire_writer *w, const void *p, uint32_t n);
+/* A u32 length, then the bytes. */
+void wire_writer__blob(struct wire_writer *w, const void *p, uint32_t n);
+void wire_writer__free(struct wire_writer *w);
+
+/* Reading: each getter fails (returns false, and so do all later ones)
+ * when the payload has fewer bytes left than it needs. */
+struct wire_reader {
+	const uint8_t *p;
+	uint32_t left;
+	bool ok;
+};
+static inline struct wire_reader wire_reader__of(const struct wire_msg *m)
+{
+	return (struct wire_reader){ .p = m->payload, .left = m->len, .ok = true };
+}
+bool wire_reader__u8(struct wire_reader *r, uint8_t *v);
+bool wire_reader__u32(struct wire_reader *r, uint32_t *v);
+bool wire_reader__u64(struct wire_reader *r, uint64_t *v);
+bool wire_reader__bytes(struct wire_reader *r, void *out, uint32_t n);
+/* A blob: its bytes stay in the payload; *n is at most max. */
+bool wire_reader__blob(struct wire_reader *r, const uint8_t **p, uint32_t *n, uint32_t max);
+/* True if every field was there and nothing is left over. */
+static inline bool wire_reader__done(const struct wire_reader *r)
+{
+	return r->ok && r->left == 0;
+}
+
+#endif
