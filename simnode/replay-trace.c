@@ -31,8 +31,10 @@ struct replay_trace {
 	/* Pages as the interval's recorded stores leave them: guest page
 	 * number -> 4096 bytes, made from start at the first store. */
 	GHashTable *shadow;
-	uint64_t shadow_gpn;        /* the last one used, */
-	uint8_t *shadow_page;       /* or NULL */
+	struct {                    /* the last pages used, by gpn % 8 */
+		uint64_t gpn;
+		uint8_t *page;      /* NULL: none */
+	} recent[8];
 	struct analysis *an[MAX_ANALYSES];
 	struct analysis_state *states[MAX_ANALYSES];
 	unsigned nan;
@@ -156,7 +158,7 @@ int replay_trace__begin(struct replay_trace *t, uint32_t interval, struct ckpt_p
 	t->interval = interval;
 	t->start = start;
 	g_hash_table_remove_all(t->shadow);
-	t->shadow_page = NULL;
+	memset(t->recent, 0, sizeof(t->recent));
 	/* the running block goes on in this interval, counted from 0 */
 	t->base = -(uint64_t)t->emitted;
 	t->err[0] = '\0';
@@ -210,20 +212,24 @@ static void flush(struct replay_trace *t, uint64_t upto)
 
 static uint8_t *shadow_of(struct replay_trace *t, uint64_t gpn)
 {
-	if (t->shadow_page && gpn == t->shadow_gpn)
-		return t->shadow_page;
-	t->shadow_gpn = gpn;
-	t->shadow_page = g_hash_table_lookup(t->shadow, &gpn);
-	if (!t->shadow_page) {
+	/* code alternates between a few pages (stack, data): the hash table
+	 * is asked only when none of the recent ones is it */
+	__typeof__(t->recent[0]) *slot = &t->recent[gpn % 8];
+	if (slot->page && slot->gpn == gpn)
+		return slot->page;
+	uint8_t *page = g_hash_table_lookup(t->shadow, &gpn);
+	if (!page) {
 		char err[256];
 		uint64_t *key = g_new(uint64_t, 1);
 		*key = gpn;
-		t->shadow_page = g_malloc(CKPT_PAGE_SIZE);
-		if (ckpt_pages__read(t->start, gpn, t->shadow_page, err, sizeof(err)) != 0)
-			memset(t->shadow_page, 0, CKPT_PAGE_SIZE); /* MMIO, beyond RAM */
-		g_hash_table_insert(t->shadow, key, t->shadow_page);
+		page = g_malloc(CKPT_PAGE_SIZE);
+		if (ckpt_pages__read(t->start, gpn, page, err, sizeof(err)) != 0)
+			memset(page, 0, CKPT_PAGE_SIZE); /* MMIO, beyond RAM */
+		g_hash_table_insert(t->shadow, key, page);
 	}
-	return t->shadow_page;
+	slot->gpn = gpn;
+	slot->page = page;
+	return page;
 }
 
 /* A recorded store, into the shadow of its page(s). */
