@@ -5,7 +5,7 @@
 
 #include <sodium.h>
 
-#include "wire.h"
+#include "distributor.h"
 
 #define MAGIC "SBWM"
 

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "wire.h"
+#include "distributor.h"
 
 static struct wire_key key, other;
 

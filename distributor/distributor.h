@@ -1,7 +1,8 @@
-/* simuboost wire messages: the frame every message between the
- * coordinator, the vnode and the simulation nodes travels in (over ZeroMQ),
- * and a bounds-checked reader for the fields inside it. This is the only
- * header other modules may use.
+/* simuboost distribution: the messages between the coordinator, the vnode
+ * and the simulation nodes. This is the only header other modules may use.
+ *
+ * Wire frames (wire.c): the frame every message travels in, and a
+ * bounds-checked reader and writer for the fields inside it.
  *
  * A frame (little-endian):
  *   u32 magic "SBWM", u16 version, u16 type, u32 sender, u32 payload length,
@@ -11,8 +12,8 @@
  * for its length field, of another version, of an unknown type, with a bad
  * MAC (another key, or tampered with), or with a sequence number not above
  * the last one it accepted from that sender (replayed). */
-#ifndef SIMUBOOST_WIRE_H
-#define SIMUBOOST_WIRE_H
+#ifndef SIMUBOOST_DISTRIBUTOR_H
+#define SIMUBOOST_DISTRIBUTOR_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -140,5 +141,27 @@ static inline bool wire_reader__done(const struct wire_reader *r)
 {
 	return r->ok && r->left == 0;
 }
+
+/* ---- links (link.c) --------------------------------------------------------
+ * A ZeroMQ socket that speaks wire frames: the coordinator listens (ROUTER)
+ * and answers each peer by its sender id; a node connects (DEALER). Every
+ * frame received goes through a wire_guard: what it refuses is counted and
+ * dropped, and never reaches the caller. */
+
+struct link;
+struct link *link__listen(const char *endpoint, const struct wire_key *key, uint32_t self,
+			  char *err, size_t errlen);
+struct link *link__connect(const char *endpoint, const struct wire_key *key, uint32_t self,
+			   char *err, size_t errlen);
+/* Sends a message; to: the peer's sender id on a listening link (it must
+ * have been heard from), ignored on a connected one. */
+int link__send(struct link *l, uint32_t to, enum wire_type type, const void *payload,
+	       uint32_t len, char *err, size_t errlen);
+/* The next accepted message, waiting up to timeout_ms (-1: forever): 1, 0
+ * on timeout, -1 with err. m->payload stays valid until the next call. */
+int link__recv(struct link *l, struct wire_msg *m, int timeout_ms, char *err, size_t errlen);
+/* Frames received so far, by verdict. */
+const struct wire_guard *link__guard(const struct link *l);
+void link__close(struct link *l);
 
 #endif
