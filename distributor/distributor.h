@@ -164,4 +164,41 @@ int link__recv(struct link *l, struct wire_msg *m, int timeout_ms, char *err, si
 const struct wire_guard *link__guard(const struct link *l);
 void link__close(struct link *l);
 
+/* ---- the schedule (schedule.c) --------------------------------------------
+ * Which interval of a run each node simulates: the coordinator's state. An
+ * interval is pending, running on one node, or done. A lost node's
+ * intervals are pending again, first in line; a result is taken once, so
+ * one that arrives late from a node presumed lost, or twice, is dropped. A
+ * run that fails (the node's error, not a divergence, which is a result)
+ * is retried elsewhere up to SCHED_ATTEMPTS times. The state survives a
+ * coordinator restart through sched__save and sched__load. */
+
+#define SCHED_ATTEMPTS 3u
+
+enum sched_state { SCHED_PENDING, SCHED_RUNNING, SCHED_DONE, SCHED_FAILED };
+
+struct sched;
+struct sched *sched__new(uint32_t first, uint32_t last);
+void sched__free(struct sched *s);
+/* How much of interval's pages node holds (higher: better); NULL: none. */
+typedef double (*sched_affinity_fn)(void *ctx, uint32_t node, uint32_t interval);
+/* An interval for an idle node: the pending one it has the most pages of,
+ * the earliest among equals. 1 with *interval, 0 if none is pending. */
+int sched__next(struct sched *s, uint32_t node, sched_affinity_fn affinity, void *ctx,
+		uint32_t *interval);
+/* node's result for interval: ok, or its run failed. 1 if taken, 0 if
+ * dropped (not running there: late, twice, or never assigned). */
+int sched__done(struct sched *s, uint32_t node, uint32_t interval, bool ok);
+/* node is gone: what ran there is pending again. Returns how many. */
+unsigned sched__node_lost(struct sched *s, uint32_t node);
+enum sched_state sched__state(const struct sched *s, uint32_t interval, uint32_t *node,
+			      unsigned *attempts);
+/* Intervals in each state. */
+void sched__counts(const struct sched *s, unsigned counts[4]);
+bool sched__finished(const struct sched *s);
+/* On disk, atomically; versioned and checksummed. Loading makes running
+ * intervals pending: their nodes are not known to the new coordinator. */
+int sched__save(const struct sched *s, const char *path, char *err, size_t errlen);
+struct sched *sched__load(const char *path, char *err, size_t errlen);
+
 #endif
