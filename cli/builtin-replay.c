@@ -70,32 +70,6 @@ static const char *str(json_t *o, const char *key)
 	return s ? s : "";
 }
 
-static void print_table(json_t *results, FILE *out)
-{
-	size_t i;
-	json_t *r;
-	fprintf(out, "%8s  %-9s %14s %8s %7s  %s\n", "interval", "verdict", "instructions",
-		"events", "wall s", "first divergence");
-	json_array_foreach(results, i, r) {
-		json_t *div = json_object_get(r, "divergence");
-		fprintf(out, "%8lld  %-9s %14lld %8lld %7.2f  ",
-			(long long)json_integer_value(json_object_get(r, "interval")),
-			str(r, "verdict"),
-			(long long)json_integer_value(json_object_get(r, "instructions")),
-			(long long)json_integer_value(json_object_get(r, "events")),
-			json_real_value(json_object_get(r, "wall_s")));
-		if (div)
-			fprintf(out, "%s at event %lld, rip %s, instruction %lld: %s", str(div, "kind"),
-				(long long)json_integer_value(json_object_get(div, "event")),
-				str(div, "rip"),
-				(long long)json_integer_value(json_object_get(div, "at_instruction")),
-				str(div, "detail"));
-		else
-			fputs(str(r, "detail"), out);
-		fputc('\n', out);
-	}
-}
-
 static json_int_t num(json_t *o, const char *key)
 {
 	return json_integer_value(json_object_get(o, key));
@@ -342,7 +316,7 @@ int builtin_replay(int argc, char **argv)
 		fputc('\n', stdout);
 		json_decref(doc);
 	} else {
-		print_table(results, stdout);
+		cli__print_results(results, stdout);
 		printf("%zu of %zu intervals exact\n", exact, json_array_size(results));
 		if (json_object_get(first, "bisect"))
 			print_bisect(first, stdout);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "vnode.h"
 
@@ -23,6 +24,8 @@ int builtin_log(int argc, char **argv);
 int builtin_replay(int argc, char **argv);
 int builtin_trace(int argc, char **argv);
 int builtin_analyze(int argc, char **argv);
+int builtin_simulate(int argc, char **argv);
+int builtin_simnode(int argc, char **argv);
 extern const char builtin_run_usage[];
 extern const char builtin_cpuid_usage[];
 extern const char builtin_record_usage[];
@@ -31,6 +34,8 @@ extern const char builtin_log_usage[];
 extern const char builtin_replay_usage[];
 extern const char builtin_trace_usage[];
 extern const char builtin_analyze_usage[];
+extern const char builtin_simulate_usage[];
+extern const char builtin_simnode_usage[];
 
 /* Options shared by run and record (options.c); each prints its own error. */
 #define CLI_MAX_SETS 64
@@ -67,6 +72,8 @@ int cli__analysis_reports(struct analysis **an, unsigned n, const char *states_d
 			  const uint32_t *bounds, size_t nranges, const char *out_dir,
 			  const char *cmd);
 int cli__make_dir(const char *dir, const char *cmd);
+/* The table of per-interval replay results (replay, simulate). */
+void cli__print_results(struct json_t *results, FILE *out);
 void cli__remove_dir(const char *dir, const char *cmd);
 
 /* Exit codes shared by the commands. */

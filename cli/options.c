@@ -79,3 +79,35 @@ json_t *cli__json_hex(uint64_t v)
 {
 	return json_sprintf("0x%" PRIx64, v);
 }
+
+static const char *field(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+void cli__print_results(json_t *results, FILE *out)
+{
+	size_t i;
+	json_t *r;
+	fprintf(out, "%8s  %-9s %14s %8s %7s  %s\n", "interval", "verdict", "instructions",
+		"events", "wall s", "first divergence");
+	json_array_foreach(results, i, r) {
+		json_t *div = json_object_get(r, "divergence");
+		fprintf(out, "%8lld  %-9s %14lld %8lld %7.2f  ",
+			(long long)json_integer_value(json_object_get(r, "interval")),
+			field(r, "verdict"),
+			(long long)json_integer_value(json_object_get(r, "instructions")),
+			(long long)json_integer_value(json_object_get(r, "events")),
+			json_real_value(json_object_get(r, "wall_s")));
+		if (div)
+			fprintf(out, "%s at event %lld, rip %s, instruction %lld: %s", field(div, "kind"),
+				(long long)json_integer_value(json_object_get(div, "event")),
+				field(div, "rip"),
+				(long long)json_integer_value(json_object_get(div, "at_instruction")),
+				field(div, "detail"));
+		else
+			fputs(field(r, "detail"), out);
+		fputc('\n', out);
+	}
+}

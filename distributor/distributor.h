@@ -201,4 +201,31 @@ bool sched__finished(const struct sched *s);
 int sched__save(const struct sched *s, const char *path, char *err, size_t errlen);
 struct sched *sched__load(const char *path, char *err, size_t errlen);
 
+/* ---- the coordinator (coordinator.c) ---------------------------------------
+ * Runs a simulation's schedule over a listening link: a node says HELLO
+ * and gets WELCOME with the run's settings (a JSON text the nodes
+ * understand), then ASSIGN messages, one interval at a time, each answered
+ * by RESULT (the interval's result as JSON). When every interval is done,
+ * each node gets BYE. */
+
+struct coord_options {
+	const char *endpoint;
+	const struct wire_key *key;
+	uint32_t first, last;
+	const char *settings;       /* JSON text for WELCOME */
+	const char *state_path;     /* the schedule, saved after each result; NULL: none */
+	bool resume;                /* start from state_path */
+	/* Nodes that are gone (a process that ended, a host that went
+	 * silent): called while waiting, fills lost[] and returns how many. */
+	unsigned (*lost)(void *ctx, uint32_t *lost, unsigned max);
+	void (*progress)(void *ctx, unsigned done, unsigned total);
+	void *ctx;
+};
+
+/* The results of every interval, in order ({interval, verdict, ...} as the
+ * nodes sent them), or NULL with err. Stops with an error once no node is
+ * left while intervals are pending and none joins within idle_s seconds. */
+struct json_t *coord__run(const struct coord_options *o, double idle_s, char *err,
+			  size_t errlen);
+
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -177,6 +178,9 @@ static int spawn(struct job *j, const struct simnode_replay_options *o, const ch
 		return -1;
 	}
 	if (j->pid == 0) {
+		/* a QEMU outlives no driver: a simulation node killed mid-interval
+		 * takes its QEMU with it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(logfd, STDOUT_FILENO);
 		dup2(logfd, STDERR_FILENO);
 		execv(qemu, (char *const *)args);

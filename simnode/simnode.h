@@ -63,6 +63,13 @@ json_t *simnode__replay(const struct simnode_replay_options *o, char *err, size_
 json_t *simnode__bisect(const struct simnode_replay_options *o, const json_t *diverged,
 			char *err, size_t errlen);
 
+/* Serves a distributed run as node id: joins the coordinator at endpoint
+ * (distributor.h), replays the intervals it assigns, and returns 0 when it
+ * says BYE, -1 with err if the link fails. */
+struct wire_key;
+int simnode__serve(const char *endpoint, const struct wire_key *key, uint32_t id, char *err,
+		   size_t errlen);
+
 /* The number of checkpoints of a recording, or -1 with err. */
 long simnode__checkpoints(const char *recording, char *err, size_t errlen);
 

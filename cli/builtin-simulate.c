@@ -1,0 +1,356 @@
+/* simuboost simulate: every interval of a recording across simulation
+ * nodes, coordinated over ZeroMQ (distributor/), each interval replayed by
+ * a node as `replay` would (simnode/). Embedded: N node processes on this
+ * machine. simuboost simnode: a node that joins a coordinator, from here
+ * or from another machine. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "analysis.h"
+#include "builtin.h"
+#include "distributor.h"
+#include "simnode.h"
+
+const char builtin_simulate_usage[] =
+	"usage: simuboost simulate <REC> [--nodes N] [options]\n"
+	"\n"
+	"Replays every interval of the recording REC on simulation nodes, which a\n"
+	"coordinator (this command) gives intervals one at a time; a node that\n"
+	"dies has its interval run again elsewhere. Without --listen, the nodes\n"
+	"are N processes on this machine.\n"
+	"\n"
+	"  -n, --nodes N          node processes to start here (default: CPUs; 0 with\n"
+	"                         --listen: only nodes that join)\n"
+	"      --listen ENDPOINT  also take nodes that join from elsewhere, e.g.\n"
+	"                         tcp://0.0.0.0:7450 (`simuboost simnode --join`)\n"
+	"      --secret-file F    the run's shared secret (default: a fresh random one,\n"
+	"                         written to OUT/secret, or a temporary file)\n"
+	"  -t, --trace DIR        full traces of every interval (see replay --trace)\n"
+	"  -A, --analysis SPEC    an analysis plugin, PLUGIN.so[,ARGS] (repeatable)\n"
+	"  -o, --out DIR          reports to DIR/NAME.txt, states to DIR/states, the\n"
+	"                         schedule to DIR/schedule (default: stdout)\n"
+	"      --resume           continue the run whose schedule is in OUT\n"
+	"      --timeout S        kill an interval's QEMU after S seconds (default 3600)\n"
+	"  -j, --json             the results as JSON\n"
+	"\n"
+	"Exit status: 0 if every interval replayed exact, 1 if not, 2 on bad usage.\n";
+
+const char builtin_simnode_usage[] =
+	"usage: simuboost simnode --join ENDPOINT --id N [--secret-file F]\n"
+	"\n"
+	"A simulation node: joins the coordinator of `simuboost simulate` at\n"
+	"ENDPOINT, replays the intervals it assigns, and exits when it says the\n"
+	"run is over. The secret comes from --secret-file or $SIMUBOOST_SECRET;\n"
+	"the recording must be at the same path here as for the coordinator.\n";
+
+#define MAX_LOCAL 64
+#define MAX_SPECS 16
+
+static int read_secret(const char *file, char *out, size_t len, const char *cmd)
+{
+	const char *env = getenv("SIMUBOOST_SECRET");
+	if (!file && env) {
+		snprintf(out, len, "%s", env);
+		return 0;
+	}
+	FILE *f = file ? fopen(file, "r") : NULL;
+	if (!f || !fgets(out, (int)len, f)) {
+		fprintf(stderr, "simuboost %s: secret %s: %s\n", cmd, file ? file : "(none given)",
+			f ? "empty" : file ? strerror(errno) : "use --secret-file or $SIMUBOOST_SECRET");
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	out[strcspn(out, "\n")] = '\0';
+	return 0;
+}
+
+int builtin_simnode(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "join", required_argument, NULL, 'J' },
+		{ "id", required_argument, NULL, 'i' },
+		{ "secret-file", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *join = NULL, *secret_file = NULL;
+	uint32_t id = 0;
+	char secret[256], err[1024];
+	struct wire_key key;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "J:i:s:", options, NULL)) != -1) {
+		switch (c) {
+		case 'J': join = optarg; break;
+		case 'i':
+			if (cli__parse_index(optarg, &id) != 0 || !id)
+				goto usage;
+			break;
+		case 's': secret_file = optarg; break;
+		default: goto usage;
+		}
+	}
+	if (!join || !id || optind != argc)
+		goto usage;
+	if (read_secret(secret_file, secret, sizeof(secret), "simnode") != 0)
+		return EXIT_USAGE;
+	if (wire_key__from_secret(&key, secret) != 0) {
+		fprintf(stderr, "simuboost simnode: the secret is shorter than 16 characters\n");
+		return EXIT_USAGE;
+	}
+	if (simnode__serve(join, &key, id, err, sizeof(err)) != 0) {
+		fprintf(stderr, "simuboost simnode %u: %s\n", id, err);
+		return EXIT_FAILURE;
+	}
+	return EXIT_SUCCESS;
+usage:
+	fputs(builtin_simnode_usage, stderr);
+	return EXIT_USAGE;
+}
+
+struct local_nodes {
+	pid_t pids[MAX_LOCAL];
+	unsigned n;
+};
+
+/* Local node processes that ended are lost nodes (ids 1..n). */
+static unsigned lost_locals(void *ctx, uint32_t *lost, unsigned max)
+{
+	struct local_nodes *ln = ctx;
+	unsigned n = 0;
+	for (unsigned i = 0; i < ln->n && n < max; i++) {
+		int status;
+		if (ln->pids[i] > 0 && waitpid(ln->pids[i], &status, WNOHANG) == ln->pids[i]) {
+			ln->pids[i] = 0;
+			lost[n++] = i + 1;
+		}
+	}
+	return n;
+}
+
+static void progress(void *ctx, unsigned done, unsigned total)
+{
+	(void)ctx;
+	fprintf(stderr, "\rsimulate: %u/%u intervals", done, total);
+	if (done == total)
+		fputc('\n', stderr);
+}
+
+int builtin_simulate(int argc, char **argv)
+{
+	enum { OPT_LISTEN = 256, OPT_SECRET, OPT_RESUME, OPT_TIMEOUT };
+	static const struct option options[] = {
+		{ "nodes", required_argument, NULL, 'n' },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "secret-file", required_argument, NULL, OPT_SECRET },
+		{ "trace", required_argument, NULL, 't' },
+		{ "analysis", required_argument, NULL, 'A' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "resume", no_argument, NULL, OPT_RESUME },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *listen = NULL, *secret_file = NULL, *trace_dir = NULL, *out_dir = NULL;
+	const char *specs[MAX_SPECS];
+	struct analysis *an[MAX_SPECS];
+	unsigned nspecs = 0;
+	long nodes = sysconf(_SC_NPROCESSORS_ONLN);
+	bool json = false, resume = false;
+	double timeout_s = 3600;
+	char err[1024], secret[256], endpoint[256], states_dir[PATH_MAX] = "", state_path[PATH_MAX];
+	int c, status = EXIT_FAILURE;
+
+	while ((c = getopt_long(argc, argv, "n:t:A:o:j", options, NULL)) != -1) {
+		switch (c) {
+		case 'n': nodes = strtol(optarg, NULL, 10); break;
+		case OPT_LISTEN: listen = optarg; break;
+		case OPT_SECRET: secret_file = optarg; break;
+		case 't': trace_dir = optarg; break;
+		case 'A':
+			if (nspecs == MAX_SPECS) {
+				fprintf(stderr, "simuboost simulate: at most %d analyses\n", MAX_SPECS);
+				return EXIT_USAGE;
+			}
+			specs[nspecs++] = optarg;
+			break;
+		case 'o': out_dir = optarg; break;
+		case OPT_RESUME: resume = true; break;
+		case OPT_TIMEOUT:
+			if (cli__parse_timeout(optarg, &timeout_s, "simulate") != 0)
+				return EXIT_USAGE;
+			break;
+		case 'j': json = true; break;
+		default:
+			fputs(builtin_simulate_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || nodes < 0 || nodes > MAX_LOCAL || (!nodes && !listen) ||
+	    (resume && !out_dir) || (json && nspecs && !out_dir)) {
+		fprintf(stderr, "simuboost simulate: expected a recording, --nodes 1..%d (or 0 with "
+				"--listen), --resume and --json with analyses only with --out\n",
+			MAX_LOCAL);
+		return EXIT_USAGE;
+	}
+	char rec[PATH_MAX];
+	if (!realpath(argv[optind], rec)) {
+		fprintf(stderr, "simuboost simulate: %s: %s\n", argv[optind], strerror(errno));
+		return EXIT_FAILURE;
+	}
+	long count = simnode__checkpoints(rec, err, sizeof(err));
+	if (count < 2) {
+		fprintf(stderr, "simuboost simulate: %s\n",
+			count < 0 ? err : "fewer than two checkpoints: no interval to simulate");
+		return EXIT_FAILURE;
+	}
+	if (out_dir && cli__make_dir(out_dir, "simulate") != 0)
+		return EXIT_FAILURE;
+	if (trace_dir && cli__make_dir(trace_dir, "simulate") != 0)
+		return EXIT_FAILURE;
+	/* the secret: given, or fresh */
+	if (secret_file || (getenv("SIMUBOOST_SECRET") && listen)) {
+		if (read_secret(secret_file, secret, sizeof(secret), "simulate") != 0)
+			return EXIT_USAGE;
+	} else {
+		unsigned char raw[24];
+		int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || read(fd, raw, sizeof(raw)) != (ssize_t)sizeof(raw)) {
+			fprintf(stderr, "simuboost simulate: /dev/urandom: %s\n", strerror(errno));
+			return EXIT_FAILURE;
+		}
+		close(fd);
+		for (size_t i = 0; i < sizeof(raw); i++)
+			snprintf(secret + 2 * i, 3, "%02x", raw[i]);
+	}
+	struct wire_key key;
+	if (wire_key__from_secret(&key, secret) != 0) {
+		fprintf(stderr, "simuboost simulate: the secret is shorter than 16 characters\n");
+		return EXIT_USAGE;
+	}
+	if (cli__load_analyses(specs, nspecs, an, "simulate") != 0)
+		return EXIT_USAGE;
+
+	/* the settings every node replays with */
+	json_t *settings = json_pack("{s:s, s:f}", "recording", rec, "timeout_s", timeout_s);
+	char abs_trace[PATH_MAX];
+	if (trace_dir && realpath(trace_dir, abs_trace))
+		json_object_set_new(settings, "trace_dir", json_string(abs_trace));
+	if (getenv("SIMUBOOST_QEMU"))
+		json_object_set_new(settings, "qemu", json_string(getenv("SIMUBOOST_QEMU")));
+	if (nspecs) {
+		json_t *list = json_array();
+		for (unsigned i = 0; i < nspecs; i++) {
+			char path[PATH_MAX], real[PATH_MAX], spec[PATH_MAX + 1024];
+			const char *comma = strchr(specs[i], ',');
+			snprintf(path, sizeof(path), "%.*s",
+				 comma ? (int)(comma - specs[i]) : PATH_MAX - 1, specs[i]);
+			snprintf(spec, sizeof(spec), "%s%s", realpath(path, real) ? real : path,
+				 comma ? comma : "");
+			json_array_append_new(list, json_string(spec));
+		}
+		json_object_set_new(settings, "analyses", list);
+		if (out_dir)
+			snprintf(states_dir, sizeof(states_dir), "%s/states", out_dir);
+		else
+			snprintf(states_dir, sizeof(states_dir), "/tmp/simuboost-simulate-XXXXXX");
+		char real[PATH_MAX];
+		if ((out_dir ? cli__make_dir(states_dir, "simulate") : !mkdtemp(states_dir) ? -1 : 0) ||
+		    !realpath(states_dir, real))
+			goto out;
+		json_object_set_new(settings, "analysis_dir", json_string(real));
+	}
+	char *settings_text = json_dumps(settings, JSON_COMPACT);
+	json_decref(settings);
+
+	/* the endpoint, and the local nodes */
+	if (listen)
+		snprintf(endpoint, sizeof(endpoint), "%s", listen);
+	else
+		snprintf(endpoint, sizeof(endpoint), "ipc:///tmp/simuboost-simulate.%d", (int)getpid());
+	struct local_nodes ln = { .n = (unsigned)nodes };
+	char join[512];
+	snprintf(join, sizeof(join), "%s", endpoint);
+	if (listen && !strncmp(listen, "tcp://0.0.0.0:", 14))
+		snprintf(join, sizeof(join), "tcp://127.0.0.1:%s", listen + 14);
+	setenv("SIMUBOOST_SECRET", secret, 1);
+	for (unsigned i = 0; i < ln.n; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "%u", i + 1);
+		ln.pids[i] = fork();
+		if (ln.pids[i] == 0) {
+			execl("/proc/self/exe", "simuboost", "simnode", "--join", join, "--id", id,
+			      (char *)NULL);
+			fprintf(stderr, "simuboost simulate: exec: %s\n", strerror(errno));
+			_exit(127);
+		}
+	}
+	unsetenv("SIMUBOOST_SECRET");
+	snprintf(state_path, sizeof(state_path), "%s/schedule", out_dir ? out_dir : "");
+	struct coord_options co = {
+		.endpoint = endpoint, .key = &key, .first = 0, .last = (uint32_t)count - 1,
+		.settings = settings_text, .state_path = out_dir ? state_path : NULL,
+		.resume = resume, .lost = lost_locals, .ctx = &ln,
+		.progress = !json && isatty(STDERR_FILENO) ? progress : NULL,
+	};
+	json_t *results = coord__run(&co, listen ? 3600 : 10, err, sizeof(err));
+	free(settings_text);
+	for (unsigned i = 0; i < ln.n; i++)
+		if (ln.pids[i] > 0) {
+			/* after BYE they leave; one that does not is stopped */
+			int st;
+			for (int tries = 0; tries < 50 && waitpid(ln.pids[i], &st, WNOHANG) == 0;
+			     tries++)
+				usleep(100000);
+			if (kill(ln.pids[i], SIGKILL) == 0)
+				waitpid(ln.pids[i], &st, 0);
+		}
+	if (!listen)
+		unlink(endpoint + strlen("ipc://"));
+	if (!results) {
+		fprintf(stderr, "simuboost simulate: %s\n", err);
+		goto out;
+	}
+	size_t i, exact = 0;
+	json_t *r;
+	json_array_foreach(results, i, r)
+		exact += !strcmp(json_string_value(json_object_get(r, "verdict")) ?: "", "exact");
+	if (json) {
+		json_t *doc = json_pack("{s:s, s:i, s:I, s:I, s:O}", "recording", rec, "nodes",
+					(int)nodes, "exact", (json_int_t)exact, "intervals_total",
+					(json_int_t)json_array_size(results), "intervals", results);
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(doc);
+	} else {
+		cli__print_results(results, stdout);
+		printf("%zu of %zu intervals exact\n", exact, json_array_size(results));
+	}
+	status = exact == json_array_size(results) ? EXIT_SUCCESS : EXIT_FAILURE;
+	if (nspecs && status == EXIT_SUCCESS) {
+		size_t n = json_array_size(results);
+		uint32_t *bounds = malloc((n + 1) * sizeof(*bounds));
+		for (uint32_t k = 0; k <= n; k++)
+			bounds[k] = k;
+		if (cli__analysis_reports(an, nspecs, states_dir, bounds, n, out_dir, "simulate") != 0)
+			status = EXIT_FAILURE;
+		free(bounds);
+	}
+	json_decref(results);
+out:
+	for (unsigned a = 0; a < nspecs; a++)
+		analysis__close(an[a]);
+	if (nspecs && !out_dir && states_dir[0])
+		cli__remove_dir(states_dir, "simulate");
+	return status;
+}

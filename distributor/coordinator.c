@@ -1,0 +1,198 @@
+/* The coordinator of a simulation: see distributor.h. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "distributor.h"
+
+#define MAX_NODES 256
+#define POLL_MS 200
+
+struct node {
+	uint32_t id;
+	bool busy, gone;
+};
+
+struct coord {
+	const struct coord_options *o;
+	struct link *link;
+	struct sched *sched;
+	json_t **results;            /* by interval - first */
+	struct node nodes[MAX_NODES];
+	unsigned nnodes;
+	char err[512];
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct node *node_of(struct coord *c, uint32_t id)
+{
+	for (unsigned i = 0; i < c->nnodes; i++)
+		if (c->nodes[i].id == id)
+			return &c->nodes[i];
+	return NULL;
+}
+
+/* Gives an idle node its next interval, if one is pending. */
+static int feed(struct coord *c, struct node *n)
+{
+	uint32_t k;
+	if (n->busy || n->gone || !sched__next(c->sched, n->id, NULL, NULL, &k))
+		return 0;
+	struct wire_writer w = { .ok = true };
+	wire_writer__u32(&w, k);
+	int rc = link__send(c->link, n->id, WIRE_ASSIGN, w.buf, w.len, c->err, sizeof(c->err));
+	wire_writer__free(&w);
+	if (rc != 0) {
+		/* unreachable: as good as gone */
+		n->gone = true;
+		sched__node_lost(c->sched, n->id);
+		return 0;
+	}
+	n->busy = true;
+	return 1;
+}
+
+static void feed_all(struct coord *c)
+{
+	for (unsigned i = 0; i < c->nnodes; i++)
+		feed(c, &c->nodes[i]);
+}
+
+static void on_hello(struct coord *c, const struct wire_msg *m)
+{
+	struct node *n = node_of(c, m->sender);
+	if (!n) {
+		if (c->nnodes == MAX_NODES)
+			return;
+		n = &c->nodes[c->nnodes++];
+		n->id = m->sender;
+	}
+	if (n->busy)
+		sched__node_lost(c->sched, n->id); /* it restarted: its interval is lost */
+	n->busy = n->gone = false;
+	if (link__send(c->link, n->id, WIRE_WELCOME, c->o->settings,
+		       (uint32_t)strlen(c->o->settings), c->err, sizeof(c->err)) != 0) {
+		n->gone = true;
+		return;
+	}
+	feed(c, n);
+}
+
+static void on_result(struct coord *c, const struct wire_msg *m)
+{
+	struct wire_reader r = wire_reader__of(m);
+	const uint8_t *text;
+	uint32_t k, len;
+	uint8_t ok;
+	struct node *n = node_of(c, m->sender);
+	if (!n || !wire_reader__u32(&r, &k) || !wire_reader__u8(&r, &ok) ||
+	    !wire_reader__blob(&r, &text, &len, WIRE_MAX_PAYLOAD) || !wire_reader__done(&r))
+		return; /* malformed: dropped, like a refused frame */
+	json_t *res = json_loadb((const char *)text, len, 0, NULL);
+	n->busy = false; /* a node runs one interval at a time */
+	if (!json_is_object(res) || sched__done(c->sched, n->id, k, ok && res) != 1) {
+		json_decref(res); /* late, twice, or never assigned: dropped */
+		feed(c, n);
+		return;
+	}
+	enum sched_state st = sched__state(c->sched, k, NULL, NULL);
+	if (st == SCHED_DONE || st == SCHED_FAILED) {
+		json_decref(c->results[k - c->o->first]);
+		c->results[k - c->o->first] = res;
+	} else {
+		json_decref(res); /* a failed run that will be retried */
+	}
+	if (c->o->state_path &&
+	    sched__save(c->sched, c->o->state_path, c->err, sizeof(c->err)) != 0)
+		fprintf(stderr, "coordinator: %s\n", c->err);
+	if (c->o->progress) {
+		unsigned counts[4];
+		sched__counts(c->sched, counts);
+		c->o->progress(c->o->ctx, counts[SCHED_DONE] + counts[SCHED_FAILED],
+			       c->o->last - c->o->first);
+	}
+	feed_all(c);
+}
+
+json_t *coord__run(const struct coord_options *o, double idle_s, char *err, size_t errlen)
+{
+	struct coord c = { .o = o };
+	json_t *out = NULL;
+	uint32_t total = o->last - o->first;
+
+	c.sched = o->resume ? sched__load(o->state_path, err, errlen) : sched__new(o->first, o->last);
+	if (!c.sched) {
+		if (!o->resume)
+			snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c.results = calloc(total ? total : 1, sizeof(*c.results));
+	c.link = link__listen(o->endpoint, o->key, 0, err, errlen);
+	if (!c.link || !c.results)
+		goto out;
+	double idle_since = now_s();
+	while (!sched__finished(c.sched)) {
+		struct wire_msg m;
+		int got = link__recv(c.link, &m, POLL_MS, err, errlen);
+		if (got < 0)
+			goto out;
+		if (got && m.type == WIRE_HELLO)
+			on_hello(&c, &m);
+		else if (got && m.type == WIRE_RESULT)
+			on_result(&c, &m);
+		uint32_t lost[MAX_NODES];
+		unsigned nlost = o->lost ? o->lost(o->ctx, lost, MAX_NODES) : 0;
+		for (unsigned i = 0; i < nlost; i++) {
+			struct node *n = node_of(&c, lost[i]);
+			if (n && !n->gone) {
+				n->gone = true;
+				n->busy = false;
+				sched__node_lost(c.sched, n->id);
+			}
+		}
+		if (nlost)
+			feed_all(&c);
+		bool any = false;
+		for (unsigned i = 0; i < c.nnodes; i++)
+			any |= !c.nodes[i].gone;
+		if (any)
+			idle_since = now_s();
+		else if (now_s() - idle_since > idle_s) {
+			unsigned counts[4];
+			sched__counts(c.sched, counts);
+			snprintf(err, errlen, "no simulation node left, %u of %u intervals not done",
+				 counts[SCHED_PENDING] + counts[SCHED_RUNNING], total);
+			goto out;
+		}
+	}
+	for (unsigned i = 0; i < c.nnodes; i++)
+		if (!c.nodes[i].gone)
+			link__send(c.link, c.nodes[i].id, WIRE_BYE, NULL, 0, c.err, sizeof(c.err));
+	out = json_array();
+	for (uint32_t k = 0; k < total; k++) {
+		json_t *r = c.results[k];
+		if (!r) /* done before a restart: its result is the node's output on disk */
+			r = json_pack("{s:i, s:s, s:s}", "interval", o->first + k, "verdict",
+				      sched__state(c.sched, o->first + k, NULL, NULL) == SCHED_FAILED ?
+					      "error" : "done-before-restart",
+				      "detail", "finished before the coordinator restarted");
+		else
+			json_incref(r);
+		json_array_append_new(out, r);
+	}
+out:
+	for (uint32_t k = 0; k < total; k++)
+		json_decref(c.results[k]);
+	free(c.results);
+	link__close(c.link);
+	sched__free(c.sched);
+	return out;
+}
