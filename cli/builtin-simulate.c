@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -214,7 +215,10 @@ int builtin_simulate(int argc, char **argv)
 			count < 0 ? err : "fewer than two checkpoints: no interval to simulate");
 		return EXIT_FAILURE;
 	}
-	if (out_dir && cli__make_dir(out_dir, "simulate") != 0)
+	char results_dir[PATH_MAX];
+	snprintf(results_dir, sizeof(results_dir), "%s/results", out_dir ? out_dir : "");
+	if (out_dir && (cli__make_dir(out_dir, "simulate") != 0 ||
+			cli__make_dir(results_dir, "simulate") != 0))
 		return EXIT_FAILURE;
 	if (trace_dir && cli__make_dir(trace_dir, "simulate") != 0)
 		return EXIT_FAILURE;
@@ -289,6 +293,7 @@ int builtin_simulate(int argc, char **argv)
 		snprintf(id, sizeof(id), "%u", i + 1);
 		ln.pids[i] = fork();
 		if (ln.pids[i] == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL); /* embedded nodes end with their coordinator */
 			execl("/proc/self/exe", "simuboost", "simnode", "--join", join, "--id", id,
 			      (char *)NULL);
 			fprintf(stderr, "simuboost simulate: exec: %s\n", strerror(errno));
@@ -300,6 +305,7 @@ int builtin_simulate(int argc, char **argv)
 	struct coord_options co = {
 		.endpoint = endpoint, .key = &key, .first = 0, .last = (uint32_t)count - 1,
 		.settings = settings_text, .state_path = out_dir ? state_path : NULL,
+		.results_dir = results_dir,
 		.resume = resume, .lost = lost_locals, .ctx = &ln,
 		.progress = !json && isatty(STDERR_FILENO) ? progress : NULL,
 	};

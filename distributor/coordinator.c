@@ -1,5 +1,6 @@
 /* The coordinator of a simulation: see distributor.h. */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,9 +111,16 @@ static void on_result(struct coord *c, const struct wire_msg *m)
 	} else {
 		json_decref(res); /* a failed run that will be retried */
 	}
-	if (c->o->state_path &&
-	    sched__save(c->sched, c->o->state_path, c->err, sizeof(c->err)) != 0)
-		fprintf(stderr, "coordinator: %s\n", c->err);
+	if (c->o->state_path && (st == SCHED_DONE || st == SCHED_FAILED)) {
+		/* the result first: a schedule that says done has its result */
+		char path[4200], tmp[4208];
+		snprintf(path, sizeof(path), "%s/%06u.json", c->o->results_dir, k);
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		if (json_dump_file(res, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0 ||
+		    sched__save(c->sched, c->o->state_path, c->err, sizeof(c->err)) != 0)
+			fprintf(stderr, "coordinator: interval %u: %s\n", k,
+				c->err[0] ? c->err : "cannot save its result");
+	}
 	if (c->o->progress) {
 		unsigned counts[4];
 		sched__counts(c->sched, counts);
@@ -135,8 +143,23 @@ json_t *coord__run(const struct coord_options *o, double idle_s, char *err, size
 		return NULL;
 	}
 	c.results = calloc(total ? total : 1, sizeof(*c.results));
+	if (!c.results)
+		goto out;
+	for (uint32_t k = 0; o->resume && k < total; k++) {
+		enum sched_state st = sched__state(c.sched, o->first + k, NULL, NULL);
+		char path[4200];
+		if (st != SCHED_DONE && st != SCHED_FAILED)
+			continue;
+		snprintf(path, sizeof(path), "%s/%06u.json", o->results_dir, o->first + k);
+		c.results[k] = json_load_file(path, 0, NULL);
+		if (!json_is_object(c.results[k])) {
+			snprintf(err, errlen, "%s: the result of a finished interval is missing or "
+					      "damaged", path);
+			goto out;
+		}
+	}
 	c.link = link__listen(o->endpoint, o->key, 0, err, errlen);
-	if (!c.link || !c.results)
+	if (!c.link)
 		goto out;
 	double idle_since = now_s();
 	while (!sched__finished(c.sched)) {
@@ -177,17 +200,8 @@ json_t *coord__run(const struct coord_options *o, double idle_s, char *err, size
 		if (!c.nodes[i].gone)
 			link__send(c.link, c.nodes[i].id, WIRE_BYE, NULL, 0, c.err, sizeof(c.err));
 	out = json_array();
-	for (uint32_t k = 0; k < total; k++) {
-		json_t *r = c.results[k];
-		if (!r) /* done before a restart: its result is the node's output on disk */
-			r = json_pack("{s:i, s:s, s:s}", "interval", o->first + k, "verdict",
-				      sched__state(c.sched, o->first + k, NULL, NULL) == SCHED_FAILED ?
-					      "error" : "done-before-restart",
-				      "detail", "finished before the coordinator restarted");
-		else
-			json_incref(r);
-		json_array_append_new(out, r);
-	}
+	for (uint32_t k = 0; k < total; k++)
+		json_array_append(out, c.results[k]);
 out:
 	for (uint32_t k = 0; k < total; k++)
 		json_decref(c.results[k]);

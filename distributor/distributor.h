@@ -214,7 +214,8 @@ struct coord_options {
 	uint32_t first, last;
 	const char *settings;       /* JSON text for WELCOME */
 	const char *state_path;     /* the schedule, saved after each result; NULL: none */
-	bool resume;                /* start from state_path */
+	const char *results_dir;    /* each interval's result, NNNNNN.json, with state_path */
+	bool resume;                /* start from state_path and results_dir */
 	/* Nodes that are gone (a process that ended, a host that went
 	 * silent): called while waiting, fills lost[] and returns how many. */
 	unsigned (*lost)(void *ctx, uint32_t *lost, unsigned max);

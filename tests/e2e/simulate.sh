@@ -2,7 +2,8 @@
 # simulate: a recording's intervals across node processes, coordinated over
 # ZeroMQ. Every interval replays exact; the merged analysis equals a serial
 # replay's; a node killed mid-run loses nothing (its interval runs again
-# elsewhere) and duplicates nothing.
+# elsewhere) and duplicates nothing; a coordinator killed mid-run resumes
+# from its saved schedule.
 # usage: simulate.sh SIMUBOOST GUEST_DIR   (env SIMUBOOST_ANALYSES)
 set -eu
 SIMUBOOST=$1 GUEST_DIR=$2
@@ -55,4 +56,27 @@ iv = json.load(open(sys.argv[1]))["intervals"]
 assert [i["interval"] for i in iv] == list(range(int(sys.argv[2]))), iv
 assert all(i["verdict"] == "exact" for i in iv), iv
 print("simulate: a node killed mid-run; %d intervals exact, each once" % len(iv))
+PY
+
+# the coordinator itself killed mid-run (its nodes go with it); --resume
+# finishes the run from the schedule and results it saved
+"$SIMUBOOST" simulate "$rec" --nodes 2 -o "$TMP/restart" >/dev/null 2>&1 &
+sim=$!
+i=0
+while [ "$(ls "$TMP/restart/results" 2>/dev/null | wc -l)" -lt 2 ] && [ "$i" -lt 600 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+kill -9 "$sim"
+wait "$sim" || true
+done_before=$(ls "$TMP/restart/results" | wc -l)
+"$SIMUBOOST" simulate "$rec" --nodes 2 -o "$TMP/restart" --resume --json >"$TMP/resume.json" \
+	2>"$TMP/err" || { cat "$TMP/err" "$TMP/resume.json"; fail "simulate --resume"; }
+python3 - "$TMP/resume.json" "$n" "$done_before" <<'PY' || fail "results after a restart"
+import json, sys
+iv = json.load(open(sys.argv[1]))["intervals"]
+assert [i["interval"] for i in iv] == list(range(int(sys.argv[2]))), iv
+assert all(i["verdict"] == "exact" for i in iv), iv
+print("simulate: coordinator killed after %s results, resumed: %d intervals exact" %
+      (sys.argv[3], len(iv)))
 PY
