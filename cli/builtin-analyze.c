@@ -96,11 +96,20 @@ static int analyze_interval(struct run *run, const char *trace_dir, uint32_t k,
 }
 
 int cli__analysis_reports(struct analysis **an, unsigned n, const char *states_dir,
-			  const uint32_t *bounds, size_t nranges, const char *out_dir,
+			  uint32_t first, uint32_t last, bool serial, const char *out_dir,
 			  const char *cmd)
 {
 	char err[1024], path[PATH_MAX];
 	int rc = 0;
+	/* the ranges the states cover: one, or one per interval */
+	size_t nranges = serial ? 1 : last - first;
+	uint32_t *bounds = malloc((nranges + 1) * sizeof(*bounds));
+	if (!bounds) {
+		fprintf(stderr, "simuboost %s: out of memory\n", cmd);
+		return -1;
+	}
+	for (size_t k = 0; k <= nranges; k++)
+		bounds[k] = serial ? (k ? last : first) : first + (uint32_t)k;
 	for (unsigned i = 0; i < n; i++) {
 		const char *name = analysis__name(an[i]);
 		if (out_dir)
@@ -114,6 +123,7 @@ int cli__analysis_reports(struct analysis **an, unsigned n, const char *states_d
 			rc = -1;
 		}
 	}
+	free(bounds);
 	return rc;
 }
 
@@ -292,18 +302,8 @@ int builtin_analyze(int argc, char **argv)
 	}
 	if (tty)
 		fputc('\n', stderr);
-	uint32_t bounds[2] = { first, last }, *all = bounds;
-	size_t nranges = 1;
-	if (!serial) {
-		nranges = last - first;
-		all = malloc((nranges + 1) * sizeof(*all));
-		for (uint32_t k = first; k <= last; k++)
-			all[k - first] = k;
-	}
-	status = cli__analysis_reports(an, n, states_dir, all, nranges, out_dir, "analyze") == 0 ?
-		 EXIT_SUCCESS : EXIT_FAILURE;
-	if (all != bounds)
-		free(all);
+	status = cli__analysis_reports(an, n, states_dir, first, last, serial, out_dir,
+				       "analyze") == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 out:
 	for (unsigned i = 0; i < n; i++) {
 		analysis_state__free(states[i]);

@@ -323,15 +323,8 @@ int builtin_replay(int argc, char **argv)
 	}
 	bool ok = exact == json_array_size(results);
 	if (nspecs && ok) {
-		uint32_t *bounds = malloc((o.last - o.first + 1) * sizeof(*bounds));
-		size_t nranges = o.serial ? 1 : o.last - o.first;
-		for (uint32_t k = o.first; k <= o.last; k++)
-			bounds[k - o.first] = k;
-		if (o.serial)
-			bounds[1] = o.last;
-		ok = cli__analysis_reports(an, nspecs, states_dir, bounds, nranges, out_dir,
+		ok = cli__analysis_reports(an, nspecs, states_dir, o.first, o.last, o.serial, out_dir,
 					   "replay") == 0;
-		free(bounds);
 	} else if (nspecs) {
 		fprintf(stderr, "simuboost replay: no analysis report: not every interval replayed "
 				"exact\n");

@@ -344,13 +344,9 @@ int builtin_simulate(int argc, char **argv)
 	}
 	status = exact == json_array_size(results) ? EXIT_SUCCESS : EXIT_FAILURE;
 	if (nspecs && status == EXIT_SUCCESS) {
-		size_t n = json_array_size(results);
-		uint32_t *bounds = malloc((n + 1) * sizeof(*bounds));
-		for (uint32_t k = 0; k <= n; k++)
-			bounds[k] = k;
-		if (cli__analysis_reports(an, nspecs, states_dir, bounds, n, out_dir, "simulate") != 0)
+		if (cli__analysis_reports(an, nspecs, states_dir, 0, (uint32_t)json_array_size(results),
+					  false, out_dir, "simulate") != 0)
 			status = EXIT_FAILURE;
-		free(bounds);
 	}
 	json_decref(results);
 out:

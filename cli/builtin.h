@@ -66,10 +66,11 @@ struct analysis;
 /* Loads the plugins of n --analysis specs into out; refuses a name twice. */
 int cli__load_analyses(const char *const *specs, unsigned n, struct analysis **out,
 		       const char *cmd);
-/* Merges each analysis's states of [bounds[i], bounds[i+1]) from
- * states_dir and writes its report to out_dir/NAME.txt (NULL: stdout). */
+/* Merges each analysis's states of intervals [first, last) from
+ * states_dir, one per interval (or one for them all: serial), and writes
+ * its report to out_dir/NAME.txt (NULL: stdout). */
 int cli__analysis_reports(struct analysis **an, unsigned n, const char *states_dir,
-			  const uint32_t *bounds, size_t nranges, const char *out_dir,
+			  uint32_t first, uint32_t last, bool serial, const char *out_dir,
 			  const char *cmd);
 int cli__make_dir(const char *dir, const char *cmd);
 /* The table of per-interval replay results (replay, simulate). */
