@@ -1,7 +1,9 @@
 #!/bin/sh
 # From a fresh Debian 12 machine to a finished run: installs dependencies,
 # builds simuboost and the bundled test guest, runs every workload of the
-# test guest under the vnode (KVM) and prints each checksum and a summary.
+# test guest under the vnode (KVM) and prints each checksum and a summary,
+# records one, and simulates every interval of a recording on two nodes
+# with analyses attached.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -40,3 +42,17 @@ mid=$(( $("$S" ckpt ls --json "$REC" | python3 -c 'import json,sys; print(len(js
 echo "== resuming the recorded guest live from checkpoint $mid =="
 "$S" run --from "$REC" --checkpoint "$mid" 2>/dev/null | grep '^checksum'
 rm -rf "$(dirname "$REC")"
+
+echo "== simuboost simulate: every interval replayed in QEMU on 2 nodes, with analyses =="
+SIM=$(mktemp -d)
+"$S" record --quiet --interval 100ms -o "$SIM/rec" --set "cmdline=workload=memwrite scale=2" \
+	--set console_out=none "$BUILD/guests/memwrite.cfg" >/dev/null
+"$S" simulate "$SIM/rec" --nodes 2 -o "$SIM/out" \
+	--analysis "$BUILD/analysis-plugins/insn-count.so,top=5" \
+	--analysis "$BUILD/analysis-plugins/working-set.so,top=5"
+echo "-- insn-count --"
+cat "$SIM/out/insn-count.txt"
+echo "-- working-set --"
+cat "$SIM/out/working-set.txt"
+"$S" ckpt plot "$SIM/rec" -o "$SIM/checkpoints.png"
+echo "chart of the recording's checkpoints (downtime, dirty rate): $SIM/checkpoints.png"
