@@ -260,8 +260,10 @@ static int cmd_plot(struct ckpt_store *st, const char *output)
 	struct chart_panel panels[] = { { "downtime (ms)", v },
 					{ "pages dirtied in the interval before", v + n },
 					{ "dirty rate (MiB per second of guest time)", v + 2 * n } };
-	char title[128];
-	snprintf(title, sizeof(title), "simuboost: checkpoints (%s)", ckpt_store__info(st)->mode);
+	char title[4200];
+	const struct ckpt_info *info = ckpt_store__info(st);
+	snprintf(title, sizeof(title), "simuboost: the checkpoints of %s (%s, every %g ms)",
+		 ckpt_store__dir(st), info->mode, (double)info->interval_ns / 1e6);
 	if (chart__write(output, title, "checkpoint", 0, n, panels, 3, err, sizeof(err)) != 0) {
 		fprintf(stderr, "simuboost ckpt plot: %s\n", err);
 		goto out;
@@ -319,6 +321,10 @@ int builtin_ckpt(int argc, char **argv)
 		return usage_error("the checkpoint must be a number");
 	if ((!strcmp(sub, "materialize") || !strcmp(sub, "plot")) && !output)
 		return usage_error("materialize and plot need -o FILE");
+	if (!strcmp(sub, "plot") && chart__check_path(output, err, sizeof(err)) != 0) {
+		fprintf(stderr, "simuboost ckpt plot: %s\n", err);
+		return EXIT_USAGE;
+	}
 	struct ckpt_store *st = open_store(args[0]);
 	if (!st)
 		return 1;

@@ -41,8 +41,8 @@ const char builtin_trace_usage[] =
 	"          a Chrome/Perfetto trace (one slice per interval, time in\n"
 	"          instructions, interrupts and exceptions as instants)\n"
 	"  plot    a chart of the intervals: instructions, memory accesses, the\n"
-	"          replay's time (DIR/replay.json, which replay --trace writes) and,\n"
-	"          with --rec REC, the pages each interval dirtied\n"
+	"          replay's time (DIR/replay.json, which replay --trace writes; red:\n"
+	"          not exact) and, with --rec REC, the pages each interval dirtied\n"
 	"\n"
 	"  -i, --interval K   only interval K (icounts from its start)\n"
 	"      --from N       start at instruction N\n"
@@ -426,104 +426,221 @@ static int trace_perfetto(FILE *out, const char *dir)
 struct plot_data {
 	uint32_t first, last;       /* intervals [first, last) */
 	double *insns, *accesses;   /* by interval - first */
+	bool progress;              /* stderr is a terminal: a progress line on it */
 };
 
-static int plot_add(struct trace_reader *r, uint32_t interval, void *ctx)
+/* Ends the progress line, so that a message starts on a clean line. */
+static void plot_progress_end(const struct plot_data *d)
 {
-	struct plot_data *d = ctx;
+	if (d->progress)
+		fputs("\r\033[K", stderr);
+}
+
+/* Counts the memory accesses of one trace (traces can be GBs: the progress
+ * line moves every 32M records). */
+static int plot_add(struct plot_data *d, struct trace_reader *r, uint32_t interval, size_t nth,
+		    size_t total)
+{
 	struct trace_record rec;
-	uint64_t accesses = 0;
+	uint64_t accesses = 0, records = 0;
 	char err[1024];
 	int got;
 
-	if (interval < d->first || interval >= d->last)
-		return 0;
-	while ((got = trace_reader__next(r, &rec, err, sizeof(err))) == 1)
+	while ((got = trace_reader__next(r, &rec, err, sizeof(err))) == 1) {
 		accesses += rec.kind == TRACE_MEM;
+		if (d->progress && !(++records & ((1u << 25) - 1)))
+			fprintf(stderr, "\rtrace plot: interval %u (%zu of %zu), %" PRIu64
+				"M records\033[K", interval, nth + 1, total, records / 1000000);
+	}
 	if (got < 0) {
-		fprintf(stderr, "simuboost trace: %s\n", err);
+		plot_progress_end(d);
+		fprintf(stderr, "simuboost trace plot: %s\n", err);
 		return -1;
 	}
 	d->insns[interval - d->first] = (double)trace_reader__info(r)->instructions;
 	d->accesses[interval - d->first] = (double)accesses;
-	if (isatty(STDERR_FILENO))
-		fprintf(stderr, "\rplot: interval %u", interval);
 	return 0;
 }
 
-/* plot -o FILE: the intervals of the traces in dir as a chart. */
+/* The replay's results that replay --trace leaves in DIR/replay.json: an
+ * array of intervals ("interval", "instructions", "wall_s", "verdict"), or
+ * an object holding it as "intervals". NULL, having said why, if there are
+ * none; *doc is to be freed either way. */
+static json_t *plot_replay_results(const char *dir, json_t **doc)
+{
+	char path[4200];
+	json_error_t jerr;
+
+	snprintf(path, sizeof(path), "%s/replay.json", dir);
+	*doc = NULL;
+	if (access(path, F_OK) != 0) {
+		fprintf(stderr, "simuboost trace plot: no %s: no replay time panel\n", path);
+		return NULL;
+	}
+	*doc = json_load_file(path, 0, &jerr);
+	if (!*doc) {
+		fprintf(stderr, "simuboost trace plot: %s:%d: %s: no replay time panel\n", path,
+			jerr.line, jerr.text);
+		return NULL;
+	}
+	json_t *results = json_is_array(*doc) ? *doc : json_object_get(*doc, "intervals");
+	if (!json_is_array(results)) {
+		fprintf(stderr, "simuboost trace plot: %s: not a list of intervals: no replay "
+			"time panel\n", path);
+		return NULL;
+	}
+	return results;
+}
+
+/* An interval number of replay.json, or -1. */
+static int64_t plot_interval_of(json_t *result)
+{
+	json_t *k = json_object_get(result, "interval");
+	if (!json_is_integer(k) || json_integer_value(k) < 0 ||
+	    json_integer_value(k) >= (json_int_t)UINT32_MAX)
+		return -1;
+	return json_integer_value(k);
+}
+
+/* The pages each interval K dirtied: those checkpoint K+1 holds. */
+static int plot_dirty(const struct plot_data *d, const char *rec_dir, json_t *doc,
+		      double *dirty)
+{
+	char err[1024];
+	struct ckpt_store *st = ckpt_store__open(rec_dir, err, sizeof(err));
+
+	if (!st) {
+		fprintf(stderr, "simuboost trace plot: --rec: %s\n", err);
+		return -1;
+	}
+	/* the recording the replay says it replayed, if it is another one */
+	const char *replayed = json_string_value(json_object_get(doc, "recording"));
+	char *a = replayed ? realpath(replayed, NULL) : NULL, *b = realpath(rec_dir, NULL);
+	if (a && b && strcmp(a, b))
+		fprintf(stderr, "simuboost trace plot: warning: the traces are of %s (replay.json), "
+			"not of --rec %s\n", replayed, rec_dir);
+	free(a);
+	free(b);
+	uint32_t count = ckpt_store__count(st);
+	int rc = 0;
+	for (uint32_t k = d->first; k < d->last; k++) {
+		struct ckpt_manifest *m;
+		if (k + 1 >= count) {
+			fprintf(stderr, "simuboost trace plot: --rec %s has %u checkpoints: none ends "
+				"interval %u (is it the recording of these traces?)\n", rec_dir,
+				count, k);
+			rc = -1;
+			break;
+		}
+		if (ckpt_manifest__load(st, k + 1, &m, err, sizeof(err)) != 0) {
+			fprintf(stderr, "simuboost trace plot: --rec: %s\n", err);
+			rc = -1;
+			break;
+		}
+		dirty[k - d->first] = (double)m->page_count;
+		ckpt_manifest__free(m);
+	}
+	ckpt_store__close(st);
+	return rc;
+}
+
+/* plot -o FILE: the intervals of the traces in dir as a chart, with the
+ * replay's time per interval (replay.json) and the pages each dirtied
+ * (--rec). */
 static int trace_plot(const char *dir, const char *output, const char *rec_dir)
 {
 	uint32_t *ks;
 	size_t n;
-	char err[1024], path[4200];
+	char err[1024], path[4200], title[4300];
 	int rc = 1;
 
 	if (!output) {
 		fprintf(stderr, "simuboost trace plot: give -o FILE.png or -o FILE.svg\n");
 		return EXIT_USAGE;
 	}
+	if (chart__check_path(output, err, sizeof(err)) != 0) { /* before reading GBs */
+		fprintf(stderr, "simuboost trace plot: %s\n", err);
+		return EXIT_USAGE;
+	}
 	if (list_intervals(dir, &ks, &n, err, sizeof(err)) != 0) {
-		fprintf(stderr, "simuboost trace: %s\n", err);
+		fprintf(stderr, "simuboost trace plot: %s\n", err);
 		return 1;
 	}
-	struct plot_data d = { .first = ks[0], .last = ks[n - 1] + 1 };
+	struct plot_data d = { .first = ks[0], .last = ks[n - 1] + 1,
+			       .progress = isatty(STDERR_FILENO) };
+	/* the intervals the replay ran but did not trace (diverged) too */
+	json_t *doc, *results = plot_replay_results(dir, &doc), *iv;
+	size_t i;
+	json_array_foreach(results, i, iv) {
+		int64_t k = plot_interval_of(iv);
+		if (k >= 0 && k < d.first)
+			d.first = (uint32_t)k;
+		if (k >= 0 && k >= d.last)
+			d.last = (uint32_t)k + 1;
+	}
 	size_t span = d.last - d.first;
-	free(ks);
 	double *v = malloc(4 * span * sizeof(*v));
-	for (size_t i = 0; i < 4 * span; i++)
+	unsigned char *diverged = calloc(span, 1);
+	if (!v || !diverged) {
+		fprintf(stderr, "simuboost trace plot: %zu intervals: out of memory\n", span);
+		goto out;
+	}
+	for (i = 0; i < 4 * span; i++)
 		v[i] = NAN;
 	d.insns = v;
 	d.accesses = v + span;
 	double *wall = v + 2 * span, *dirty = v + 3 * span;
-	struct chart_panel panels[4] = { { "instructions", d.insns },
-					 { "memory accesses", d.accesses } };
+	struct chart_panel panels[4] = { { "instructions", d.insns, NULL },
+					 { "memory accesses (loads and stores)", d.accesses, NULL } };
 	unsigned np = 2;
-	if (each_trace(dir, false, plot_add, &d) != 0)
-		goto out;
-	if (isatty(STDERR_FILENO))
-		fputc('\n', stderr);
-	/* the replay's own time per interval, if it left its results */
-	snprintf(path, sizeof(path), "%s/replay.json", dir);
-	json_t *doc = json_load_file(path, 0, NULL), *iv;
-	size_t i;
-	json_array_foreach(json_object_get(doc, "intervals"), i, iv) {
-		json_int_t k = json_integer_value(json_object_get(iv, "interval"));
-		if (k >= d.first && k < d.last && json_is_real(json_object_get(iv, "wall_s")))
-			wall[k - d.first] = json_real_value(json_object_get(iv, "wall_s"));
-	}
-	if (doc)
-		panels[np++] = (struct chart_panel){ "replay time (s)", wall };
-	else
-		fprintf(stderr, "simuboost trace plot: no %s: no replay time panel\n", path);
-	json_decref(doc);
-	if (rec_dir) {
-		struct ckpt_store *st = ckpt_store__open(rec_dir, err, sizeof(err));
-		for (uint32_t k = d.first; st && k < d.last; k++) {
-			struct ckpt_manifest *m;
-			if (ckpt_manifest__load(st, k + 1, &m, err, sizeof(err)) != 0) {
-				ckpt_store__close(st);
-				st = NULL;
-				break;
-			}
-			dirty[k - d.first] = (double)m->page_count;
-			ckpt_manifest__free(m);
-		}
-		if (!st) {
+	for (i = 0; i < n; i++) {
+		trace__path(path, sizeof(path), dir, ks[i]);
+		if (d.progress)
+			fprintf(stderr, "\rtrace plot: interval %u (%zu of %zu)\033[K", ks[i], i + 1, n);
+		struct trace_reader *r = trace_reader__open(path, err, sizeof(err));
+		if (!r) {
+			plot_progress_end(&d);
 			fprintf(stderr, "simuboost trace plot: %s\n", err);
 			goto out;
 		}
-		ckpt_store__close(st);
-		panels[np++] = (struct chart_panel){ "pages dirtied", dirty };
+		int got = plot_add(&d, r, ks[i], i, n);
+		trace_reader__close(r);
+		if (got != 0)
+			goto out;
 	}
-	if (chart__write(output, "simuboost: intervals of the run", "interval", d.first, span, panels,
-			 np, err, sizeof(err)) != 0) {
+	plot_progress_end(&d);
+	if (results) {
+		bool any = false;
+		json_array_foreach(results, i, iv) {
+			int64_t k = plot_interval_of(iv);
+			json_t *w = json_object_get(iv, "wall_s");
+			const char *verdict = json_string_value(json_object_get(iv, "verdict"));
+			if (k < 0 || !json_is_number(w))
+				continue;
+			wall[k - d.first] = json_number_value(w);
+			diverged[k - d.first] = verdict && strcmp(verdict, "exact");
+			any |= diverged[k - d.first];
+		}
+		panels[np++] = (struct chart_panel){
+			any ? "replay time (s); red: not exact" : "replay time (s)", wall, diverged };
+	}
+	if (rec_dir) {
+		if (plot_dirty(&d, rec_dir, doc, dirty) != 0)
+			goto out;
+		panels[np++] = (struct chart_panel){ "pages dirtied", dirty, NULL };
+	}
+	snprintf(title, sizeof(title), "simuboost: the intervals of %s", dir);
+	if (chart__write(output, title, "interval", d.first, span, panels, np, err,
+			 sizeof(err)) != 0) {
 		fprintf(stderr, "simuboost trace plot: %s\n", err);
 		goto out;
 	}
 	rc = 0;
 out:
+	json_decref(doc);
+	free(diverged);
 	free(v);
+	free(ks);
 	return rc;
 }
 

@@ -2,6 +2,7 @@
 #include <cairo-svg.h>
 #include <cairo.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -79,26 +80,52 @@ static void draw(cairo_t *cr, double height, const char *title, const char *xlab
 			human(v, label, sizeof(label));
 			text(cr, LEFT - 6, y + 3, label, 1);
 		}
-		/* bars */
-		cairo_set_source_rgb(cr, 0.22 + 0.15 * (p % 3), 0.45, 0.75 - 0.12 * (p % 3));
-		for (size_t i = 0; i < n; i++) {
-			double v = panels[p].y[i];
-			if (isnan(v) || v <= 0)
-				continue;
-			double bh = v / top_v * h, gap = bar_w > 4 ? bar_w * 0.15 : 0;
-			cairo_rectangle(cr, LEFT + i * bar_w + gap / 2, base - bh, bar_w - gap, bh);
+		/* bars: the unmarked ones, then the marked ones in red */
+		bool any = false;
+		for (int marked = 0; marked < 2; marked++) {
+			if (marked)
+				cairo_set_source_rgb(cr, 0.84, 0.19, 0.15);
+			else
+				cairo_set_source_rgb(cr, 0.22 + 0.15 * (p % 3), 0.45,
+						     0.75 - 0.12 * (p % 3));
+			for (size_t i = 0; i < n; i++) {
+				double v = panels[p].y[i];
+				any |= !isnan(v);
+				if (isnan(v) || v <= 0 ||
+				    (panels[p].mark && panels[p].mark[i]) != (marked != 0))
+					continue;
+				/* a marked bar stays visible however many there are */
+				double bh = v / top_v * h, gap = bar_w > 4 ? bar_w * 0.15 : 0;
+				double w = marked && bar_w - gap < 2 ? 2 : bar_w - gap;
+				cairo_rectangle(cr, LEFT + (i + 0.5) * bar_w - w / 2, base - bh, w, bh);
+			}
+			cairo_fill(cr);
 		}
-		cairo_fill(cr);
-		/* x ticks, at most about 20 labels */
 		cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
-		size_t every = n > 20 ? (n + 19) / 20 : 1;
-		for (size_t i = 0; i < n; i += every) {
-			snprintf(label, sizeof(label), "%zu", x0 + i);
+		if (!any)
+			text(cr, LEFT + plot_w / 2, base - h / 2, "no data", 0.5);
+		/* x ticks: at most about 20 labels, at multiples of 1, 2, 5, 10 ... */
+		uint64_t every = 1;
+		for (uint64_t mag = 1; n / every > 20; mag *= 10)
+			every = n / mag <= 20 ? mag : n / (2 * mag) <= 20 ? 2 * mag
+				: n / (5 * mag) <= 20 ? 5 * mag : 10 * mag;
+		for (size_t i = (every - x0 % every) % every; i < n; i += every) {
+			snprintf(label, sizeof(label), "%" PRIu64, (uint64_t)x0 + i);
 			text(cr, LEFT + (i + 0.5) * bar_w, base + 13, label, 0.5);
 		}
 	}
 	cairo_set_font_size(cr, 12);
 	text(cr, LEFT + plot_w / 2, height - 10, xlabel, 0.5);
+}
+
+int chart__check_path(const char *path, char *err, size_t errlen)
+{
+	const char *ext = strrchr(path, '.');
+	if (ext && (!strcmp(ext, ".png") || !strcmp(ext, ".svg")))
+		return 0;
+	snprintf(err, errlen, "%s: a chart is written as .png or .svg (by the file's extension)",
+		 path);
+	return -1;
 }
 
 int chart__write(const char *path, const char *title, const char *xlabel, uint32_t x0, size_t n,
@@ -109,10 +136,8 @@ int chart__write(const char *path, const char *title, const char *xlabel, uint32
 	double height = TOP + npanels * PANEL_H + BOTTOM;
 	char tmp[4200];
 
-	if (!svg && !png) {
-		snprintf(err, errlen, "%s: a chart is written as .png or .svg", path);
+	if (chart__check_path(path, err, errlen) != 0)
 		return -1;
-	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp%s", path, ext);
 	cairo_surface_t *surface =
 		svg ? cairo_svg_surface_create(tmp, WIDTH, height)

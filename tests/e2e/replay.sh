@@ -93,10 +93,28 @@ for svg in sys.argv[2:]:
     assert xml.dom.minidom.parse(svg).documentElement.tagName == "svg"
 PY
 ! grep -q "no replay time" "$TMP/plot.err" || fail "trace plot: replay.json missing"
-rc=0
-"$SIMUBOOST" ckpt plot "$dev" -o "$TMP/ckpt.jpg" 2>"$TMP/plot.err" || rc=$?
-[ "$rc" -eq 1 ] && grep -q "written as .png or .svg" "$TMP/plot.err" && [ ! -e "$TMP/ckpt.jpg" ] ||
-	fail "ckpt plot .jpg: rc $rc, $(cat "$TMP/plot.err")"
+# replay.json as a bare array, with an interval that has no trace (diverged)
+mkdir "$TMP/few"
+ln -s "$TMP/traces/000000.trace" "$TMP/few/000000.trace"
+python3 - "$TMP/traces/replay.json" "$TMP/few/replay.json" <<'PY' || fail "replay.json copy"
+import json, sys
+ivs = json.load(open(sys.argv[1]))["intervals"][:2]
+ivs[1]["verdict"] = "diverged"
+json.dump(ivs, open(sys.argv[2], "w"))
+PY
+"$SIMUBOOST" trace plot "$TMP/few" -o "$TMP/few.svg" 2>"$TMP/plot.err" ||
+	{ cat "$TMP/plot.err"; fail "trace plot, replay.json an array"; }
+! grep -q "no replay time" "$TMP/plot.err" || fail "trace plot: $(cat "$TMP/plot.err")"
+python3 -c 'import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])' "$TMP/few.svg" ||
+	fail "trace plot, replay.json an array: svg"
+# another extension is bad usage, refused before any trace is read
+for sub in "ckpt plot $dev" "trace plot $TMP/traces"; do
+	rc=0
+	# shellcheck disable=SC2086
+	"$SIMUBOOST" $sub -o "$TMP/plot.jpg" 2>"$TMP/plot.err" || rc=$?
+	[ "$rc" -eq 2 ] && grep -q "written as .png or .svg" "$TMP/plot.err" &&
+		[ ! -e "$TMP/plot.jpg" ] || fail "$sub -o .jpg: rc $rc, $(cat "$TMP/plot.err")"
+done
 
 # Analyses: each interval's state online, merged in order (above), one state
 # through every interval in one QEMU (--serial), and offline over the traces
