@@ -173,6 +173,30 @@ int cli__make_dir(const char *dir, const char *cmd)
 	return 0;
 }
 
+int cli__states_dir(const char *out_dir, char *dir, size_t len, const char *cmd)
+{
+	if (out_dir) {
+		snprintf(dir, len, "%s/states", out_dir);
+		if (cli__make_dir(out_dir, cmd) == 0 && cli__make_dir(dir, cmd) == 0)
+			return 0;
+	} else {
+		snprintf(dir, len, "/tmp/simuboost-%s-XXXXXX", cmd);
+		if (mkdtemp(dir))
+			return 0;
+		fprintf(stderr, "simuboost %s: mkdtemp: %s\n", cmd, strerror(errno));
+	}
+	dir[0] = '\0';
+	return -1;
+}
+
+void cli__absolute_spec(const char *spec, char *out, size_t len)
+{
+	char path[PATH_MAX], real[PATH_MAX];
+	const char *comma = strchr(spec, ',');
+	snprintf(path, sizeof(path), "%.*s", comma ? (int)(comma - spec) : PATH_MAX - 1, spec);
+	snprintf(out, len, "%s%s", realpath(path, real) ? real : path, comma ? comma : "");
+}
+
 /* A-B or A: intervals [A, B+1). */
 static int parse_range(const char *s, uint32_t *first, uint32_t *last)
 {
@@ -263,19 +287,8 @@ int builtin_analyze(int argc, char **argv)
 		}
 		run.have_pages = true;
 	}
-	if (out_dir) {
-		snprintf(states_dir, sizeof(states_dir), "%s/states", out_dir);
-		if (cli__make_dir(out_dir, "analyze") != 0 ||
-		    cli__make_dir(states_dir, "analyze") != 0)
-			goto out;
-	} else {
-		snprintf(states_dir, sizeof(states_dir), "/tmp/simuboost-analyze-XXXXXX");
-		if (!mkdtemp(states_dir)) {
-			fprintf(stderr, "simuboost analyze: mkdtemp: %s\n", strerror(errno));
-			states_dir[0] = '\0';
-			goto out;
-		}
-	}
+	if (cli__states_dir(out_dir, states_dir, sizeof(states_dir), "analyze") != 0)
+		goto out;
 	bool tty = isatty(STDERR_FILENO);
 	for (uint32_t k = first; k < last; k++) {
 		for (unsigned i = 0; i < n; i++)

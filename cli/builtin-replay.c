@@ -245,24 +245,12 @@ int builtin_replay(int argc, char **argv)
 		return EXIT_USAGE;
 	for (unsigned i = 0; i < nspecs; i++) {
 		/* QEMU runs them by path, wherever its working directory is */
-		char path[PATH_MAX], real[PATH_MAX];
-		const char *comma = strchr(specs[i], ',');
-		snprintf(path, sizeof(path), "%.*s", comma ? (int)(comma - specs[i]) : PATH_MAX - 1,
-			 specs[i]);
-		snprintf(abs_specs[i], sizeof(abs_specs[i]), "%s%s",
-			 realpath(path, real) ? real : path, comma ? comma : "");
+		cli__absolute_spec(specs[i], abs_specs[i], sizeof(abs_specs[i]));
 		specs[i] = abs_specs[i];
 	}
 	if (nspecs) {
-		if (out_dir)
-			snprintf(states_dir, sizeof(states_dir), "%s/states", out_dir);
-		else
-			snprintf(states_dir, sizeof(states_dir), "/tmp/simuboost-replay-states-XXXXXX");
-		if (out_dir ? cli__make_dir(states_dir, "replay") != 0 : !mkdtemp(states_dir)) {
-			if (!out_dir)
-				fprintf(stderr, "simuboost replay: mkdtemp: %s\n", strerror(errno));
+		if (cli__states_dir(out_dir, states_dir, sizeof(states_dir), "replay") != 0)
 			return EXIT_FAILURE;
-		}
 		o.analyses = specs;
 		o.nanalyses = nspecs;
 		o.analysis_dir = states_dir;

@@ -255,23 +255,17 @@ int builtin_simulate(int argc, char **argv)
 	if (nspecs) {
 		json_t *list = json_array();
 		for (unsigned i = 0; i < nspecs; i++) {
-			char path[PATH_MAX], real[PATH_MAX], spec[PATH_MAX + 1024];
-			const char *comma = strchr(specs[i], ',');
-			snprintf(path, sizeof(path), "%.*s",
-				 comma ? (int)(comma - specs[i]) : PATH_MAX - 1, specs[i]);
-			snprintf(spec, sizeof(spec), "%s%s", realpath(path, real) ? real : path,
-				 comma ? comma : "");
+			char spec[PATH_MAX + 1024];
+			cli__absolute_spec(specs[i], spec, sizeof(spec));
 			json_array_append_new(list, json_string(spec));
 		}
 		json_object_set_new(settings, "analyses", list);
-		if (out_dir)
-			snprintf(states_dir, sizeof(states_dir), "%s/states", out_dir);
-		else
-			snprintf(states_dir, sizeof(states_dir), "/tmp/simuboost-simulate-XXXXXX");
 		char real[PATH_MAX];
-		if ((out_dir ? cli__make_dir(states_dir, "simulate") : !mkdtemp(states_dir) ? -1 : 0) ||
-		    !realpath(states_dir, real))
+		if (cli__states_dir(out_dir, states_dir, sizeof(states_dir), "simulate") != 0 ||
+		    !realpath(states_dir, real)) {
+			json_decref(settings);
 			goto out;
+		}
 		json_object_set_new(settings, "analysis_dir", json_string(real));
 	}
 	char *settings_text = json_dumps(settings, JSON_COMPACT);

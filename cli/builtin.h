@@ -73,6 +73,12 @@ int cli__analysis_reports(struct analysis **an, unsigned n, const char *states_d
 			  uint32_t first, uint32_t last, bool serial, const char *out_dir,
 			  const char *cmd);
 int cli__make_dir(const char *dir, const char *cmd);
+/* Where analysis states go: OUT/states (made, with OUT), or a fresh
+ * temporary directory without OUT. -1 (said, and dir emptied) if neither. */
+int cli__states_dir(const char *out_dir, char *dir, size_t len, const char *cmd);
+/* A --analysis spec with its plugin's path made absolute, for processes
+ * that load it from another working directory. */
+void cli__absolute_spec(const char *spec, char *out, size_t len);
 /* The table of per-interval replay results (replay, simulate). */
 void cli__print_results(struct json_t *results, FILE *out);
 void cli__remove_dir(const char *dir, const char *cmd);
