@@ -64,11 +64,18 @@ struct block {
 	} insn[];
 };
 
-/* One translated instruction, number `index` of its block. */
+/* The instructions whose execution the guest's SYSCALL, SYSRET and MOV to
+ * CR3 events are read at, before they execute. */
+enum special { SPECIAL_NONE, SPECIAL_SYSCALL, SPECIAL_SYSRET, SPECIAL_CR3 };
+
+/* One translated instruction with callbacks, number `index` of its block:
+ * the user data of all of them. */
 struct insn_site {
 	struct replay_trace *t;
 	unsigned index;
 	uint16_t vector;            /* + 1, if an IDT entry points here */
+	enum special kind;
+	unsigned gpr;               /* MOV to CR3: the source register */
 };
 
 static struct replay_trace *trace_new(void)
@@ -359,16 +366,6 @@ static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr
 	}
 }
 
-/* What the guest's SYSCALL, SYSRET and MOV to CR3 do, read before they
- * execute: udata is the instruction's site. */
-enum special { SPECIAL_NONE, SPECIAL_SYSCALL, SPECIAL_SYSRET, SPECIAL_CR3 };
-
-struct special_site {
-	struct replay_trace *t;
-	unsigned index;             /* in its block */
-	enum special kind;
-	unsigned gpr;               /* MOV to CR3: the source register */
-};
 
 static enum special special_of(struct qemu_plugin_insn *insn, unsigned *gpr)
 {
@@ -395,7 +392,7 @@ static enum special special_of(struct qemu_plugin_insn *insn, unsigned *gpr)
 
 static void on_special(unsigned int vcpu, void *udata)
 {
-	const struct special_site *site = udata;
+	const struct insn_site *site = udata;
 	struct qemu_plugin_x86_cpu_state s;
 	struct trace_record rec = { .kind = TRACE_EVENT };
 	(void)vcpu;
@@ -458,20 +455,18 @@ void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *i
 {
 	uint64_t pc = qemu_plugin_insn_vaddr(insn);
 	unsigned vector = GPOINTER_TO_UINT(g_hash_table_lookup(t->entries, &pc));
+	unsigned gpr = 0;
+	enum special kind = special_of(insn, &gpr);
+	if (!vector && kind == SPECIAL_NONE && !t->want_mem)
+		return; /* nothing to call back */
 	struct insn_site *site = g_new(struct insn_site, 1);
-	*site = (struct insn_site){ .t = t, .index = index, .vector = (uint16_t)vector };
+	*site = (struct insn_site){ .t = t, .index = index, .vector = (uint16_t)vector,
+				    .kind = kind, .gpr = gpr };
 	g_ptr_array_add(t->sites, site);
 	if (vector)
 		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_handler, QEMU_PLUGIN_CB_NO_REGS, site);
-	unsigned gpr = 0;
-	enum special kind = special_of(insn, &gpr);
-	if (kind != SPECIAL_NONE) {
-		struct special_site *special = g_new(struct special_site, 1);
-		*special = (struct special_site){ .t = t, .index = index, .kind = kind, .gpr = gpr };
-		g_ptr_array_add(t->sites, special);
-		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_special, QEMU_PLUGIN_CB_R_REGS,
-						       special);
-	}
+	if (kind != SPECIAL_NONE)
+		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_special, QEMU_PLUGIN_CB_R_REGS, site);
 	if (t->want_mem)
 		qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS,
 						 QEMU_PLUGIN_MEM_RW, site);
