@@ -33,6 +33,11 @@ const char builtin_replay_usage[] =
 	"      --timeout S     kill a QEMU after S seconds (default 3600)\n"
 	"      --qemu PATH     the patched qemu-system-x86_64 (default: this build's;\n"
 	"                      or $SIMUBOOST_QEMU)\n"
+	"      --materialize   copy the whole starting checkpoint into each QEMU's RAM\n"
+	"                      first (default: demand paging; a page is faulted in\n"
+	"                      when first touched, and the result's dsm object counts\n"
+	"                      faults, prefetched pages and fault latency)\n"
+	"      --no-prefetch   demand paging without the sequential prefetch\n"
 	"  -b, --bisect        with --interval, if it diverges: re-run it with finer\n"
 	"                      checks to narrow the divergence to instructions (the\n"
 	"                      last change of each differing register, every store to\n"
@@ -129,7 +134,8 @@ static void print_bisect(json_t *r, FILE *out)
 
 int builtin_replay(int argc, char **argv)
 {
-	enum { OPT_BUDGET = 256, OPT_TIMEOUT, OPT_QEMU, OPT_QEMU_PLUGIN };
+	enum { OPT_BUDGET = 256, OPT_TIMEOUT, OPT_QEMU, OPT_QEMU_PLUGIN, OPT_MATERIALIZE,
+	       OPT_NO_PREFETCH };
 	enum { MAX_PLUGINS = 16 };
 	static const struct option options[] = {
 		{ "interval", required_argument, NULL, 'i' },
@@ -139,6 +145,8 @@ int builtin_replay(int argc, char **argv)
 		{ "budget", required_argument, NULL, OPT_BUDGET },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "qemu", required_argument, NULL, OPT_QEMU },
+		{ "materialize", no_argument, NULL, OPT_MATERIALIZE },
+		{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
 		{ "json", no_argument, NULL, 'j' },
 		{ "bisect", no_argument, NULL, 'b' },
 		{ "trace", required_argument, NULL, 't' },
@@ -165,6 +173,8 @@ int builtin_replay(int argc, char **argv)
 		case OPT_BUDGET: o.budget = strtoull(optarg, NULL, 0); break;
 		case OPT_TIMEOUT: o.timeout_s = atof(optarg); break;
 		case OPT_QEMU: o.qemu = optarg; break;
+		case OPT_MATERIALIZE: o.materialize = true; break;
+		case OPT_NO_PREFETCH: o.no_prefetch = true; break;
 		case 'j': json = true; break;
 		case 'b': bisect = true; break;
 		case 't': o.trace_dir = optarg; break;

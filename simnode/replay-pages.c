@@ -20,21 +20,51 @@ static bool only_pt_ad_bits(const uint8_t *a, const uint8_t *b)
 	return true;
 }
 
-int replay_pages__compare(struct ckpt_pages *p,
+/* Which pages to read: all, or those in RAM and those the recording
+ * changed (a page never touched still holds what it held at the start, and
+ * is read, faulting in that content, only if the recording says it
+ * changed). */
+static uint8_t *pages_to_read(const struct ckpt_pages *p, const struct ckpt_manifest *end,
+			      const uint8_t *resident)
+{
+	uint8_t *want = malloc(p->npages ? p->npages : 1);
+	if (!want)
+		return NULL;
+	if (!resident) {
+		memset(want, 1, p->npages);
+		return want;
+	}
+	memcpy(want, resident, p->npages);
+	for (uint64_t i = 0; i < end->page_count; i++)
+		if (end->pages[i].gpn < p->npages)
+			want[end->pages[i].gpn] = 1;
+	return want;
+}
+
+int replay_pages__compare(struct ckpt_pages *p, const struct ckpt_manifest *end,
+			  const uint8_t *resident,
 			  bool (*read_ram)(uint64_t addr, void *buf, size_t len),
 			  struct replay_page_diff *d, char *err, size_t errlen)
 {
 	uint8_t *chunk = malloc((size_t)CHUNK_PAGES * CKPT_PAGE_SIZE);
+	uint8_t *want = pages_to_read(p, end, resident);
 	uint8_t recorded[CKPT_PAGE_SIZE];
 	int rc = -1;
 
 	memset(d, 0, sizeof(*d));
-	if (!chunk) {
+	if (!chunk || !want) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		goto out;
 	}
-	for (uint64_t base = 0; base < p->npages; base += CHUNK_PAGES) {
-		uint64_t n = p->npages - base < CHUNK_PAGES ? p->npages - base : CHUNK_PAGES;
+	/* runs of wanted pages, at most a chunk each */
+	for (uint64_t base = 0; base < p->npages;) {
+		if (!want[base]) {
+			base++;
+			continue;
+		}
+		uint64_t n = 1;
+		while (n < CHUNK_PAGES && base + n < p->npages && want[base + n])
+			n++;
 		if (!read_ram(base * CKPT_PAGE_SIZE, chunk, n * CKPT_PAGE_SIZE)) {
 			snprintf(err, errlen, "cannot read guest RAM at 0x%llx",
 				 (unsigned long long)(base * CKPT_PAGE_SIZE));
@@ -70,9 +100,11 @@ int replay_pages__compare(struct ckpt_pages *p,
 				d->listed++;
 			}
 		}
+		base += n;
 	}
 	rc = 0;
 out:
+	free(want);
 	free(chunk);
 	return rc;
 }

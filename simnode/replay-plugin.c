@@ -2,10 +2,12 @@
  * replays intervals of a recording and validates each one against the
  * checkpoint that ends it.
  *
- *   -plugin replay.so,rec=DIR,first=K,last=L,out=FILE[,budget=N][,bisect args]
+ *   -plugin replay.so,rec=DIR,first=K,last=L,out=FILE[,budget=N][,dsm=FD][,bisect args]
  *
  * replays intervals K..L-1 in one run: it loads checkpoint K's CPU state
- * (the driver maps checkpoint K's RAM as the machine's memory), serves the
+ * (the driver maps checkpoint K's RAM as the machine's memory, or with
+ * dsm=FD an empty memfd whose pages it serves on demand: replay-dsm.c),
+ * serves the
  * guest's port and MMIO reads from the log, checks its writes, injects
  * each interrupt at its landmark and stops at the landmark of checkpoint
  * k+1, where the CPU state and every guest page are compared with the
@@ -96,6 +98,7 @@ struct replay {
 	json_t *results;                /* array, one object per interval */
 	struct replay_bisect *bisect;   /* NULL unless bisecting */
 	struct replay_trace *trace;     /* NULL unless tracing */
+	struct replay_dsm dsm;          /* RAM paged in on demand (dsm=) */
 };
 
 /* QEMU's translation and idle callbacks carry no user data, so the one
@@ -324,15 +327,22 @@ static void end_interval(struct replay *r)
 	struct replay_page_diff pd;
 	char err[512];
 
+	uint8_t *resident = NULL;
+
+	if (r->dsm.attached)
+		replay_dsm__interval_end(&r->dsm, r->interval);
 	replay_state__current(&got);
 	if (replay_state__from_ckpt(&r->end->cpu, &want, err, sizeof(err)) != 0 ||
 	    (r->trace && replay_trace__ad_bits(r->trace, r->end, err, sizeof(err)) != 0) ||
 	    ckpt_pages__advance(&r->pages, err, sizeof(err)) != 0 ||
-	    replay_pages__compare(&r->pages, read_ram, &pd, err, sizeof(err)) != 0) {
+	    (r->dsm.attached && replay_dsm__resident(&r->dsm, &resident, err, sizeof(err)) != 0) ||
+	    replay_pages__compare(&r->pages, r->end, resident, read_ram, &pd, err, sizeof(err)) !=
+		    0) {
 		char msg[700];
 		snprintf(msg, sizeof(msg), "checkpoint %u: %s", r->interval + 1, err);
 		finish(r, msg);
 	}
+	free(resident);
 	replay_state__compare(&got, &want, &sd);
 	if (sd.count || pd.differing) {
 		json_t *regs = json_array(), *pages = json_array();
@@ -696,7 +706,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 {
 	struct replay *r = calloc(1, sizeof(*r));
 	const char *rec = NULL;
-	uint64_t first = UINT64_MAX, last = UINT64_MAX, budget = 0;
+	uint64_t first = UINT64_MAX, last = UINT64_MAX, budget = 0, dsm_sock = UINT64_MAX;
 	char err[512];
 
 	if (!r)
@@ -724,12 +734,13 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			r->out_path = val;
 		else if (!strcmp(key, "first") ? !replay__parse_u64(val, &first) :
 			 !strcmp(key, "last")  ? !replay__parse_u64(val, &last) :
-			 !strcmp(key, "budget") ? !replay__parse_u64(val, &budget) : true)
+			 !strcmp(key, "budget") ? !replay__parse_u64(val, &budget) :
+			 !strcmp(key, "dsm")    ? !replay__parse_u64(val, &dsm_sock) : true)
 			goto bad;
 		continue;
 bad:
 		fprintf(stderr, "replay: bad argument '%s=%s' (want rec=, first=, last=, out=, "
-				"budget=, trace=, analysis=, analysis-out=, bisect-from=, watch-field=, watch-word=, watch-landmark=)\n",
+				"budget=, dsm=, trace=, analysis=, analysis-out=, bisect-from=, watch-field=, watch-word=, watch-landmark=)\n",
 			argv[i], eq ? eq + 1 : "");
 		return -1;
 	}
@@ -750,6 +761,10 @@ bad:
 			rec, first, last - 1, count, (int)count - 2);
 		return -1;
 	}
+	if (dsm_sock != UINT64_MAX &&
+	    replay_dsm__attach(&r->dsm, (int)dsm_sock, ckpt_store__info(r->store)->memory_bytes, err,
+			       sizeof(err)) != 0)
+		return install_failed(r, err);
 	r->first = (uint32_t)first;
 	r->last = (uint32_t)last;
 	r->budget = budget ? budget :

@@ -95,11 +95,33 @@ struct replay_page_diff {
 	} pages[REPLAY_MAX_PAGE_DIFFS];
 };
 
-/* Compares guest RAM as read through read_ram with the recorded pages.
- * read_ram reads len bytes at guest physical address addr. */
-int replay_pages__compare(struct ckpt_pages *p,
+/* Compares guest RAM as read through read_ram (len bytes at guest
+ * physical address addr) with p, the recorded pages at the checkpoint that
+ * ends the interval, whose manifest is end. resident: NULL, or one byte per
+ * page, 1 if it is in RAM (replay-dsm.c); a page not in RAM has not been
+ * touched since the replay started and is read only if end changed it. */
+int replay_pages__compare(struct ckpt_pages *p, const struct ckpt_manifest *end,
+			  const uint8_t *resident,
 			  bool (*read_ram)(uint64_t addr, void *buf, size_t len),
 			  struct replay_page_diff *d, char *err, size_t errlen);
+
+/* ---- demand-paged RAM (replay-dsm.c; the driver's side is dsm.c) ---- */
+
+struct replay_dsm {
+	bool attached;
+	int sock;                   /* to the driver */
+	uint64_t base, ram_bytes;   /* QEMU's mapping of guest RAM */
+};
+
+/* Registers guest RAM (ram_bytes, the memfd replay.c names) with
+ * userfaultfd and sends the descriptor over sock, which it keeps. */
+int replay_dsm__attach(struct replay_dsm *d, int sock, uint64_t ram_bytes, char *err,
+		       size_t errlen);
+/* Tells the driver the guest reached the end of interval: what it reads
+ * from RAM after this is the replay's validation. */
+void replay_dsm__interval_end(const struct replay_dsm *d, uint32_t interval);
+/* One byte per guest page, 1 if it is in RAM, malloc'd into *vec. */
+int replay_dsm__resident(const struct replay_dsm *d, uint8_t **vec, char *err, size_t errlen);
 
 /* ---- --bisect's finer checks (replay-bisect.c) ---- */
 

@@ -1,6 +1,7 @@
 /* The replay driver: one patched QEMU per interval (or one for all, the
- * serial oracle), each with the replay plugin, RAM mapped privately from
- * a memfd that holds the starting checkpoint. */
+ * serial oracle), each with the replay plugin, its RAM a shared memfd that
+ * starts empty and is paged in on demand by a fault thread here (dsm.c),
+ * or that holds the whole starting checkpoint (materialize). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -10,21 +11,35 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "dsm.h"
 #include "simnode-paths.h"
 #include "simnode.h"
 
 #define POLL_NS 20000000L
 
+/* A demand-paged QEMU's pages: the recording's at the job's starting
+ * checkpoint, from its packs or by hash from page_by_hash. */
+struct ram_source {
+	const struct simnode_replay_options *o;
+	struct ckpt_store *store;  /* the fault thread's own handle */
+	struct ckpt_pages pages;
+	struct ckpt_hash hashes[DSM_PREFETCH_MAX];
+	unsigned slot[DSM_PREFETCH_MAX];
+};
+
 struct job {
 	uint32_t first, last;
 	pid_t pid;
-	int ram_fd;
+	int ram_fd, dsm_sock;      /* dsm_sock: QEMU's end of the fault hand-over */
+	struct ram_source *src;
+	struct dsm *dsm;
 	double started;
 	char out[4200], log[4200];
 };
@@ -75,16 +90,78 @@ static int check_qemu(const char *qemu, char *err, size_t errlen)
 	return 0;
 }
 
-static int ram_at(struct ckpt_store *st, uint32_t k, char *err, size_t errlen)
+static int fetch_pages(void *ctx, const uint64_t *gpn, unsigned n, uint8_t *out, bool *zero,
+		       char *err, size_t errlen)
+{
+	struct ram_source *s = ctx;
+	unsigned m = 0;
+	for (unsigned i = 0; i < n; i++) {
+		const struct ckpt_page_ref *ref = &s->pages.refs[gpn[i]];
+		zero[i] = ref->flags & CKPT_PAGE_ZERO;
+		if (zero[i])
+			continue;
+		if (!s->o->page_by_hash) {
+			if (ckpt_store__read_page(s->store, ref, out + (size_t)i * CKPT_PAGE_SIZE, err,
+						  errlen) != 0)
+				return -1;
+			continue;
+		}
+		s->hashes[m] = ref->hash;
+		s->slot[m++] = i;
+	}
+	if (!m)
+		return 0;
+	if (s->o->page_by_hash(s->o->page_ctx, s->hashes, m, out, err, errlen) != 0)
+		return -1;
+	/* fetched packed at the front; spread to their places, last first */
+	for (unsigned j = m; j-- > 0;)
+		if (s->slot[j] != j)
+			memmove(out + (size_t)s->slot[j] * CKPT_PAGE_SIZE,
+				out + (size_t)j * CKPT_PAGE_SIZE, CKPT_PAGE_SIZE);
+	return 0;
+}
+
+static void ram_source__free(struct ram_source *s)
+{
+	if (!s)
+		return;
+	ckpt_pages__destroy(&s->pages);
+	ckpt_store__close(s->store);
+	free(s);
+}
+
+static struct ram_source *ram_source__new(const struct simnode_replay_options *o, uint32_t k,
+					  char *err, size_t errlen)
+{
+	struct ram_source *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->o = o;
+	s->store = ckpt_store__open(o->recording, err, errlen);
+	if (!s->store || ckpt_pages__init(&s->pages, s->store, k, err, errlen) != 0) {
+		ram_source__free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Guest RAM for a QEMU starting at checkpoint k: a memfd (inherited by
+ * QEMU, which names it /proc/self/fd/N) holding that checkpoint, or empty
+ * for demand paging. */
+static int ram_at(struct ckpt_store *st, uint32_t k, bool fill, char *err, size_t errlen)
 {
 	uint64_t size = ckpt_store__info(st)->memory_bytes;
-	int fd = memfd_create("simuboost-ram", 0);
+	int fd = memfd_create("simuboost-ram", MFD_CLOEXEC);
 	if (fd < 0 || ftruncate(fd, (off_t)size) != 0) {
 		snprintf(err, errlen, "memfd for %" PRIu64 " bytes: %s", size, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
+	if (!fill)
+		return fd;
 	void *ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (ram == MAP_FAILED) {
 		snprintf(err, errlen, "mmap: %s", strerror(errno));
@@ -109,8 +186,8 @@ static int spawn(struct job *j, const struct simnode_replay_options *o, const ch
 	snprintf(j->out, sizeof(j->out), "%s/interval-%u.json", dir, j->first);
 	snprintf(j->log, sizeof(j->log), "%s/interval-%u.log", dir, j->first);
 	snprintf(mem_arg, sizeof(mem_arg),
-		 "memory-backend-file,id=ram,size=%" PRIu64 ",mem-path=/proc/self/fd/%d,share=off",
-		 mem, j->ram_fd);
+		 "memory-backend-file,id=ram,size=%" PRIu64 ",mem-path=/proc/self/fd/%d,share=%s",
+		 mem, j->ram_fd, j->dsm_sock >= 0 ? "on" : "off");
 	snprintf(m_arg, sizeof(m_arg), "%" PRIu64 "M", mem >> 20);
 	snprintf(cpu_arg, sizeof(cpu_arg), "%s,apic-id=0", cpu);
 	int n = snprintf(plugin_arg, sizeof(plugin_arg), "%s,rec=%s,first=%u,last=%u,out=%s",
@@ -118,6 +195,9 @@ static int spawn(struct job *j, const struct simnode_replay_options *o, const ch
 	if (o->budget)
 		n += snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",budget=%" PRIu64,
 			      o->budget);
+	if (j->dsm_sock >= 0)
+		n += snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",dsm=%d",
+			      j->dsm_sock);
 	if (o->trace_dir && (size_t)n < sizeof(plugin_arg))
 		n += snprintf(plugin_arg + n, sizeof(plugin_arg) - (size_t)n, ",trace=%s",
 			      o->trace_dir);
@@ -181,6 +261,10 @@ static int spawn(struct job *j, const struct simnode_replay_options *o, const ch
 		/* a QEMU outlives no driver: a simulation node killed mid-interval
 		 * takes its QEMU with it */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* these two only: no QEMU holds another job's RAM or socket */
+		fcntl(j->ram_fd, F_SETFD, 0);
+		if (j->dsm_sock >= 0)
+			fcntl(j->dsm_sock, F_SETFD, 0);
 		dup2(logfd, STDOUT_FILENO);
 		dup2(logfd, STDERR_FILENO);
 		execv(qemu, (char *const *)args);
@@ -213,9 +297,27 @@ static json_t *error_result(uint32_t k, const char *verdict, const char *detail)
 }
 
 /* Appends the results of a finished job to results (one per interval). */
-static void collect(struct job *j, int status, bool timed_out, const char *qemu,
-		    json_t *results)
+static json_t *dsm_result(const struct dsm_stats *s)
 {
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f}", "faults", (json_int_t)s->faults,
+			 "zero_faults", (json_int_t)s->zero_faults, "prefetched",
+			 (json_int_t)s->prefetched, "prefetch_used", (json_int_t)s->prefetch_used,
+			 "prefetch_wasted", (json_int_t)(s->prefetched - s->prefetch_used),
+			 "fault_p50_us", s->p50_us, "fault_p99_us", s->p99_us, "fault_max_us",
+			 s->max_us);
+}
+
+/* Appends the results of a finished job to results (one per interval).
+ * paging: why demand paging failed, if it did. */
+static void collect(struct job *j, int status, bool timed_out, const char *paging,
+		    const char *qemu, json_t *results)
+{
+	struct dsm_stats ds;
+	bool paged = j->dsm != NULL;
+	dsm__stop(j->dsm, &ds);
+	j->dsm = NULL;
+	ram_source__free(j->src);
+	j->src = NULL;
 	json_error_t jerr;
 	json_t *doc = json_load_file(j->out, 0, &jerr);
 	json_t *got = doc ? json_object_get(doc, "intervals") : NULL;
@@ -223,10 +325,15 @@ static void collect(struct job *j, int status, bool timed_out, const char *qemu,
 	size_t have = json_is_array(got) ? json_array_size(got) : 0;
 	char why[1024], line[512];
 
-	for (size_t i = 0; i < have; i++)
+	for (size_t i = 0; i < have; i++) {
+		if (i == 0 && paged)
+			json_object_set_new(json_array_get(got, i), "dsm", dsm_result(&ds));
 		json_array_append(results, json_array_get(got, i));
+	}
 	last_line(j->log, line, sizeof(line));
-	if (timed_out)
+	if (paging)
+		snprintf(why, sizeof(why), "demand paging: %s; QEMU killed", paging);
+	else if (timed_out)
 		snprintf(why, sizeof(why), "no result after the time limit; QEMU killed");
 	else if (strstr(line, "undefined symbol: qemu_plugin_"))
 		snprintf(why, sizeof(why), "%s lacks the simuboost patches: %s", qemu, line);
@@ -283,6 +390,57 @@ static json_t *sorted(json_t *results)
 	return out;
 }
 
+/* Gives job j its RAM (and with demand paging its fault thread) and
+ * starts its QEMU. */
+static int start_job(struct job *j, const struct simnode_replay_options *o,
+		     struct ckpt_store *st, const char *qemu, const char *plugin, const char *dir,
+		     char *err, size_t errlen)
+{
+	const struct ckpt_info *info = ckpt_store__info(st);
+	int sv[2] = { -1, -1 };
+	j->ram_fd = ram_at(st, j->first, o->materialize, err, errlen);
+	if (j->ram_fd < 0)
+		return -1;
+	if (!o->materialize) {
+		struct dsm_source src = { .fetch = fetch_pages };
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+			snprintf(err, errlen, "socketpair: %s", strerror(errno));
+			goto bad;
+		}
+		j->src = ram_source__new(o, j->first, err, errlen);
+		src.ctx = j->src;
+		j->dsm = j->src ? dsm__start(sv[0], j->ram_fd, info->memory_bytes, &src,
+					     !o->no_prefetch, err, errlen) :
+				  NULL;
+		if (!j->dsm)
+			goto bad;
+		sv[0] = -1; /* the fault thread's now */
+		j->dsm_sock = sv[1];
+		sv[1] = -1;
+	}
+	if (spawn(j, o, qemu, plugin, info->cpu_model, info->memory_bytes, dir, err, errlen) != 0)
+		goto bad;
+	if (j->dsm_sock >= 0)
+		close(j->dsm_sock); /* QEMU's now: its end closes when QEMU ends */
+	j->dsm_sock = -1;
+	return 0;
+bad:
+	dsm__stop(j->dsm, NULL);
+	j->dsm = NULL;
+	ram_source__free(j->src);
+	j->src = NULL;
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	if (j->dsm_sock >= 0)
+		close(j->dsm_sock);
+	j->dsm_sock = -1;
+	close(j->ram_fd);
+	j->ram_fd = -1;
+	return -1;
+}
+
 json_t *simnode__replay(const struct simnode_replay_options *o, char *err, size_t errlen)
 {
 	const char *qemu = o->qemu ? o->qemu : getenv("SIMUBOOST_QEMU");
@@ -319,7 +477,6 @@ json_t *simnode__replay(const struct simnode_replay_options *o, char *err, size_
 		snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
 		goto out;
 	}
-	const struct ckpt_info *info = ckpt_store__info(st);
 	unsigned njobs = o->serial ? 1 : o->last - o->first;
 	unsigned parallel = o->serial ? 1 : (o->jobs ? o->jobs : 1);
 	jobs = calloc(njobs, sizeof(*jobs));
@@ -328,21 +485,17 @@ json_t *simnode__replay(const struct simnode_replay_options *o, char *err, size_
 	for (unsigned i = 0; i < njobs; i++) {
 		jobs[i].first = o->serial ? o->first : o->first + i;
 		jobs[i].last = o->serial ? o->last : jobs[i].first + 1;
-		jobs[i].ram_fd = -1;
+		jobs[i].ram_fd = jobs[i].dsm_sock = -1;
 	}
 	while (done < njobs) {
 		while (running < parallel && next < njobs) {
 			struct job *j = &jobs[next++];
 			char e[512];
-			j->ram_fd = ram_at(st, j->first, e, sizeof(e));
-			if (j->ram_fd < 0 || spawn(j, o, qemu, plugin, info->cpu_model,
-						   info->memory_bytes, dir, e, sizeof(e)) != 0) {
+			if (start_job(j, o, st, qemu, plugin, dir, e, sizeof(e)) != 0) {
 				char d[700];
 				snprintf(d, sizeof(d), "checkpoint %u: %s", j->first, e);
 				for (uint32_t k = j->first; k < j->last; k++)
 					json_array_append_new(results, error_result(k, "error", d));
-				if (j->ram_fd >= 0)
-					close(j->ram_fd);
 				done++;
 				continue;
 			}
@@ -354,13 +507,14 @@ json_t *simnode__replay(const struct simnode_replay_options *o, char *err, size_
 			if (j->pid <= 0)
 				continue;
 			bool late = o->timeout_s > 0 && now_s() - j->started > o->timeout_s;
-			if (late) {
+			const char *paging = j->dsm ? dsm__failed(j->dsm) : NULL;
+			if (late || paging) {
 				kill(j->pid, SIGKILL);
 				waitpid(j->pid, &status, 0);
 			} else if (waitpid(j->pid, &status, WNOHANG) != j->pid) {
 				continue;
 			}
-			collect(j, status, late, qemu, results);
+			collect(j, status, late, paging, qemu, results);
 			unlink(j->log);
 			running--;
 			done++;

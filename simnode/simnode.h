@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+struct ckpt_hash;
+
 struct simnode_replay_options {
 	const char *recording;
 	/* Intervals [first, last). serial: one QEMU replays them all from
@@ -39,6 +41,17 @@ struct simnode_replay_options {
 	const char *const *qemu_plugins;
 	unsigned nqemu_plugins;
 	const char *qemu_plugin_dir;
+	/* Guest RAM: demand-paged (the default: each QEMU starts with empty
+	 * RAM and its pages are faulted in as they are touched, see dsm.h),
+	 * or with materialize the whole starting checkpoint copied in first.
+	 * no_prefetch turns off the sequential prefetch of demand paging. */
+	bool materialize, no_prefetch;
+	/* Where demand paging gets page contents by hash (a distributed node's
+	 * peers, distributor.h): n pages into out; NULL: the recording's own
+	 * page packs. Called on fault threads, one per QEMU. */
+	int (*page_by_hash)(void *ctx, const struct ckpt_hash *hashes, unsigned n, uint8_t *out,
+			    char *err, size_t errlen);
+	void *page_ctx;
 	/* Called after each interval's result, e.g. for progress. */
 	void (*progress)(void *opaque, unsigned done, unsigned total);
 	void *opaque;
@@ -47,6 +60,9 @@ struct simnode_replay_options {
 /* Replays and returns a JSON array with one object per interval, in order:
  *   interval, verdict ("exact", "diverged", "error", "not-run"),
  *   instructions, events, events_total, undefined_flag_fixups, wall_s,
+ *   with demand paging a dsm object (faults, zero_faults, prefetched,
+ *   prefetch_used, prefetch_wasted, fault_p50_us, fault_p99_us; in a serial
+ *   replay on its first interval, for the whole run),
  *   and for "diverged" a divergence object (kind, detail, event, rip,
  *   at_instruction, state and pages where they differ), for "error" a
  *   detail string. Returns NULL with err only when nothing could run (bad
