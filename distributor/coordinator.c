@@ -14,6 +14,7 @@
 struct node {
 	uint32_t id;
 	bool busy, gone;
+	char pages[PAGE_ENDPOINT_MAX]; /* where it serves pages; "" if it does not */
 };
 
 struct coord {
@@ -41,14 +42,59 @@ static struct node *node_of(struct coord *c, uint32_t id)
 	return NULL;
 }
 
+/* How many of interval k's pages node holds, as far as the coordinator
+ * can tell: an interval shares most pages with its neighbours, so the
+ * nearer the intervals the node ran, the more. */
+static double affinity(void *ctx, uint32_t node, uint32_t k)
+{
+	struct coord *c = ctx;
+	double best = 0;
+	for (uint32_t d = 1; d <= 4; d++) {
+		uint32_t ran;
+		for (int side = -1; side <= 1; side += 2) {
+			int64_t j = (int64_t)k + side * (int64_t)d;
+			if (j < c->o->first || j >= c->o->last)
+				continue;
+			enum sched_state st = sched__state(c->sched, (uint32_t)j, &ran, NULL);
+			if ((st == SCHED_DONE || st == SCHED_RUNNING) && ran == node)
+				best = best > 1.0 / d ? best : 1.0 / d;
+		}
+	}
+	return best;
+}
+
+/* ASSIGN: the interval, then the peers that serve pages: the vnode and
+ * every node that is not gone. */
+static void write_assign(struct coord *c, struct wire_writer *w, uint32_t k)
+{
+	uint32_t n = c->o->pages_endpoint ? 1 : 0;
+	for (unsigned i = 0; i < c->nnodes; i++)
+		n += !c->nodes[i].gone && c->nodes[i].pages[0] && n < PAGE_MAX_PEERS;
+	wire_writer__u32(w, k);
+	wire_writer__u32(w, n);
+	if (c->o->pages_endpoint) {
+		wire_writer__u32(w, PAGE_VNODE_ID);
+		wire_writer__blob(w, c->o->pages_endpoint, (uint32_t)strlen(c->o->pages_endpoint));
+		n--;
+	}
+	for (unsigned i = 0; i < c->nnodes && n; i++) {
+		const struct node *p = &c->nodes[i];
+		if (p->gone || !p->pages[0])
+			continue;
+		wire_writer__u32(w, p->id);
+		wire_writer__blob(w, p->pages, (uint32_t)strlen(p->pages));
+		n--;
+	}
+}
+
 /* Gives an idle node its next interval, if one is pending. */
 static int feed(struct coord *c, struct node *n)
 {
 	uint32_t k;
-	if (n->busy || n->gone || !sched__next(c->sched, n->id, NULL, NULL, &k))
+	if (n->busy || n->gone || !sched__next(c->sched, n->id, affinity, c, &k))
 		return 0;
 	struct wire_writer w = { .ok = true };
-	wire_writer__u32(&w, k);
+	write_assign(c, &w, k);
 	int rc = link__send(c->link, n->id, WIRE_ASSIGN, w.buf, w.len, c->err, sizeof(c->err));
 	wire_writer__free(&w);
 	if (rc != 0) {
@@ -78,6 +124,16 @@ static void on_hello(struct coord *c, const struct wire_msg *m)
 	}
 	if (n->busy)
 		sched__node_lost(c->sched, n->id); /* it restarted: its interval is lost */
+	/* HELLO: where it serves pages (a blob, maybe empty) */
+	struct wire_reader r = wire_reader__of(m);
+	const uint8_t *ep;
+	uint32_t len = 0;
+	n->pages[0] = '\0';
+	if (m->len && wire_reader__blob(&r, &ep, &len, PAGE_ENDPOINT_MAX - 1) &&
+	    wire_reader__done(&r)) {
+		memcpy(n->pages, ep, len);
+		n->pages[len] = '\0';
+	}
 	n->busy = n->gone = false;
 	if (link__send(c->link, n->id, WIRE_WELCOME, c->o->settings,
 		       (uint32_t)strlen(c->o->settings), c->err, sizeof(c->err)) != 0) {

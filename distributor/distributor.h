@@ -162,7 +162,91 @@ int link__send(struct link *l, uint32_t to, enum wire_type type, const void *pay
 int link__recv(struct link *l, struct wire_msg *m, int timeout_ms, char *err, size_t errlen);
 /* Frames received so far, by verdict. */
 const struct wire_guard *link__guard(const struct link *l);
+/* Where a listening link is bound, a wildcard port resolved
+ * ("tcp://10.0.0.2:*" becomes "tcp://10.0.0.2:41234"). */
+int link__endpoint(const struct link *l, char *out, size_t len, char *err, size_t errlen);
 void link__close(struct link *l);
+
+/* ---- pages between peers (pages.c) ----------------------------------------
+ * Guest page contents move by content hash (checkpoint.h's XXH3-128).
+ * Every peer keeps the pages it fetched in a page cache and serves them;
+ * the vnode's peer (id PAGE_VNODE_ID) serves every page of the recording.
+ * The directory of who holds what is implicit: for each hash, the live
+ * peers ranked by rendezvous hashing of (hash, peer id); the first is the
+ * hash's home. A node asks the home, and a home that lacks the page
+ * fetches it from the vnode, once, and keeps it. So the vnode sends each
+ * content about once, however many nodes there are. A peer that does not
+ * answer is dropped from the ranking and the next one becomes home; the
+ * vnode is the last resort. Zero pages never travel (manifests say which
+ * pages are zero). Pages travel lz4-compressed in PAGE_DATA, each one's
+ * hash checked on arrival.
+ *   PAGE_REQUEST: u32 tag, u8 flags (1: fetch through), u32 n, n hashes
+ *                 (u64 lo, u64 hi);
+ *   PAGE_DATA:    u32 tag, u32 n, n times: hash, u8 status (0: data, then a
+ *                 blob of lz4 bytes; 1: not held). */
+
+#define PAGE_VNODE_ID 0u
+#define PAGE_MAX_PEERS 64u
+#define PAGE_MAX_REQUEST 1024u
+#define PAGE_ENDPOINT_MAX 256u
+
+struct ckpt_hash;
+
+/* Page contents by hash, lz4-compressed in memory; thread-safe. */
+struct page_cache;
+struct page_cache *page_cache__new(void);
+void page_cache__free(struct page_cache *c);
+/* Keeps a page's 4096 bytes, whose hash is h. */
+void page_cache__put(struct page_cache *c, const struct ckpt_hash *h, const void *page);
+/* 1 with the page, 0 if not held, -1 if what is held is damaged. */
+int page_cache__get(struct page_cache *c, const struct ckpt_hash *h, void *page);
+void page_cache__stats(struct page_cache *c, uint64_t *pages, uint64_t *bytes);
+
+struct page_peer {
+	uint32_t id;
+	char endpoint[PAGE_ENDPOINT_MAX];
+};
+
+/* Fetches pages for one peer (self) from the others; thread-safe, one
+ * request at a time. What it fetches goes into the cache. */
+struct page_client;
+struct page_client *page_client__new(const struct wire_key *key, uint32_t self,
+				     struct page_cache *cache);
+void page_client__free(struct page_client *c);
+/* The peers, the vnode among them; replaces the previous list, keeping the
+ * connections (and what it learned of liveness) of peers still in it. */
+int page_client__set_peers(struct page_client *c, const struct page_peer *peers, unsigned n);
+/* Pages h[0..n) into out (n * 4096 bytes): from the cache, the hash's
+ * home, or the vnode. -1 with err if some page could not be had. */
+int page_client__get(struct page_client *c, const struct ckpt_hash *h, unsigned n,
+		     uint8_t *out, char *err, size_t errlen);
+struct page_client_stats {
+	uint64_t cache_hits;        /* pages found in the cache */
+	uint64_t bytes_received;    /* PAGE_DATA payload bytes, all peers */
+	uint64_t peers_lost;        /* peers dropped for not answering */
+};
+/* Its totals, and bytes received per peer through per_peer (optional). */
+void page_client__stats(struct page_client *c, struct page_client_stats *s,
+			void (*per_peer)(void *ctx, uint32_t peer, uint64_t bytes), void *ctx);
+
+/* Answers PAGE_REQUEST on a thread of its own. */
+struct page_server_options {
+	const char *endpoint;       /* to bind; a tcp port may be "*" */
+	const struct wire_key *key;
+	uint32_t self;
+	struct page_cache *cache;   /* a node's: what it serves */
+	struct page_client *upstream; /* a node's: fetches through to the vnode */
+	const char *recording;      /* the vnode's: serves every page of it,
+				       following it as it grows */
+};
+struct page_server;
+struct page_server *page_server__start(const struct page_server_options *o, char *err,
+				       size_t errlen);
+const char *page_server__endpoint(const struct page_server *s);
+struct page_server_stats {
+	uint64_t sent_bytes, sent_pages, requests, refused;
+};
+void page_server__stop(struct page_server *s, struct page_server_stats *stats);
 
 /* ---- the schedule (schedule.c) --------------------------------------------
  * Which interval of a run each node simulates: the coordinator's state. An
@@ -203,16 +287,21 @@ struct sched *sched__load(const char *path, char *err, size_t errlen);
 
 /* ---- the coordinator (coordinator.c) ---------------------------------------
  * Runs a simulation's schedule over a listening link: a node says HELLO
- * and gets WELCOME with the run's settings (a JSON text the nodes
- * understand), then ASSIGN messages, one interval at a time, each answered
- * by RESULT (the interval's result as JSON). When every interval is done,
- * each node gets BYE. */
+ * (a blob: where it serves pages, maybe empty) and gets WELCOME with the
+ * run's settings (a JSON text the nodes understand), then ASSIGN messages,
+ * one interval at a time (u32 interval, u32 n, n peers: u32 id, blob
+ * endpoint; the vnode and the nodes not gone), each answered by RESULT
+ * (u32 interval, u8 ran, blob: the interval's result as JSON). A pending
+ * interval goes to the idle node that ran the intervals nearest it, whose
+ * cache holds most of its pages. When every interval is done, each node
+ * gets BYE. */
 
 struct coord_options {
 	const char *endpoint;
 	const struct wire_key *key;
 	uint32_t first, last;
 	const char *settings;       /* JSON text for WELCOME */
+	const char *pages_endpoint; /* the vnode's page server, sent with each ASSIGN */
 	const char *state_path;     /* the schedule, saved after each result; NULL: none */
 	const char *results_dir;    /* each interval's result, NNNNNN.json, with state_path */
 	bool resume;                /* start from state_path and results_dir */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <zmq.h>
 
@@ -44,6 +45,11 @@ static struct link *open_link(const char *endpoint, const struct wire_key *key, 
 	l->router = router;
 	l->key = *key;
 	l->self = self;
+	/* sequence numbers from the clock: a process that restarts under the
+	 * same sender id goes on above the numbers it used before */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	l->seq = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	wire_guard__init(&l->guard);
 	l->ctx = zmq_ctx_new();
 	l->sock = l->ctx ? zmq_socket(l->ctx, router ? ZMQ_ROUTER : ZMQ_DEALER) : NULL;
@@ -177,6 +183,16 @@ int link__recv(struct link *l, struct wire_msg *m, int timeout_ms, char *err, si
 			return 1;
 		/* refused: counted by the guard, and dropped */
 	}
+}
+
+int link__endpoint(const struct link *l, char *out, size_t len, char *err, size_t errlen)
+{
+	size_t n = len;
+	if (zmq_getsockopt(l->sock, ZMQ_LAST_ENDPOINT, out, &n) != 0) {
+		snprintf(err, errlen, "bound endpoint: %s", zmq_strerror(zmq_errno()));
+		return -1;
+	}
+	return 0;
 }
 
 const struct wire_guard *link__guard(const struct link *l)

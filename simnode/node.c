@@ -1,12 +1,19 @@
 /* A simulation node in a distributed run: joins a coordinator, takes the
  * run's settings, and replays each interval it is assigned here, with the
  * same driver as `simuboost replay` (replay.c), answering with the
- * interval's result. */
+ * interval's result. Its guests' RAM is demand-paged from its peers
+ * (distributor.h's pages): the node keeps what it fetched and serves it
+ * to the others on its own page server. */
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "checkpoint.h"
 #include "distributor.h"
 #include "simnode.h"
 
@@ -31,6 +38,8 @@ static int settings(json_t *doc, struct simnode_replay_options *o, const char **
 	o->analysis_dir = json_string_value(json_object_get(doc, "analysis_dir"));
 	o->qemu = json_string_value(json_object_get(doc, "qemu"));
 	o->budget = (uint64_t)json_integer_value(json_object_get(doc, "budget"));
+	o->no_prefetch = json_is_true(json_object_get(doc, "no_prefetch"));
+	o->materialize = json_is_true(json_object_get(doc, "materialize"));
 	if (json_is_number(json_object_get(doc, "timeout_s")))
 		o->timeout_s = json_number_value(json_object_get(doc, "timeout_s"));
 	json_array_foreach(json_object_get(doc, "analyses"), i, v) {
@@ -44,19 +53,188 @@ static int settings(json_t *doc, struct simnode_replay_options *o, const char **
 	return 0;
 }
 
-int simnode__serve(const char *endpoint, const struct wire_key *key, uint32_t id, char *err,
-		   size_t errlen)
+/* Where this node serves pages when not told: beside the coordinator's
+ * socket for ipc, else a free port on the address that reaches it. */
+static int default_page_endpoint(const char *join, char *out, size_t len, char *err,
+				 size_t errlen)
+{
+	if (!strncmp(join, "ipc://", 6)) {
+		snprintf(out, len, "ipc:///tmp/simuboost-pages.%d", (int)getpid());
+		return 0;
+	}
+	char host[256];
+	const char *p = strncmp(join, "tcp://", 6) ? NULL : join + 6;
+	const char *colon = p ? strrchr(p, ':') : NULL;
+	if (!colon || (size_t)(colon - p) >= sizeof(host)) {
+		snprintf(err, errlen, "%s: say where to serve pages (--serve)", join);
+		return -1;
+	}
+	memcpy(host, p, (size_t)(colon - p));
+	host[colon - p] = '\0';
+	/* the local address of a route to the coordinator (a UDP connect
+	 * sends nothing) */
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_DGRAM }, *ai = NULL;
+	struct sockaddr_in local;
+	socklen_t ll = sizeof(local);
+	int fd = -1, rc = -1;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) == 0 &&
+	    (fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) >= 0 &&
+	    connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&local, &ll) == 0) {
+		char addr[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &local.sin_addr, addr, sizeof(addr));
+		snprintf(out, len, "tcp://%s:*", addr);
+		rc = 0;
+	} else {
+		snprintf(err, errlen, "%s: no route to the coordinator's host to serve pages on",
+			 join);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (ai)
+		freeaddrinfo(ai);
+	return rc;
+}
+
+/* The node's pages: its cache, its server, and its clients: one that asks
+ * each page's home (for faults), one that asks only the vnode (for its
+ * server's fetch-through, which must not wait on another node). */
+struct node_pages {
+	struct page_cache *cache;
+	struct page_client *client, *upstream;
+	struct page_server *server;
+};
+
+static int fetch_by_hash(void *ctx, const struct ckpt_hash *h, unsigned n, uint8_t *out,
+			 char *err, size_t errlen)
+{
+	struct node_pages *np = ctx;
+	return page_client__get(np->client, h, n, out, err, errlen);
+}
+
+static void node_pages__stop(struct node_pages *np)
+{
+	page_server__stop(np->server, NULL);
+	page_client__free(np->client);
+	page_client__free(np->upstream);
+	page_cache__free(np->cache);
+}
+
+static int node_pages__start(struct node_pages *np, const char *join, const char *serve,
+			     const struct wire_key *key, uint32_t id, char *err, size_t errlen)
+{
+	char ep[PAGE_ENDPOINT_MAX];
+	*np = (struct node_pages){ 0 };
+	if (!serve) {
+		if (default_page_endpoint(join, ep, sizeof(ep), err, errlen) != 0)
+			return -1;
+		serve = ep;
+	}
+	np->cache = page_cache__new();
+	np->client = np->cache ? page_client__new(key, id, np->cache) : NULL;
+	np->upstream = np->cache ? page_client__new(key, id, np->cache) : NULL;
+	if (!np->client || !np->upstream) {
+		snprintf(err, errlen, "out of memory");
+		node_pages__stop(np);
+		return -1;
+	}
+	struct page_server_options so = { .endpoint = serve, .key = key, .self = id,
+					  .cache = np->cache, .upstream = np->upstream };
+	np->server = page_server__start(&so, err, errlen);
+	if (!np->server) {
+		node_pages__stop(np);
+		return -1;
+	}
+	return 0;
+}
+
+/* ASSIGN: u32 interval, u32 n, n peers (u32 id, blob endpoint); the
+ * vnode is among them. */
+static bool parse_assign(const struct wire_msg *m, uint32_t *k, struct page_peer *peers,
+			 unsigned *npeers)
+{
+	struct wire_reader r = wire_reader__of(m);
+	uint32_t n;
+	if (!wire_reader__u32(&r, k) || !wire_reader__u32(&r, &n) || n > PAGE_MAX_PEERS)
+		return false;
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *ep;
+		uint32_t len;
+		if (!wire_reader__u32(&r, &peers[i].id) ||
+		    !wire_reader__blob(&r, &ep, &len, PAGE_ENDPOINT_MAX - 1))
+			return false;
+		memcpy(peers[i].endpoint, ep, len);
+		peers[i].endpoint[len] = '\0';
+	}
+	*npeers = n;
+	return wire_reader__done(&r);
+}
+
+struct peer_bytes {
+	uint32_t id[PAGE_MAX_PEERS];
+	uint64_t bytes[PAGE_MAX_PEERS];
+	unsigned n;
+};
+
+static void note_peer_bytes(void *ctx, uint32_t peer, uint64_t bytes)
+{
+	struct peer_bytes *pb = ctx;
+	if (pb->n < PAGE_MAX_PEERS) {
+		pb->id[pb->n] = peer;
+		pb->bytes[pb->n++] = bytes;
+	}
+}
+
+/* What the interval's pages cost: bytes from each peer, cache hits. */
+static json_t *pages_result(struct node_pages *np, const struct peer_bytes *before,
+			    const struct page_client_stats *sb)
+{
+	struct peer_bytes after = { .n = 0 };
+	struct page_client_stats sa;
+	page_client__stats(np->client, &sa, note_peer_bytes, &after);
+	json_t *from = json_object();
+	for (unsigned i = 0; i < after.n; i++) {
+		uint64_t was = 0;
+		for (unsigned j = 0; j < before->n; j++)
+			if (before->id[j] == after.id[i])
+				was = before->bytes[j];
+		if (after.bytes[i] > was) {
+			char key[16];
+			snprintf(key, sizeof(key), "%u", after.id[i]);
+			json_object_set_new(from, key, json_integer((json_int_t)(after.bytes[i] - was)));
+		}
+	}
+	return json_pack("{s:o, s:I, s:I}", "bytes_from", from, "cache_hits",
+			 (json_int_t)(sa.cache_hits - sb->cache_hits), "peers_lost",
+			 (json_int_t)(sa.peers_lost - sb->peers_lost));
+}
+
+int simnode__serve(const char *endpoint, const char *serve, const struct wire_key *key,
+		   uint32_t id, char *err, size_t errlen)
 {
 	struct simnode_replay_options o;
 	const char *specs[MAX_SPECS];
+	struct node_pages np;
+	struct page_peer peers[PAGE_MAX_PEERS];
+	unsigned npeers;
 	json_t *doc = NULL;
 	struct wire_msg m;
 	int rc = -1;
 
-	struct link *l = link__connect(endpoint, key, id, err, errlen);
-	if (!l)
+	if (node_pages__start(&np, endpoint, serve, key, id, err, errlen) != 0)
 		return -1;
-	if (link__send(l, 0, WIRE_HELLO, NULL, 0, err, errlen) != 0)
+	struct link *l = link__connect(endpoint, key, id, err, errlen);
+	if (!l) {
+		node_pages__stop(&np);
+		return -1;
+	}
+	/* HELLO: where this node serves pages */
+	const char *mine = page_server__endpoint(np.server);
+	struct wire_writer hello = { .ok = true };
+	wire_writer__blob(&hello, mine, (uint32_t)strlen(mine));
+	int said = hello.ok ? link__send(l, 0, WIRE_HELLO, hello.buf, hello.len, err, errlen) : -1;
+	wire_writer__free(&hello);
+	if (said != 0)
 		goto out;
 	for (;;) {
 		int got = link__recv(l, &m, SILENCE_MS, err, errlen);
@@ -79,20 +257,31 @@ int simnode__serve(const char *endpoint, const struct wire_key *key, uint32_t id
 			}
 			continue;
 		}
-		struct wire_reader r = wire_reader__of(&m);
 		uint32_t k;
-		if (m.type != WIRE_ASSIGN || !doc || !wire_reader__u32(&r, &k) ||
-		    !wire_reader__done(&r))
+		if (m.type != WIRE_ASSIGN || !doc || !parse_assign(&m, &k, peers, &npeers))
 			continue; /* nothing a node acts on */
+		struct page_peer vnode[1];
+		unsigned nvnode = 0;
+		for (unsigned i = 0; i < npeers && !nvnode; i++)
+			if (peers[i].id == PAGE_VNODE_ID)
+				vnode[nvnode++] = peers[i];
+		page_client__set_peers(np.client, peers, npeers);
+		page_client__set_peers(np.upstream, vnode, nvnode);
+		struct peer_bytes before = { .n = 0 };
+		struct page_client_stats sb;
+		page_client__stats(np.client, &sb, note_peer_bytes, &before);
 		char rerr[1024];
 		o.first = k;
 		o.last = k + 1;
+		o.page_by_hash = fetch_by_hash;
+		o.page_ctx = &np;
 		json_t *res = simnode__replay(&o, rerr, sizeof(rerr));
 		json_t *one = res ? json_incref(json_array_get(res, 0)) :
 				    json_pack("{s:i, s:s, s:s}", "interval", k, "verdict", "error",
 					      "detail", rerr);
 		json_decref(res);
 		json_object_set_new(one, "node", json_integer(id));
+		json_object_set_new(one, "pages", pages_result(&np, &before, &sb));
 		const char *verdict = json_string_value(json_object_get(one, "verdict"));
 		/* an error is the node's failure, to be retried elsewhere; a
 		 * divergence is a result */
@@ -113,5 +302,6 @@ int simnode__serve(const char *endpoint, const struct wire_key *key, uint32_t id
 out:
 	json_decref(doc);
 	link__close(l);
+	node_pages__stop(&np);
 	return rc;
 }

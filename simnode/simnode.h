@@ -81,10 +81,14 @@ json_t *simnode__bisect(const struct simnode_replay_options *o, const json_t *di
 
 /* Serves a distributed run as node id: joins the coordinator at endpoint
  * (distributor.h), replays the intervals it assigns, and returns 0 when it
- * says BYE, -1 with err if the link fails. */
+ * says BYE, -1 with err if the link fails. Its guests' pages come from its
+ * peers, and it serves the pages it holds at serve (NULL: an ipc socket
+ * for an ipc coordinator, else a free tcp port on the address that reaches
+ * the coordinator). Each result gains a pages object: bytes_from (bytes
+ * received from each peer, by id; 0 is the vnode), cache_hits, peers_lost. */
 struct wire_key;
-int simnode__serve(const char *endpoint, const struct wire_key *key, uint32_t id, char *err,
-		   size_t errlen);
+int simnode__serve(const char *endpoint, const char *serve, const struct wire_key *key,
+		   uint32_t id, char *err, size_t errlen);
 
 /* The number of checkpoints of a recording, or -1 with err. */
 long simnode__checkpoints(const char *recording, char *err, size_t errlen);
