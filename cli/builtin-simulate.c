@@ -3,11 +3,14 @@
  * a node as `replay` would (simnode/). Embedded: N node processes on this
  * machine. simuboost simnode: a node that joins a coordinator, from here
  * or from another machine. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <ifaddrs.h>
 #include <jansson.h>
 #include <limits.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,17 +44,27 @@ const char builtin_simulate_usage[] =
 	"                         schedule to DIR/schedule (default: stdout)\n"
 	"      --resume           continue the run whose schedule is in OUT\n"
 	"      --timeout S        kill an interval's QEMU after S seconds (default 3600)\n"
-	"  -j, --json             the results as JSON\n"
+	"      --pages ENDPOINT   where this machine, the vnode, serves the recording's\n"
+	"                         pages to the nodes (default: an ipc socket; with a\n"
+	"                         tcp --listen, a free port on the same address)\n"
+	"      --no-prefetch      demand paging without sequential prefetch\n"
+	"      --materialize      copy each interval's starting RAM from the recording\n"
+	"                         (a shared filesystem) instead of demand paging\n"
+	"  -j, --json             the results as JSON, with what the vnode sent\n"
 	"\n"
 	"Exit status: 0 if every interval replayed exact, 1 if not, 2 on bad usage.\n";
 
 const char builtin_simnode_usage[] =
-	"usage: simuboost simnode --join ENDPOINT --id N [--secret-file F]\n"
+	"usage: simuboost simnode --join ENDPOINT --id N [--secret-file F] [--serve EP]\n"
 	"\n"
 	"A simulation node: joins the coordinator of `simuboost simulate` at\n"
 	"ENDPOINT, replays the intervals it assigns, and exits when it says the\n"
-	"run is over. The secret comes from --secret-file or $SIMUBOOST_SECRET;\n"
-	"the recording must be at the same path here as for the coordinator.\n";
+	"run is over. The secret comes from --secret-file or $SIMUBOOST_SECRET.\n"
+	"Its guests' pages are faulted in from its peers (the vnode and the other\n"
+	"nodes), and it serves the pages it holds at --serve (default: an ipc\n"
+	"socket for an ipc coordinator, else tcp on the address that reaches the\n"
+	"coordinator, any free port). The recording's manifests and logs must be\n"
+	"at the same path here as for the coordinator.\n";
 
 #define MAX_LOCAL 64
 #define MAX_SPECS 16
@@ -82,15 +95,16 @@ int builtin_simnode(int argc, char **argv)
 		{ "join", required_argument, NULL, 'J' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "secret-file", required_argument, NULL, 's' },
+		{ "serve", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *join = NULL, *secret_file = NULL;
+	const char *join = NULL, *secret_file = NULL, *serve = NULL;
 	uint32_t id = 0;
 	char secret[256], err[1024];
 	struct wire_key key;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "J:i:s:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "J:i:s:S:", options, NULL)) != -1) {
 		switch (c) {
 		case 'J': join = optarg; break;
 		case 'i':
@@ -98,6 +112,7 @@ int builtin_simnode(int argc, char **argv)
 				goto usage;
 			break;
 		case 's': secret_file = optarg; break;
+		case 'S': serve = optarg; break;
 		default: goto usage;
 		}
 	}
@@ -109,7 +124,7 @@ int builtin_simnode(int argc, char **argv)
 		fprintf(stderr, "simuboost simnode: the secret is shorter than 16 characters\n");
 		return EXIT_USAGE;
 	}
-	if (simnode__serve(join, &key, id, err, sizeof(err)) != 0) {
+	if (simnode__serve(join, serve, &key, id, err, sizeof(err)) != 0) {
 		fprintf(stderr, "simuboost simnode %u: %s\n", id, err);
 		return EXIT_FAILURE;
 	}
@@ -139,6 +154,57 @@ static unsigned lost_locals(void *ctx, uint32_t *lost, unsigned max)
 	return n;
 }
 
+/* Where the vnode serves pages: given, an ipc socket, or a free port on the
+ * tcp address the coordinator listens on. */
+static int vnode_endpoint(const char *pages, const char *listen, char *out, size_t len,
+			  char *err, size_t errlen)
+{
+	if (pages) {
+		snprintf(out, len, "%s", pages);
+		return 0;
+	}
+	if (!listen || strncmp(listen, "tcp://", 6)) {
+		snprintf(out, len, "ipc:///tmp/simuboost-vnode-pages.%d", (int)getpid());
+		return 0;
+	}
+	const char *colon = strrchr(listen, ':');
+	if (colon - listen < 6) {
+		snprintf(err, errlen, "%s: say where to serve pages (--pages)", listen);
+		return -1;
+	}
+	snprintf(out, len, "%.*s:*", (int)(colon - listen), listen);
+	return 0;
+}
+
+/* An endpoint the nodes can connect to: a wildcard address becomes this
+ * host's first non-loopback IPv4 address. */
+static int advertise(const char *bound, char *out, size_t len, char *err, size_t errlen)
+{
+	const char *any = "tcp://0.0.0.0:";
+	snprintf(out, len, "%s", bound);
+	if (strncmp(bound, any, strlen(any)))
+		return 0;
+	struct ifaddrs *ifs, *i;
+	if (getifaddrs(&ifs) != 0) {
+		snprintf(err, errlen, "getifaddrs: %s", strerror(errno));
+		return -1;
+	}
+	int rc = -1;
+	for (i = ifs; i && rc; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK))
+			continue;
+		char addr[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, addr, sizeof(addr));
+		snprintf(out, len, "tcp://%s:%s", addr, bound + strlen(any));
+		rc = 0;
+	}
+	freeifaddrs(ifs);
+	if (rc)
+		snprintf(err, errlen, "%s: no address of this host to give the nodes (--pages)",
+			 bound);
+	return rc;
+}
+
 static void progress(void *ctx, unsigned done, unsigned total)
 {
 	(void)ctx;
@@ -149,7 +215,8 @@ static void progress(void *ctx, unsigned done, unsigned total)
 
 int builtin_simulate(int argc, char **argv)
 {
-	enum { OPT_LISTEN = 256, OPT_SECRET, OPT_RESUME, OPT_TIMEOUT };
+	enum { OPT_LISTEN = 256, OPT_SECRET, OPT_RESUME, OPT_TIMEOUT, OPT_PAGES, OPT_NO_PREFETCH,
+	       OPT_MATERIALIZE };
 	static const struct option options[] = {
 		{ "nodes", required_argument, NULL, 'n' },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -159,10 +226,15 @@ int builtin_simulate(int argc, char **argv)
 		{ "out", required_argument, NULL, 'o' },
 		{ "resume", no_argument, NULL, OPT_RESUME },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "pages", required_argument, NULL, OPT_PAGES },
+		{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
+		{ "materialize", no_argument, NULL, OPT_MATERIALIZE },
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *listen = NULL, *secret_file = NULL, *trace_dir = NULL, *out_dir = NULL;
+	const char *pages = NULL;
+	bool no_prefetch = false, materialize = false;
 	const char *specs[MAX_SPECS];
 	struct analysis *an[MAX_SPECS];
 	unsigned nspecs = 0;
@@ -191,6 +263,9 @@ int builtin_simulate(int argc, char **argv)
 			if (cli__parse_timeout(optarg, &timeout_s, "simulate") != 0)
 				return EXIT_USAGE;
 			break;
+		case OPT_PAGES: pages = optarg; break;
+		case OPT_NO_PREFETCH: no_prefetch = true; break;
+		case OPT_MATERIALIZE: materialize = true; break;
 		case 'j': json = true; break;
 		default:
 			fputs(builtin_simulate_usage, stderr);
@@ -246,7 +321,8 @@ int builtin_simulate(int argc, char **argv)
 		return EXIT_USAGE;
 
 	/* the settings every node replays with */
-	json_t *settings = json_pack("{s:s, s:f}", "recording", rec, "timeout_s", timeout_s);
+	json_t *settings = json_pack("{s:s, s:f, s:b, s:b}", "recording", rec, "timeout_s",
+				     timeout_s, "no_prefetch", no_prefetch, "materialize", materialize);
 	char abs_trace[PATH_MAX];
 	if (trace_dir && realpath(trace_dir, abs_trace))
 		json_object_set_new(settings, "trace_dir", json_string(abs_trace));
@@ -276,6 +352,21 @@ int builtin_simulate(int argc, char **argv)
 		snprintf(endpoint, sizeof(endpoint), "%s", listen);
 	else
 		snprintf(endpoint, sizeof(endpoint), "ipc:///tmp/simuboost-simulate.%d", (int)getpid());
+	/* the vnode's pages, served from the recording */
+	char pages_ep[PAGE_ENDPOINT_MAX], advertised[PAGE_ENDPOINT_MAX];
+	struct page_server *vnode = NULL;
+	if (vnode_endpoint(pages, listen, pages_ep, sizeof(pages_ep), err, sizeof(err)) == 0) {
+		struct page_server_options so = { .endpoint = pages_ep, .key = &key,
+						  .self = PAGE_VNODE_ID, .recording = rec };
+		vnode = page_server__start(&so, err, sizeof(err));
+	}
+	if (!vnode || advertise(page_server__endpoint(vnode), advertised, sizeof(advertised), err,
+				sizeof(err)) != 0) {
+		fprintf(stderr, "simuboost simulate: serving pages: %s\n", err);
+		page_server__stop(vnode, NULL);
+		free(settings_text);
+		goto out;
+	}
 	struct local_nodes ln = { .n = (unsigned)nodes };
 	char join[512];
 	snprintf(join, sizeof(join), "%s", endpoint);
@@ -298,7 +389,8 @@ int builtin_simulate(int argc, char **argv)
 	snprintf(state_path, sizeof(state_path), "%s/schedule", out_dir ? out_dir : "");
 	struct coord_options co = {
 		.endpoint = endpoint, .key = &key, .first = 0, .last = (uint32_t)count - 1,
-		.settings = settings_text, .state_path = out_dir ? state_path : NULL,
+		.settings = settings_text, .pages_endpoint = advertised,
+		.state_path = out_dir ? state_path : NULL,
 		.results_dir = results_dir,
 		.resume = resume, .lost = lost_locals, .ctx = &ln,
 		.progress = !json && isatty(STDERR_FILENO) ? progress : NULL,
@@ -317,6 +409,8 @@ int builtin_simulate(int argc, char **argv)
 		}
 	if (!listen)
 		unlink(endpoint + strlen("ipc://"));
+	struct page_server_stats sent;
+	page_server__stop(vnode, &sent);
 	if (!results) {
 		fprintf(stderr, "simuboost simulate: %s\n", err);
 		goto out;
@@ -326,15 +420,21 @@ int builtin_simulate(int argc, char **argv)
 	json_array_foreach(results, i, r)
 		exact += !strcmp(json_string_value(json_object_get(r, "verdict")) ?: "", "exact");
 	if (json) {
-		json_t *doc = json_pack("{s:s, s:i, s:I, s:I, s:O}", "recording", rec, "nodes",
-					(int)nodes, "exact", (json_int_t)exact, "intervals_total",
-					(json_int_t)json_array_size(results), "intervals", results);
+		json_t *doc = json_pack("{s:s, s:i, s:I, s:I, s:O, s:{s:I, s:I, s:I, s:I}}", "recording",
+					rec, "nodes", (int)nodes, "exact", (json_int_t)exact,
+					"intervals_total", (json_int_t)json_array_size(results),
+					"intervals", results, "vnode", "sent_bytes",
+					(json_int_t)sent.sent_bytes, "sent_pages",
+					(json_int_t)sent.sent_pages, "requests", (json_int_t)sent.requests,
+					"refused", (json_int_t)sent.refused);
 		json_dumpf(doc, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(doc);
 	} else {
 		cli__print_results(results, stdout);
-		printf("%zu of %zu intervals exact\n", exact, json_array_size(results));
+		printf("%zu of %zu intervals exact; the vnode sent %llu pages, %.1f MiB\n", exact,
+		       json_array_size(results), (unsigned long long)sent.sent_pages,
+		       (double)sent.sent_bytes / (1 << 20));
 	}
 	status = exact == json_array_size(results) ? EXIT_SUCCESS : EXIT_FAILURE;
 	if (nspecs && status == EXIT_SUCCESS) {
