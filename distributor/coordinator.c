@@ -67,24 +67,20 @@ static double affinity(void *ctx, uint32_t node, uint32_t k)
  * every node that is not gone. */
 static void write_assign(struct coord *c, struct wire_writer *w, uint32_t k)
 {
-	uint32_t n = c->o->pages_endpoint ? 1 : 0;
-	for (unsigned i = 0; i < c->nnodes; i++)
-		n += !c->nodes[i].gone && c->nodes[i].pages[0] && n < PAGE_MAX_PEERS;
-	wire_writer__u32(w, k);
-	wire_writer__u32(w, n);
+	struct msg_assign assign = { .interval = k }, *a = &assign;
 	if (c->o->pages_endpoint) {
-		wire_writer__u32(w, PAGE_VNODE_ID);
-		wire_writer__blob(w, c->o->pages_endpoint, (uint32_t)strlen(c->o->pages_endpoint));
-		n--;
+		a->peers[0].id = PAGE_VNODE_ID;
+		snprintf(a->peers[0].endpoint, PAGE_ENDPOINT_MAX, "%s", c->o->pages_endpoint);
+		a->npeers = 1;
 	}
-	for (unsigned i = 0; i < c->nnodes && n; i++) {
+	for (unsigned i = 0; i < c->nnodes && a->npeers < PAGE_MAX_PEERS; i++) {
 		const struct node *p = &c->nodes[i];
 		if (p->gone || !p->pages[0])
 			continue;
-		wire_writer__u32(w, p->id);
-		wire_writer__blob(w, p->pages, (uint32_t)strlen(p->pages));
-		n--;
+		a->peers[a->npeers].id = p->id;
+		memcpy(a->peers[a->npeers++].endpoint, p->pages, PAGE_ENDPOINT_MAX);
 	}
+	msg__assign_write(w, a);
 }
 
 /* Gives an idle node its next interval, if one is pending. */
@@ -124,16 +120,8 @@ static void on_hello(struct coord *c, const struct wire_msg *m)
 	}
 	if (n->busy)
 		sched__node_lost(c->sched, n->id); /* it restarted: its interval is lost */
-	/* HELLO: where it serves pages (a blob, maybe empty) */
-	struct wire_reader r = wire_reader__of(m);
-	const uint8_t *ep;
-	uint32_t len = 0;
-	n->pages[0] = '\0';
-	if (m->len && wire_reader__blob(&r, &ep, &len, PAGE_ENDPOINT_MAX - 1) &&
-	    wire_reader__done(&r)) {
-		memcpy(n->pages, ep, len);
-		n->pages[len] = '\0';
-	}
+	if (!msg__hello_parse(m, n->pages))
+		n->pages[0] = '\0'; /* malformed: a node that serves no pages */
 	n->busy = n->gone = false;
 	if (link__send(c->link, n->id, WIRE_WELCOME, c->o->settings,
 		       (uint32_t)strlen(c->o->settings), c->err, sizeof(c->err)) != 0) {
@@ -145,15 +133,13 @@ static void on_hello(struct coord *c, const struct wire_msg *m)
 
 static void on_result(struct coord *c, const struct wire_msg *m)
 {
-	struct wire_reader r = wire_reader__of(m);
-	const uint8_t *text;
-	uint32_t k, len;
-	uint8_t ok;
+	struct msg_result mr;
 	struct node *n = node_of(c, m->sender);
-	if (!n || !wire_reader__u32(&r, &k) || !wire_reader__u8(&r, &ok) ||
-	    !wire_reader__blob(&r, &text, &len, WIRE_MAX_PAYLOAD) || !wire_reader__done(&r))
+	if (!n || !msg__result_parse(m, &mr))
 		return; /* malformed: dropped, like a refused frame */
-	json_t *res = json_loadb((const char *)text, len, 0, NULL);
+	uint32_t k = mr.interval;
+	bool ok = mr.ran;
+	json_t *res = json_loadb((const char *)mr.json, mr.len, 0, NULL);
 	n->busy = false; /* a node runs one interval at a time */
 	if (!json_is_object(res) || sched__done(c->sched, n->id, k, ok && res) != 1) {
 		json_decref(res); /* late, twice, or never assigned: dropped */

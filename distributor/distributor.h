@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "checkpoint.h"
+
 #define WIRE_VERSION 1u
 #define WIRE_HEADER_SIZE 32u
 #define WIRE_MAC_SIZE 32u
@@ -190,8 +192,6 @@ void link__close(struct link *l);
 #define PAGE_MAX_REQUEST 1024u
 #define PAGE_ENDPOINT_MAX 256u
 
-struct ckpt_hash;
-
 /* Page contents by hash, lz4-compressed in memory; thread-safe. */
 struct page_cache;
 struct page_cache *page_cache__new(void);
@@ -247,6 +247,57 @@ struct page_server_stats {
 	uint64_t sent_bytes, sent_pages, requests, refused;
 };
 void page_server__stop(struct page_server *s, struct page_server_stats *stats);
+
+/* ---- message payloads (message.c) -------------------------------------------
+ * Each type's payload is written and parsed here only. A parser returns
+ * false for a payload that is short, has bytes left over, or breaks a
+ * limit; the caller drops the message, as a refused frame is dropped. */
+
+void msg__hello_write(struct wire_writer *w, const char *pages_endpoint);
+/* An empty payload is a node that serves no pages: "" */
+bool msg__hello_parse(const struct wire_msg *m, char pages_endpoint[PAGE_ENDPOINT_MAX]);
+
+struct msg_assign {
+	uint32_t interval;
+	unsigned npeers;
+	struct page_peer peers[PAGE_MAX_PEERS];
+};
+void msg__assign_write(struct wire_writer *w, const struct msg_assign *a);
+bool msg__assign_parse(const struct wire_msg *m, struct msg_assign *a);
+
+struct msg_result {
+	uint32_t interval;
+	bool ran;                   /* false: the node failed to run it */
+	const uint8_t *json;        /* the result; parsing points into the message */
+	uint32_t len;
+};
+void msg__result_write(struct wire_writer *w, const struct msg_result *r);
+bool msg__result_parse(const struct wire_msg *m, struct msg_result *r);
+
+#define MSG_PAGE_FETCH_THROUGH 1u
+#define MSG_PAGE_MAX_LZ4 (CKPT_PAGE_SIZE + CKPT_PAGE_SIZE / 255 + 16) /* LZ4_COMPRESSBOUND */
+
+struct msg_page_request {
+	uint32_t tag, n;
+	uint8_t flags;
+	const uint8_t *hashes;      /* n of 16 bytes, in the message */
+};
+/* Hashes h[which[i]] (or h[i] if which is NULL) for i < n. */
+void msg__page_request_write(struct wire_writer *w, uint32_t tag, uint8_t flags,
+			     const struct ckpt_hash *h, const unsigned *which, unsigned n);
+bool msg__page_request_parse(const struct wire_msg *m, struct msg_page_request *q);
+struct ckpt_hash msg__page_request_hash(const struct msg_page_request *q, uint32_t i);
+
+/* PAGE_DATA: begin, then one add per hash asked (lz4 NULL: not held). */
+void msg__page_data_begin(struct wire_writer *w, uint32_t tag, uint32_t n);
+void msg__page_data_add(struct wire_writer *w, const struct ckpt_hash *h, const void *lz4,
+			uint32_t len);
+/* Its head; then msg__page_data_next on rest, n times: 1 with the page's
+ * lz4 bytes, 0 if the peer does not hold it, -1 if malformed. */
+bool msg__page_data_parse(const struct wire_msg *m, uint32_t *tag, uint32_t *n,
+			  struct wire_reader *rest);
+int msg__page_data_next(struct wire_reader *r, struct ckpt_hash *h, const uint8_t **lz4,
+			uint32_t *len);
 
 /* ---- the schedule (schedule.c) --------------------------------------------
  * Which interval of a run each node simulates: the coordinator's state. An

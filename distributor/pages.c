@@ -22,9 +22,6 @@
 #define PAGE CKPT_PAGE_SIZE
 #define POLL_MS 100
 #define REQUEST_TIMEOUT_MS 3000
-#define FLAG_FETCH_THROUGH 1u
-#define STATUS_DATA 0u
-#define STATUS_ABSENT 1u
 
 /* ---- the cache: hash -> lz4 bytes --------------------------------------- */
 
@@ -119,17 +116,17 @@ void page_cache__put(struct page_cache *c, const struct ckpt_hash *h, const void
 		cache_put_lz4(c, h, lz4, (uint32_t)n);
 }
 
-/* A page's compressed bytes appended to w as a blob; false if absent. */
-static bool cache_write_lz4(struct page_cache *c, const struct ckpt_hash *h,
-			    struct wire_writer *w)
+/* A page's compressed bytes into lz4 (LZ4_COMPRESSBOUND(PAGE)): their
+ * length, 0 if absent. */
+static int cache_get_lz4(struct page_cache *c, const struct ckpt_hash *h, char *lz4)
 {
 	pthread_mutex_lock(&c->lock);
 	struct cached *s = slot_of(c->slots, c->cap, h);
-	bool have = s->len != 0;
-	if (have)
-		wire_writer__blob(w, s->lz4, s->len);
+	uint32_t len = s->len;
+	if (len)
+		memcpy(lz4, s->lz4, len);
 	pthread_mutex_unlock(&c->lock);
-	return have;
+	return (int)len;
 }
 
 static bool cache_has(struct page_cache *c, const struct ckpt_hash *h)
@@ -166,19 +163,6 @@ void page_cache__stats(struct page_cache *c, uint64_t *pages, uint64_t *bytes)
 	*pages = c->used;
 	*bytes = c->bytes;
 	pthread_mutex_unlock(&c->lock);
-}
-
-/* ---- the request and its answer ------------------------------------------ */
-
-static void write_hash(struct wire_writer *w, const struct ckpt_hash *h)
-{
-	wire_writer__u64(w, h->lo);
-	wire_writer__u64(w, h->hi);
-}
-
-static bool read_hash(struct wire_reader *r, struct ckpt_hash *h)
-{
-	return wire_reader__u64(r, &h->lo) && wire_reader__u64(r, &h->hi);
 }
 
 /* ---- the client ----------------------------------------------------------- */
@@ -302,11 +286,7 @@ static int ask(struct page_client *c, struct peer_link *p, const struct ckpt_has
 	}
 	uint32_t tag = ++c->next_tag;
 	struct wire_writer w = { .ok = true };
-	wire_writer__u32(&w, tag);
-	wire_writer__u8(&w, through ? FLAG_FETCH_THROUGH : 0);
-	wire_writer__u32(&w, n);
-	for (unsigned i = 0; i < n; i++)
-		write_hash(&w, &h[want[i]]);
+	msg__page_request_write(&w, tag, through ? MSG_PAGE_FETCH_THROUGH : 0, h, want, n);
 	int rc = w.ok ? link__send(p->link, 0, WIRE_PAGE_REQUEST, w.buf, w.len, err, errlen) : -1;
 	wire_writer__free(&w);
 	if (rc != 0)
@@ -320,25 +300,22 @@ static int ask(struct page_client *c, struct peer_link *p, const struct ckpt_has
 					 p->peer.id, p->peer.endpoint, REQUEST_TIMEOUT_MS);
 			return -1;
 		}
-		struct wire_reader r = wire_reader__of(&m);
+		struct wire_reader r;
 		uint32_t rtag, count;
-		if (m.type != WIRE_PAGE_DATA || !wire_reader__u32(&r, &rtag) || rtag != tag ||
-		    !wire_reader__u32(&r, &count) || count != n)
+		if (m.type != WIRE_PAGE_DATA || !msg__page_data_parse(&m, &rtag, &count, &r) ||
+		    rtag != tag || count != n)
 			continue; /* an answer to an earlier request that timed out */
 		p->received += m.len;
 		c->stats.bytes_received += m.len;
 		for (unsigned i = 0; i < n; i++) {
 			struct ckpt_hash mh;
-			uint8_t status;
 			const uint8_t *lz4;
 			uint32_t len;
-			if (!read_hash(&r, &mh) || !wire_reader__u8(&r, &status) ||
-			    !ckpt_hash__eq(&mh, &h[want[i]]))
-				break;
-			if (status != STATUS_DATA)
+			int has = msg__page_data_next(&r, &mh, &lz4, &len);
+			if (has < 0 || !ckpt_hash__eq(&mh, &h[want[i]]))
+				break; /* malformed: the rest are asked elsewhere */
+			if (!has)
 				continue;
-			if (!wire_reader__blob(&r, &lz4, &len, LZ4_COMPRESSBOUND(PAGE)))
-				break;
 			uint8_t *page = out + (size_t)want[i] * PAGE;
 			if (!unpack(&mh, lz4, len, page))
 				continue; /* damaged: as if absent, asked elsewhere */
@@ -514,7 +491,7 @@ struct page_server {
 	struct store_index index;
 	pthread_t thread;
 	_Atomic bool stop;
-	_Atomic uint64_t sent_bytes, sent_pages, requests;
+	_Atomic uint64_t sent_bytes, sent_pages, requests, malformed;
 };
 
 /* The vnode: page h from the recording into page; false if it has none. */
@@ -536,20 +513,20 @@ static bool from_store(struct page_server *s, const struct ckpt_hash *h, void *p
 
 static void serve_request(struct page_server *s, const struct wire_msg *m)
 {
-	struct wire_reader r = wire_reader__of(m);
-	uint32_t tag, n;
-	uint8_t flags;
-	if (!wire_reader__u32(&r, &tag) || !wire_reader__u8(&r, &flags) ||
-	    !wire_reader__u32(&r, &n) || n > PAGE_MAX_REQUEST || r.left != n * 16u)
-		return; /* malformed: dropped */
+	struct msg_page_request q;
+	if (!msg__page_request_parse(m, &q)) {
+		atomic_fetch_add(&s->malformed, 1);
+		return; /* dropped */
+	}
+	uint32_t n = q.n;
 	struct ckpt_hash *h = malloc((size_t)(n ? n : 1) * sizeof(*h));
 	uint8_t *page = malloc((size_t)(n ? n : 1) * PAGE);
 	if (!h || !page)
 		goto out;
 	for (uint32_t i = 0; i < n; i++)
-		read_hash(&r, &h[i]);
+		h[i] = msg__page_request_hash(&q, i);
 	/* a home fetches what it lacks from the vnode, all at once */
-	if (s->upstream && (flags & FLAG_FETCH_THROUGH)) {
+	if (s->upstream && (q.flags & MSG_PAGE_FETCH_THROUGH)) {
 		struct ckpt_hash *lack = malloc((size_t)(n ? n : 1) * sizeof(*lack));
 		unsigned k = 0;
 		for (uint32_t i = 0; lack && i < n; i++)
@@ -561,32 +538,16 @@ static void serve_request(struct page_server *s, const struct wire_msg *m)
 		free(lack);
 	}
 	struct wire_writer w = { .ok = true };
-	wire_writer__u32(&w, tag);
-	wire_writer__u32(&w, n);
+	msg__page_data_begin(&w, q.tag, n);
 	uint64_t pages = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		write_hash(&w, &h[i]);
-		if (!s->recording) {
-			bool have;
-			uint32_t at = w.len;
-			wire_writer__u8(&w, STATUS_DATA);
-			have = cache_write_lz4(s->cache, &h[i], &w);
-			if (!have && w.ok) {
-				w.len = at;
-				wire_writer__u8(&w, STATUS_ABSENT);
-			}
-			pages += have;
-			continue;
-		}
 		char lz4[LZ4_COMPRESSBOUND(PAGE)];
-		int len = from_store(s, &h[i], page) ?
+		int len = s->recording ? (from_store(s, &h[i], page) ?
 				  LZ4_compress_default((const char *)page, lz4, PAGE, (int)sizeof(lz4)) :
-				  0;
-		wire_writer__u8(&w, len > 0 ? STATUS_DATA : STATUS_ABSENT);
-		if (len > 0) {
-			wire_writer__blob(&w, lz4, (uint32_t)len);
-			pages++;
-		}
+				  0) :
+			  cache_get_lz4(s->cache, &h[i], lz4);
+		msg__page_data_add(&w, &h[i], len > 0 ? lz4 : NULL, (uint32_t)len);
+		pages += len > 0;
 	}
 	char err[256];
 	if (w.ok && link__send(s->link, m->sender, WIRE_PAGE_DATA, w.buf, w.len, err,
@@ -663,7 +624,7 @@ void page_server__stop(struct page_server *s, struct page_server_stats *stats)
 		stats->sent_bytes = atomic_load(&s->sent_bytes);
 		stats->sent_pages = atomic_load(&s->sent_pages);
 		stats->requests = atomic_load(&s->requests);
-		stats->refused = 0;
+		stats->refused = atomic_load(&s->malformed);
 		const struct wire_guard *g = link__guard(s->link);
 		for (int v = 1; v < WIRE_VERDICT__COUNT; v++)
 			stats->refused += g->counts[v];

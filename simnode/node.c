@@ -148,28 +148,6 @@ static int node_pages__start(struct node_pages *np, const char *join, const char
 	return 0;
 }
 
-/* ASSIGN: u32 interval, u32 n, n peers (u32 id, blob endpoint); the
- * vnode is among them. */
-static bool parse_assign(const struct wire_msg *m, uint32_t *k, struct page_peer *peers,
-			 unsigned *npeers)
-{
-	struct wire_reader r = wire_reader__of(m);
-	uint32_t n;
-	if (!wire_reader__u32(&r, k) || !wire_reader__u32(&r, &n) || n > PAGE_MAX_PEERS)
-		return false;
-	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *ep;
-		uint32_t len;
-		if (!wire_reader__u32(&r, &peers[i].id) ||
-		    !wire_reader__blob(&r, &ep, &len, PAGE_ENDPOINT_MAX - 1))
-			return false;
-		memcpy(peers[i].endpoint, ep, len);
-		peers[i].endpoint[len] = '\0';
-	}
-	*npeers = n;
-	return wire_reader__done(&r);
-}
-
 struct peer_bytes {
 	uint32_t id[PAGE_MAX_PEERS];
 	uint64_t bytes[PAGE_MAX_PEERS];
@@ -215,8 +193,7 @@ int simnode__serve(const char *endpoint, const char *serve, const struct wire_ke
 	struct simnode_replay_options o;
 	const char *specs[MAX_SPECS];
 	struct node_pages np;
-	struct page_peer peers[PAGE_MAX_PEERS];
-	unsigned npeers;
+	struct msg_assign assign;
 	json_t *doc = NULL;
 	struct wire_msg m;
 	int rc = -1;
@@ -231,7 +208,7 @@ int simnode__serve(const char *endpoint, const char *serve, const struct wire_ke
 	/* HELLO: where this node serves pages */
 	const char *mine = page_server__endpoint(np.server);
 	struct wire_writer hello = { .ok = true };
-	wire_writer__blob(&hello, mine, (uint32_t)strlen(mine));
+	msg__hello_write(&hello, mine);
 	int said = hello.ok ? link__send(l, 0, WIRE_HELLO, hello.buf, hello.len, err, errlen) : -1;
 	wire_writer__free(&hello);
 	if (said != 0)
@@ -257,15 +234,15 @@ int simnode__serve(const char *endpoint, const char *serve, const struct wire_ke
 			}
 			continue;
 		}
-		uint32_t k;
-		if (m.type != WIRE_ASSIGN || !doc || !parse_assign(&m, &k, peers, &npeers))
+		if (m.type != WIRE_ASSIGN || !doc || !msg__assign_parse(&m, &assign))
 			continue; /* nothing a node acts on */
+		uint32_t k = assign.interval;
 		struct page_peer vnode[1];
 		unsigned nvnode = 0;
-		for (unsigned i = 0; i < npeers && !nvnode; i++)
-			if (peers[i].id == PAGE_VNODE_ID)
-				vnode[nvnode++] = peers[i];
-		page_client__set_peers(np.client, peers, npeers);
+		for (unsigned i = 0; i < assign.npeers && !nvnode; i++)
+			if (assign.peers[i].id == PAGE_VNODE_ID)
+				vnode[nvnode++] = assign.peers[i];
+		page_client__set_peers(np.client, assign.peers, assign.npeers);
 		page_client__set_peers(np.upstream, vnode, nvnode);
 		struct peer_bytes before = { .n = 0 };
 		struct page_client_stats sb;
@@ -289,9 +266,9 @@ int simnode__serve(const char *endpoint, const char *serve, const struct wire_ke
 		char *text = json_dumps(one, JSON_COMPACT);
 		json_decref(one);
 		struct wire_writer w = { .ok = true };
-		wire_writer__u32(&w, k);
-		wire_writer__u8(&w, ran);
-		wire_writer__blob(&w, text, text ? (uint32_t)strlen(text) : 0);
+		msg__result_write(&w, &(struct msg_result){ .interval = k, .ran = ran,
+							    .json = (const uint8_t *)text,
+							    .len = text ? (uint32_t)strlen(text) : 0 });
 		free(text);
 		int sent = w.ok ? link__send(l, 0, WIRE_RESULT, w.buf, w.len, err, errlen) : -1;
 		wire_writer__free(&w);
