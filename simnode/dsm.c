@@ -194,7 +194,8 @@ static void on_fault(struct dsm *d, const struct uffd_msg *m)
 	if (d->installed[gpn] == 2)
 		d->stats.prefetch_used++;
 	d->installed[gpn] = 1;
-	note_latency(d, now_us() - t0);
+	if (!d->zero[0]) /* a zero page costs no fetch: not what latency is about */
+		note_latency(d, now_us() - t0);
 	if (!d->prefetch)
 		return;
 	d->run = gpn == d->last_gpn + 1 ? d->run + 1 : 1;

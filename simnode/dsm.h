@@ -31,8 +31,8 @@ struct dsm_stats {
 	uint64_t prefetched;     /* pages put in ahead of a fault */
 	uint64_t prefetch_used;  /* of those, touched later (a minor fault) */
 	uint64_t fetches;        /* calls to the source */
-	double p50_us, p99_us, max_us; /* time to serve a missing page, from reading
-					  the fault to waking the guest */
+	double p50_us, p99_us, max_us; /* time to serve a missing non-zero page,
+					  from reading the fault to waking the guest */
 };
 
 struct dsm;
