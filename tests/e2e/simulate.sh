@@ -37,6 +37,23 @@ assert all(i["verdict"] == "exact" for i in iv), iv
 assert {i["node"] for i in iv} == {1, 2}, "both nodes worked: %s" % [i["node"] for i in iv]
 print("simulate: %d intervals exact on 2 nodes" % len(iv))
 PY
+# demand paging from peers: every interval faulted its pages in; nodes
+# fetched from each other; the vnode sent no content twice (its upload is
+# at most one copy of what the recording stores, whatever N)
+"$SIMUBOOST" ckpt ls "$rec" --json >"$TMP/ls.json"
+python3 - "$TMP/sim.json" "$TMP/ls.json" <<'PY' || fail "demand paging and page distribution"
+import json, sys
+d = json.load(open(sys.argv[1]))
+stored = sum(c["stored_pages"] for c in json.load(open(sys.argv[2]))["checkpoints"])
+iv = d["intervals"]
+assert all(i["dsm"]["faults"] > 0 for i in iv), [i.get("dsm") for i in iv]
+assert all(i["dsm"]["prefetch_used"] <= i["dsm"]["prefetched"] for i in iv)
+froms = [set(i["pages"]["bytes_from"]) for i in iv]
+assert any(f - {"0"} for f in froms), "no node fetched from another: %s" % froms
+sent = d["vnode"]["sent_pages"]
+assert 0 < sent <= stored, "the vnode sent %d pages; the recording stores %d" % (sent, stored)
+print("simulate: demand-paged; the vnode sent %d of %d stored pages; nodes fetched from each other" % (sent, stored))
+PY
 
 # a node killed once the run is under way (the schedule is saved after
 # each result): every interval still comes back, exact, once
