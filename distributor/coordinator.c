@@ -10,10 +10,14 @@
 
 #define MAX_NODES 256
 #define POLL_MS 200
+/* A node sends HEARTBEAT at least every second while it replays; one
+ * silent this long with an interval (killed, or its host gone) is lost. */
+#define SILENT_S 15.0
 
 struct node {
 	uint32_t id;
 	bool busy, gone;
+	double heard;                  /* when its last message came */
 	char pages[PAGE_ENDPOINT_MAX]; /* where it serves pages; "" if it does not */
 };
 
@@ -100,6 +104,7 @@ static int feed(struct coord *c, struct node *n)
 		return 0;
 	}
 	n->busy = true;
+	n->heard = now_s();
 	return 1;
 }
 
@@ -213,8 +218,15 @@ json_t *coord__run(const struct coord_options *o, double idle_s, char *err, size
 			on_hello(&c, &m);
 		else if (got && m.type == WIRE_RESULT)
 			on_result(&c, &m);
+		struct node *from = got ? node_of(&c, m.sender) : NULL;
+		if (from)
+			from->heard = now_s();
 		uint32_t lost[MAX_NODES];
 		unsigned nlost = o->lost ? o->lost(o->ctx, lost, MAX_NODES) : 0;
+		for (unsigned i = 0; i < c.nnodes && nlost < MAX_NODES; i++)
+			if (c.nodes[i].busy && !c.nodes[i].gone &&
+			    now_s() - c.nodes[i].heard > SILENT_S)
+				lost[nlost++] = c.nodes[i].id;
 		for (unsigned i = 0; i < nlost; i++) {
 			struct node *n = node_of(&c, lost[i]);
 			if (n && !n->gone) {

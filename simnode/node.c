@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -187,6 +188,27 @@ static json_t *pages_result(struct node_pages *np, const struct peer_bytes *befo
 			 (json_int_t)(sa.peers_lost - sb->peers_lost));
 }
 
+struct heartbeat {
+	struct link *link;
+	double last;
+};
+
+/* While an interval replays: HEARTBEAT each second, so that the
+ * coordinator can tell a busy node from a dead one. */
+static void beat(void *opaque)
+{
+	struct heartbeat *hb = opaque;
+	struct timespec ts;
+	char err[256];
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	if (now - hb->last < 1.0)
+		return;
+	hb->last = now;
+	if (link__send(hb->link, 0, WIRE_HEARTBEAT, NULL, 0, err, sizeof(err)) != 0)
+		fprintf(stderr, "simnode: heartbeat: %s\n", err);
+}
+
 int simnode__serve(const char *endpoint, const char *serve, const struct wire_key *key,
 		   uint32_t id, char *err, size_t errlen)
 {
@@ -252,6 +274,9 @@ int simnode__serve(const char *endpoint, const char *serve, const struct wire_ke
 		o.last = k + 1;
 		o.page_by_hash = fetch_by_hash;
 		o.page_ctx = &np;
+		struct heartbeat hb = { .link = l };
+		o.tick = beat;
+		o.opaque = &hb;
 		json_t *res = simnode__replay(&o, rerr, sizeof(rerr));
 		json_t *one = res ? json_incref(json_array_get(res, 0)) :
 				    json_pack("{s:i, s:s, s:s}", "interval", k, "verdict", "error",

@@ -521,6 +521,8 @@ json_t *simnode__replay(const struct simnode_replay_options *o, char *err, size_
 			if (o->progress)
 				o->progress(o->opaque, (unsigned)json_array_size(results), total);
 		}
+		if (o->tick)
+			o->tick(o->opaque);
 		nanosleep(&(struct timespec){ 0, POLL_NS }, NULL);
 	}
 	rmdir(dir);

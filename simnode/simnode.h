@@ -52,6 +52,9 @@ struct simnode_replay_options {
 	int (*page_by_hash)(void *ctx, const struct ckpt_hash *hashes, unsigned n, uint8_t *out,
 			    char *err, size_t errlen);
 	void *page_ctx;
+	/* Called every few tens of milliseconds while QEMUs run (NULL: not),
+	 * e.g. for a heartbeat. */
+	void (*tick)(void *opaque);
 	/* Called after each interval's result, e.g. for progress. */
 	void (*progress)(void *opaque, unsigned done, unsigned total);
 	void *opaque;
