@@ -103,13 +103,15 @@ static void note_latency(struct dsm *d, double us)
 	d->lat_us[d->nlat++] = (float)us;
 }
 
-/* Maps a page already in the memfd into QEMU (a minor fault). */
+/* Maps a page already in the memfd into QEMU (a minor fault), and wakes
+ * whoever waits for it (mapped meanwhile, the ioctl wakes no one). */
 static int map_cached(struct dsm *d, uint64_t addr)
 {
 	struct uffdio_continue c = { .range = { .start = addr, .len = PAGE } };
-	if (ioctl(d->uffd, UFFDIO_CONTINUE, &c) == 0 || errno == EEXIST)
+	if (ioctl(d->uffd, UFFDIO_CONTINUE, &c) == 0)
 		return 0;
-	/* mapped meanwhile: the faulting thread only needs waking */
+	if (errno != EEXIST)
+		return -1;
 	struct uffdio_range r = { .start = addr, .len = PAGE };
 	return ioctl(d->uffd, UFFDIO_WAKE, &r);
 }
@@ -163,7 +165,9 @@ static void on_fault(struct dsm *d, const struct uffd_msg *m)
 		fail(d, "a fault outside guest RAM%s", "");
 		return;
 	}
-	if (m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR) {
+	/* in the memfd already: prefetched (maybe after this fault was
+	 * queued), or put in for an earlier fault on the same page */
+	if ((m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR) || d->installed[gpn]) {
 		if (d->installed[gpn] == 2) {
 			d->stats.prefetch_used++;
 			d->installed[gpn] = 1;
@@ -191,8 +195,6 @@ static void on_fault(struct dsm *d, const struct uffd_msg *m)
 		fail(d, "%s", msg);
 		return;
 	}
-	if (d->installed[gpn] == 2)
-		d->stats.prefetch_used++;
 	d->installed[gpn] = 1;
 	if (!d->zero[0]) /* a zero page costs no fetch: not what latency is about */
 		note_latency(d, now_us() - t0);
