@@ -32,6 +32,7 @@ struct dsm {
 	uint64_t *gpns;
 	uint64_t last_gpn;
 	unsigned run, window;
+	uint64_t refill_at;        /* touching this prefetched page prefetches more */
 	struct dsm_stats stats;
 	struct dsm_stats at_end;   /* when the guest last reached an interval's end */
 	size_t nlat_at_end;
@@ -153,6 +154,9 @@ static void prefetch_after(struct dsm *d, uint64_t gpn)
 		d->installed[d->gpns[i]] = 2;
 		d->stats.prefetched++;
 	}
+	/* halfway through what was fetched ahead, fetch further: a scan keeps
+	 * running on minor faults */
+	d->refill_at = d->gpns[n / 2];
 	if (d->window < DSM_PREFETCH_MAX)
 		d->window *= 2;
 }
@@ -168,12 +172,17 @@ static void on_fault(struct dsm *d, const struct uffd_msg *m)
 	/* in the memfd already: prefetched (maybe after this fault was
 	 * queued), or put in for an earlier fault on the same page */
 	if ((m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR) || d->installed[gpn]) {
-		if (d->installed[gpn] == 2) {
+		bool was_ahead = d->installed[gpn] == 2;
+		if (was_ahead) {
 			d->stats.prefetch_used++;
 			d->installed[gpn] = 1;
 		}
 		if (map_cached(d, addr) != 0)
 			fail(d, "UFFDIO_CONTINUE: %s", strerror(errno));
+		d->run = gpn == d->last_gpn + 1 ? d->run + 1 : 1;
+		d->last_gpn = gpn;
+		if (was_ahead && d->prefetch && gpn == d->refill_at)
+			prefetch_after(d, gpn);
 		return;
 	}
 	double t0 = now_us();
