@@ -5,6 +5,8 @@
 #define SIMUBOOST_REPLAY_DSM_MSG_H
 
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #define REPLAY_DSM_MAGIC 0x314d5344u /* "DSM1": the layout's version */
 
@@ -14,6 +16,24 @@ struct replay_dsm_hello {
 	uint64_t base;      /* QEMU's host address of guest-physical 0 */
 	uint64_t ram_bytes;
 };
+
+/* Sends the hello with uffd attached: the number of bytes sent, or -1. */
+static inline ssize_t replay_dsm_msg__send_uffd(int sock, int uffd, uint64_t base,
+						 uint64_t ram_bytes)
+{
+	struct replay_dsm_hello h = { .magic = REPLAY_DSM_MAGIC, .base = base,
+				      .ram_bytes = ram_bytes };
+	char control[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+			     .msg_controllen = sizeof(control) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &uffd, sizeof(int));
+	return sendmsg(sock, &mh, MSG_NOSIGNAL);
+}
 
 /* Then, on the same socket, one of these each time the guest reaches the
  * end of an interval, before the replay reads RAM to validate it: what the

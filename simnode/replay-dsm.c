@@ -65,22 +65,11 @@ int replay_dsm__attach(struct replay_dsm *d, int sock, uint64_t ram_bytes, char 
 			close(uffd);
 		return -1;
 	}
-	struct replay_dsm_hello h = { .magic = REPLAY_DSM_MAGIC, .base = d->base,
-				      .ram_bytes = ram_bytes };
-	char control[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-			     .msg_controllen = sizeof(control) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &uffd, sizeof(int));
-	ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	ssize_t n = replay_dsm_msg__send_uffd(sock, uffd, d->base, ram_bytes);
 	/* the driver's copy keeps the registration alive; ours would only
 	 * keep it open past the driver */
 	close(uffd);
-	if (n != (ssize_t)sizeof(h)) {
+	if (n != (ssize_t)sizeof(struct replay_dsm_hello)) {
 		close(sock);
 		snprintf(err, errlen, "handing userfaultfd to the driver: %s",
 			 n < 0 ? strerror(errno) : "short write");

@@ -81,19 +81,9 @@ static void ram_up(struct ram *r, bool prefetch)
 	assert_true(r->uffd >= 0);
 	assert_int_equal(ioctl(r->uffd, UFFDIO_API, &api), 0);
 	assert_int_equal(ioctl(r->uffd, UFFDIO_REGISTER, &reg), 0);
-	struct replay_dsm_hello h = { .magic = REPLAY_DSM_MAGIC,
-				      .base = (uint64_t)(uintptr_t)r->base,
-				      .ram_bytes = (uint64_t)NPAGES * PAGE };
-	char control[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-			     .msg_controllen = sizeof(control) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &r->uffd, sizeof(int));
-	assert_int_equal(sendmsg(r->sv[1], &mh, 0), (ssize_t)sizeof(h));
+	assert_int_equal(replay_dsm_msg__send_uffd(r->sv[1], r->uffd, (uint64_t)(uintptr_t)r->base,
+						   (uint64_t)NPAGES * PAGE),
+			 (ssize_t)sizeof(struct replay_dsm_hello));
 }
 
 static void ram_down(struct ram *r, struct dsm_stats *st)
