@@ -17,10 +17,12 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "analysis.h"
 #include "builtin.h"
+#include "checkpoint.h"
 #include "distributor.h"
 #include "simnode.h"
 
@@ -43,6 +45,11 @@ const char builtin_simulate_usage[] =
 	"  -o, --out DIR          reports to DIR/NAME.txt, states to DIR/states, the\n"
 	"                         schedule to DIR/schedule (default: stdout)\n"
 	"      --resume           continue the run whose schedule is in OUT\n"
+	"      --follow           REC is still being recorded: interval K starts as soon\n"
+	"                         as checkpoint K+1 is committed, and the run ends with\n"
+	"                         the recording's final checkpoint\n"
+	"      --follow-timeout S with --follow, end after S seconds without a new\n"
+	"                         checkpoint (a recording that died; default 60)\n"
 	"      --timeout S        kill an interval's QEMU after S seconds (default 3600)\n"
 	"      --pages ENDPOINT   where this machine, the vnode, serves the recording's\n"
 	"                         pages to the nodes (default: an ipc socket; with a\n"
@@ -139,10 +146,64 @@ struct local_nodes {
 	unsigned n;
 };
 
+/* A recording that is still being made (--follow). */
+struct follow {
+	const char *rec;
+	uint32_t count;        /* checkpoints committed */
+	double changed;        /* when count last grew */
+	double timeout_s;
+	bool complete;
+};
+
+struct run {
+	struct local_nodes ln;
+	struct follow follow;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* How far the recording is: its committed checkpoints, and whether the
+ * last one is final. */
+static void follow__poll(struct follow *f)
+{
+	char err[512];
+	if (f->complete)
+		return;
+	struct ckpt_store *st = ckpt_store__open(f->rec, err, sizeof(err));
+	uint32_t count = st ? ckpt_store__count(st) : 0;
+	if (count > f->count) {
+		f->count = count;
+		f->changed = now_s();
+		struct ckpt_manifest *m;
+		if (ckpt_manifest__load(st, count - 1, &m, err, sizeof(err)) == 0) {
+			f->complete = m->flags & CKPT_FINAL;
+			ckpt_manifest__free(m);
+		}
+	} else if (now_s() - f->changed > f->timeout_s) {
+		fprintf(stderr, "simuboost simulate: %s: no new checkpoint for %.0f s; ending with "
+				"the %u committed\n", f->rec, f->timeout_s, f->count);
+		f->complete = true;
+	}
+	ckpt_store__close(st);
+}
+
+static uint32_t available(void *ctx, bool *complete)
+{
+	struct follow *f = &((struct run *)ctx)->follow;
+	follow__poll(f);
+	*complete = f->complete;
+	return f->count ? f->count - 1 : 0;
+}
+
 /* Local node processes that ended are lost nodes (ids 1..n). */
 static unsigned lost_locals(void *ctx, uint32_t *lost, unsigned max)
 {
-	struct local_nodes *ln = ctx;
+	struct local_nodes *ln = &((struct run *)ctx)->ln;
 	unsigned n = 0;
 	for (unsigned i = 0; i < ln->n && n < max; i++) {
 		int status;
@@ -216,7 +277,7 @@ static void progress(void *ctx, unsigned done, unsigned total)
 int builtin_simulate(int argc, char **argv)
 {
 	enum { OPT_LISTEN = 256, OPT_SECRET, OPT_RESUME, OPT_TIMEOUT, OPT_PAGES, OPT_NO_PREFETCH,
-	       OPT_MATERIALIZE };
+	       OPT_MATERIALIZE, OPT_FOLLOW, OPT_FOLLOW_TIMEOUT };
 	static const struct option options[] = {
 		{ "nodes", required_argument, NULL, 'n' },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -227,6 +288,8 @@ int builtin_simulate(int argc, char **argv)
 		{ "resume", no_argument, NULL, OPT_RESUME },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "pages", required_argument, NULL, OPT_PAGES },
+		{ "follow", no_argument, NULL, OPT_FOLLOW },
+		{ "follow-timeout", required_argument, NULL, OPT_FOLLOW_TIMEOUT },
 		{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
 		{ "materialize", no_argument, NULL, OPT_MATERIALIZE },
 		{ "json", no_argument, NULL, 'j' },
@@ -234,7 +297,8 @@ int builtin_simulate(int argc, char **argv)
 	};
 	const char *listen = NULL, *secret_file = NULL, *trace_dir = NULL, *out_dir = NULL;
 	const char *pages = NULL;
-	bool no_prefetch = false, materialize = false;
+	bool no_prefetch = false, materialize = false, follow = false;
+	double follow_timeout_s = 60;
 	const char *specs[MAX_SPECS];
 	struct analysis *an[MAX_SPECS];
 	unsigned nspecs = 0;
@@ -264,6 +328,11 @@ int builtin_simulate(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case OPT_PAGES: pages = optarg; break;
+		case OPT_FOLLOW: follow = true; break;
+		case OPT_FOLLOW_TIMEOUT:
+			if (cli__parse_timeout(optarg, &follow_timeout_s, "simulate") != 0)
+				return EXIT_USAGE;
+			break;
 		case OPT_NO_PREFETCH: no_prefetch = true; break;
 		case OPT_MATERIALIZE: materialize = true; break;
 		case 'j': json = true; break;
@@ -280,12 +349,21 @@ int builtin_simulate(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	char rec[PATH_MAX];
+	/* a recording to follow may not have been created yet */
+	for (double t0 = now_s(); follow && !realpath(argv[optind], rec) && errno == ENOENT &&
+				   now_s() - t0 < follow_timeout_s;)
+		usleep(100000);
 	if (!realpath(argv[optind], rec)) {
 		fprintf(stderr, "simuboost simulate: %s: %s\n", argv[optind], strerror(errno));
 		return EXIT_FAILURE;
 	}
-	long count = simnode__checkpoints(rec, err, sizeof(err));
-	if (count < 2) {
+	struct run run = { .follow = { .rec = rec, .changed = now_s(),
+				       .timeout_s = follow_timeout_s, .complete = !follow } };
+	if (follow) /* checkpoint 0 at least, or the time-out */
+		while (follow__poll(&run.follow), !run.follow.count && !run.follow.complete)
+			usleep(100000);
+	long count = follow ? (long)run.follow.count : simnode__checkpoints(rec, err, sizeof(err));
+	if (count < 2 && !(follow && count == 1)) {
 		fprintf(stderr, "simuboost simulate: %s\n",
 			count < 0 ? err : "fewer than two checkpoints: no interval to simulate");
 		return EXIT_FAILURE;
@@ -367,17 +445,18 @@ int builtin_simulate(int argc, char **argv)
 		free(settings_text);
 		goto out;
 	}
-	struct local_nodes ln = { .n = (unsigned)nodes };
+	struct local_nodes *ln = &run.ln;
+	ln->n = (unsigned)nodes;
 	char join[512];
 	snprintf(join, sizeof(join), "%s", endpoint);
 	if (listen && !strncmp(listen, "tcp://0.0.0.0:", 14))
 		snprintf(join, sizeof(join), "tcp://127.0.0.1:%s", listen + 14);
 	setenv("SIMUBOOST_SECRET", secret, 1);
-	for (unsigned i = 0; i < ln.n; i++) {
+	for (unsigned i = 0; i < ln->n; i++) {
 		char id[16];
 		snprintf(id, sizeof(id), "%u", i + 1);
-		ln.pids[i] = fork();
-		if (ln.pids[i] == 0) {
+		ln->pids[i] = fork();
+		if (ln->pids[i] == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGKILL); /* embedded nodes end with their coordinator */
 			execl("/proc/self/exe", "simuboost", "simnode", "--join", join, "--id", id,
 			      (char *)NULL);
@@ -392,20 +471,21 @@ int builtin_simulate(int argc, char **argv)
 		.settings = settings_text, .pages_endpoint = advertised,
 		.state_path = out_dir ? state_path : NULL,
 		.results_dir = results_dir,
-		.resume = resume, .lost = lost_locals, .ctx = &ln,
+		.resume = resume, .lost = lost_locals, .ctx = &run,
+		.available = follow ? available : NULL,
 		.progress = !json && isatty(STDERR_FILENO) ? progress : NULL,
 	};
 	json_t *results = coord__run(&co, listen ? 3600 : 10, err, sizeof(err));
 	free(settings_text);
-	for (unsigned i = 0; i < ln.n; i++)
-		if (ln.pids[i] > 0) {
+	for (unsigned i = 0; i < ln->n; i++)
+		if (ln->pids[i] > 0) {
 			/* after BYE they leave; one that does not is stopped */
 			int st;
-			for (int tries = 0; tries < 50 && waitpid(ln.pids[i], &st, WNOHANG) == 0;
+			for (int tries = 0; tries < 50 && waitpid(ln->pids[i], &st, WNOHANG) == 0;
 			     tries++)
 				usleep(100000);
-			if (kill(ln.pids[i], SIGKILL) == 0)
-				waitpid(ln.pids[i], &st, 0);
+			if (kill(ln->pids[i], SIGKILL) == 0)
+				waitpid(ln->pids[i], &st, 0);
 		}
 	if (!listen)
 		unlink(endpoint + strlen("ipc://"));

@@ -23,6 +23,7 @@ struct node {
 
 struct coord {
 	const struct coord_options *o;
+	uint32_t last;                /* o->last, or more in a recording that grows */
 	struct link *link;
 	struct sched *sched;
 	json_t **results;            /* by interval - first */
@@ -57,7 +58,7 @@ static double affinity(void *ctx, uint32_t node, uint32_t k)
 		uint32_t ran;
 		for (int side = -1; side <= 1; side += 2) {
 			int64_t j = (int64_t)k + side * (int64_t)d;
-			if (j < c->o->first || j >= c->o->last)
+			if (j < c->o->first || j >= c->last)
 				continue;
 			enum sched_state st = sched__state(c->sched, (uint32_t)j, &ran, NULL);
 			if ((st == SCHED_DONE || st == SCHED_RUNNING) && ran == node)
@@ -172,16 +173,33 @@ static void on_result(struct coord *c, const struct wire_msg *m)
 		unsigned counts[4];
 		sched__counts(c->sched, counts);
 		c->o->progress(c->o->ctx, counts[SCHED_DONE] + counts[SCHED_FAILED],
-			       c->o->last - c->o->first);
+			       c->last - c->o->first);
 	}
 	feed_all(c);
 }
 
+/* More intervals committed: pending, each with room for its result. */
+static int grow(struct coord *c, uint32_t last)
+{
+	uint32_t n = last - c->o->first, old = c->last - c->o->first;
+	json_t **r = realloc(c->results, n * sizeof(*r));
+	if (!r)
+		return -1;
+	c->results = r;
+	memset(r + old, 0, (n - old) * sizeof(*r));
+	if (sched__extend(c->sched, last) != 0)
+		return -1;
+	c->last = last;
+	feed_all(c);
+	return 0;
+}
+
 json_t *coord__run(const struct coord_options *o, double idle_s, char *err, size_t errlen)
 {
-	struct coord c = { .o = o };
+	struct coord c = { .o = o, .last = o->last };
 	json_t *out = NULL;
 	uint32_t total = o->last - o->first;
+	bool complete = !o->available;
 
 	c.sched = o->resume ? sched__load(o->state_path, err, errlen) : sched__new(o->first, o->last);
 	if (!c.sched) {
@@ -190,8 +208,8 @@ json_t *coord__run(const struct coord_options *o, double idle_s, char *err, size
 		return NULL;
 	}
 	c.results = calloc(total ? total : 1, sizeof(*c.results));
-	if (!c.results)
-		goto out;
+	if (!c.results || sched__extend(c.sched, o->last) != 0)
+		goto out; /* (the saved schedule may predate intervals committed since) */
 	for (uint32_t k = 0; o->resume && k < total; k++) {
 		enum sched_state st = sched__state(c.sched, o->first + k, NULL, NULL);
 		char path[4200];
@@ -209,7 +227,16 @@ json_t *coord__run(const struct coord_options *o, double idle_s, char *err, size
 	if (!c.link)
 		goto out;
 	double idle_since = now_s();
-	while (!sched__finished(c.sched)) {
+	while (!complete || !sched__finished(c.sched)) {
+		if (o->available) {
+			uint32_t now = o->available(o->ctx, &complete);
+			if (now > c.last && grow(&c, now) != 0) {
+				snprintf(err, errlen, "out of memory");
+				total = c.last - o->first;
+				goto out;
+			}
+			total = c.last - o->first;
+		}
 		struct wire_msg m;
 		int got = link__recv(c.link, &m, POLL_MS, err, errlen);
 		if (got < 0)

@@ -315,6 +315,9 @@ enum sched_state { SCHED_PENDING, SCHED_RUNNING, SCHED_DONE, SCHED_FAILED };
 struct sched;
 struct sched *sched__new(uint32_t first, uint32_t last);
 void sched__free(struct sched *s);
+/* Adds intervals up to last (exclusive), pending: a recording that grows.
+ * -1 if out of memory (nothing changed that matters). */
+int sched__extend(struct sched *s, uint32_t last);
 /* How much of interval's pages node holds (higher: better); NULL: none. */
 typedef double (*sched_affinity_fn)(void *ctx, uint32_t node, uint32_t interval);
 /* An interval for an idle node: the pending one it has the most pages of,
@@ -360,6 +363,10 @@ struct coord_options {
 	 * silent): called while waiting, fills lost[] and returns how many. */
 	unsigned (*lost)(void *ctx, uint32_t *lost, unsigned max);
 	void (*progress)(void *ctx, unsigned done, unsigned total);
+	/* A recording still being made (NULL: last is fixed): called while
+	 * waiting, returns how many intervals are committed now (at least
+	 * last), and sets *complete once no more will come. */
+	uint32_t (*available)(void *ctx, bool *complete);
 	void *ctx;
 };
 

@@ -58,6 +58,24 @@ void sched__free(struct sched *s)
 	free(s);
 }
 
+int sched__extend(struct sched *s, uint32_t last)
+{
+	if (last <= s->last)
+		return 0;
+	uint32_t n = last - s->first, old = s->last - s->first;
+	struct slot *slots = realloc(s->slots, n * sizeof(*slots));
+	if (!slots)
+		return -1;
+	s->slots = slots;
+	uint32_t *retry = realloc(s->retry, n * sizeof(*retry));
+	if (!retry)
+		return -1;
+	s->retry = retry;
+	memset(s->slots + old, 0, (n - old) * sizeof(*slots));
+	s->last = last;
+	return 0;
+}
+
 static struct slot *slot_of(const struct sched *s, uint32_t interval)
 {
 	return interval >= s->first && interval < s->last ? &s->slots[interval - s->first] : NULL;
