@@ -5,6 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "builtin.h"
@@ -31,6 +35,12 @@ const char builtin_record_usage[] =
 	"  -j, --json                print the summary as JSON on stdout (the console\n"
 	"                            then goes to stderr)\n"
 	"  -q, --quiet               no progress and no summary\n"
+	"      --simulate N          simulate the recording on N local nodes while it is\n"
+	"                            made (`simulate --follow`): interval K starts once\n"
+	"                            checkpoint K+1 is committed; its results go to\n"
+	"                            SIMOUT/simulate.json, reports to SIMOUT/NAME.txt\n"
+	"  -A, --analysis SPEC       with --simulate, an analysis plugin (repeatable)\n"
+	"      --simulate-out DIR    SIMOUT (default: DIR.sim beside the recording)\n"
 	"\n"
 	"Exit status: the guest's exit value, 124 on timeout, 125 if the guest\n"
 	"faulted, 130 if interrupted, 1 if recording failed (checkpoints committed\n"
@@ -183,9 +193,65 @@ static void print_json(const char *dir, const struct vnode_stats *stats,
 	json_decref(o);
 }
 
+#define MAX_SPECS 16
+
+/* `simuboost simulate --follow` on the recording being made, its output in
+ * out_dir/simulate.json. The pid, or -1 with err. */
+static pid_t start_simulate(const char *dir, const char *nodes, const char *out_dir,
+			    const char *const *specs, unsigned nspecs, char *err, size_t errlen)
+{
+	char json_path[4200];
+	if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", out_dir, strerror(errno));
+		return -1;
+	}
+	snprintf(json_path, sizeof(json_path), "%s/simulate.json", out_dir);
+	int fd = open(json_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", json_path, strerror(errno));
+		return -1;
+	}
+	const char *args[16 + 2 * MAX_SPECS] = { "simuboost", "simulate", "--follow", dir,
+						  "--nodes", nodes, "--json", "-o", out_dir };
+	unsigned n = 9;
+	for (unsigned i = 0; i < nspecs; i++) {
+		args[n++] = "--analysis";
+		args[n++] = specs[i];
+	}
+	args[n] = NULL;
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(fd, STDOUT_FILENO);
+		execv("/proc/self/exe", (char *const *)args);
+		fprintf(stderr, "simuboost record: exec simulate: %s\n", strerror(errno));
+		_exit(127);
+	}
+	close(fd);
+	return pid;
+}
+
+/* Waits for the simulation; its exit status, said on stderr. */
+static int finish_simulate(pid_t pid, const char *out_dir)
+{
+	int st = 0;
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
+		fprintf(stderr, "simuboost record: the simulation ended abnormally\n");
+		return EXIT_FAILURE;
+	}
+	fprintf(stderr, "simulation: %s/simulate.json (%s)\n", out_dir,
+		WEXITSTATUS(st) == 0 ? "every interval exact" :
+		WEXITSTATUS(st) == 1 ? "not every interval exact" : "failed");
+	return WEXITSTATUS(st);
+}
+
 int builtin_record(int argc, char **argv)
 {
-	enum { OPT_MODE = 256 };
+	enum { OPT_MODE = 256, OPT_SIMULATE, OPT_SIMULATE_OUT };
 	static const struct option options[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "interval", required_argument, NULL, 'i' },
@@ -194,8 +260,15 @@ int builtin_record(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "simulate", required_argument, NULL, OPT_SIMULATE },
+		{ "simulate-out", required_argument, NULL, OPT_SIMULATE_OUT },
+		{ "analysis", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *simulate = NULL, *sim_out = NULL, *specs[MAX_SPECS];
+	unsigned nspecs = 0;
+	pid_t sim_pid = -1;
+	char sim_dir[4200] = "";
 	struct cli_sets sets = { .n = 0 };
 	const char *output = NULL, *interval = NULL;
 	bool json = false, quiet = false;
@@ -203,7 +276,7 @@ int builtin_record(int argc, char **argv)
 	struct vnode_record_options ropts = { .mode = VNODE_CHECKPOINT_COW };
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:i:s:t:jq", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:i:s:t:jqA:", options, NULL)) != -1) {
 		switch (c) {
 		case 'o': output = optarg; break;
 		case 'i': interval = optarg; break;
@@ -228,10 +301,29 @@ int builtin_record(int argc, char **argv)
 			break;
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
+		case OPT_SIMULATE:
+			if (atoi(optarg) < 1) {
+				fprintf(stderr, "simuboost record: --simulate N: N nodes, at least 1\n");
+				return EXIT_USAGE;
+			}
+			simulate = optarg;
+			break;
+		case OPT_SIMULATE_OUT: sim_out = optarg; break;
+		case 'A':
+			if (nspecs == MAX_SPECS) {
+				fprintf(stderr, "simuboost record: at most %d analyses\n", MAX_SPECS);
+				return EXIT_USAGE;
+			}
+			specs[nspecs++] = optarg;
+			break;
 		default:
 			fputs(builtin_record_usage, stderr);
 			return EXIT_USAGE;
 		}
+	}
+	if ((nspecs || sim_out) && !simulate) {
+		fprintf(stderr, "simuboost record: --analysis and --simulate-out go with --simulate\n");
+		return EXIT_USAGE;
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, "simuboost record: expected exactly one vm.cfg\n");
@@ -275,6 +367,14 @@ int builtin_record(int argc, char **argv)
 			snprintf(err, sizeof(err), "out of memory");
 		goto out_err;
 	}
+	if (simulate) {
+		snprintf(sim_dir, sizeof(sim_dir), "%s", sim_out ? sim_out : "");
+		if (!sim_out)
+			snprintf(sim_dir, sizeof(sim_dir), "%s.sim", dir);
+		sim_pid = start_simulate(dir, simulate, sim_dir, specs, nspecs, err, sizeof(err));
+		if (sim_pid < 0)
+			goto out_err;
+	}
 	struct progress progress = { .tty = !quiet && isatty(STDERR_FILENO) };
 	ropts.on_checkpoint = on_checkpoint;
 	ropts.opaque = &progress;
@@ -307,10 +407,18 @@ int builtin_record(int argc, char **argv)
 	free(sorted);
 	vnode_record_stats__free(&rstats);
 	rc = cli__exit_status(&stats, "record");
+	if (sim_pid > 0) {
+		int sim_rc = finish_simulate(sim_pid, sim_dir);
+		sim_pid = -1;
+		if (rc == EXIT_SUCCESS)
+			rc = sim_rc;
+	}
 	goto out;
 out_err:
 	fprintf(stderr, "simuboost record: %s\n", err);
 out:
+	if (sim_pid > 0) /* what was committed is simulated; then it ends */
+		finish_simulate(sim_pid, sim_dir);
 	ckpt_store__close(store);
 	vnode__destroy(vn);
 	vnode_config__free(&cfg);
