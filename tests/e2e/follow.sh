@@ -1,0 +1,57 @@
+#!/bin/sh
+# Simulation concurrent with recording: `record --simulate 2` replays each
+# interval once its closing checkpoint is committed, and ends with the
+# recording; every interval is exact and the merged analyses equal a
+# serial replay's. Then `simulate --follow`, started before `record`
+# creates the recording, simulates it as it grows.
+# usage: follow.sh SIMUBOOST GUEST_DIR   (env SIMUBOOST_ANALYSES)
+set -eu
+SIMUBOOST=$1 GUEST_DIR=$2
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL $*"; exit 1; }
+A="$SIMUBOOST_ANALYSES"
+CFG="$GUEST_DIR/memwrite.cfg"
+
+"$SIMUBOOST" record --quiet --interval 100ms -o "$TMP/rec" --simulate 2 \
+	--analysis "$A/insn-count.so" --analysis "$A/working-set.so" \
+	--set "cmdline=workload=memwrite scale=2" --set console_out="$TMP/console" "$CFG" \
+	>/dev/null 2>"$TMP/err" || { cat "$TMP/err"; fail "record --simulate 2"; }
+grep -q "every interval exact" "$TMP/err" || { cat "$TMP/err"; fail "record's word on the simulation"; }
+n=$(($(ls "$TMP/rec"/*.manifest | wc -l) - 1))
+python3 - "$TMP/rec.sim/simulate.json" "$n" <<'PY' || fail "record --simulate results"
+import json, sys
+d = json.load(open(sys.argv[1]))
+iv = d["intervals"]
+assert [i["interval"] for i in iv] == list(range(int(sys.argv[2]))), [i["interval"] for i in iv]
+assert all(i["verdict"] == "exact" for i in iv), iv
+print("record --simulate 2: %d intervals exact" % len(iv))
+PY
+"$SIMUBOOST" replay "$TMP/rec" --serial -o "$TMP/serial" \
+	--analysis "$A/insn-count.so" --analysis "$A/working-set.so" >/dev/null 2>"$TMP/err" ||
+	{ cat "$TMP/err"; fail "replay --serial"; }
+for p in insn-count working-set; do
+	cmp "$TMP/rec.sim/$p.txt" "$TMP/serial/$p.txt" ||
+		fail "$p: record --simulate differs from the serial replay"
+done
+echo "record --simulate 2: analyses equal the serial replay's"
+
+# --follow before the recording exists
+"$SIMUBOOST" simulate --follow "$TMP/rec2" --nodes 2 --json -o "$TMP/sim2" \
+	>"$TMP/sim2.json" 2>"$TMP/err2" &
+sim=$!
+sleep 1
+"$SIMUBOOST" record --quiet --interval 100ms -o "$TMP/rec2" \
+	--set "cmdline=workload=memwrite scale=2" --set console_out="$TMP/console2" "$CFG" \
+	>/dev/null 2>"$TMP/err" || { cat "$TMP/err"; fail "record"; }
+rc=0
+wait "$sim" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$TMP/err2" "$TMP/sim2.json"; fail "simulate --follow: rc $rc"; }
+n=$(($(ls "$TMP/rec2"/*.manifest | wc -l) - 1))
+python3 - "$TMP/sim2.json" "$n" <<'PY' || fail "simulate --follow results"
+import json, sys
+iv = json.load(open(sys.argv[1]))["intervals"]
+assert [i["interval"] for i in iv] == list(range(int(sys.argv[2]))), [i["interval"] for i in iv]
+assert all(i["verdict"] == "exact" for i in iv), iv
+print("simulate --follow: %d intervals exact, each once, as the recording grew" % len(iv))
+PY
