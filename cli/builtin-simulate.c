@@ -446,6 +446,8 @@ int builtin_simulate(int argc, char **argv)
 		goto out;
 	}
 	struct local_nodes *ln = &run.ln;
+	struct wire_guard guard;
+	wire_guard__init(&guard);
 	ln->n = (unsigned)nodes;
 	char join[512];
 	snprintf(join, sizeof(join), "%s", endpoint);
@@ -472,7 +474,7 @@ int builtin_simulate(int argc, char **argv)
 		.state_path = out_dir ? state_path : NULL,
 		.results_dir = results_dir,
 		.resume = resume, .lost = lost_locals, .ctx = &run,
-		.available = follow ? available : NULL,
+		.available = follow ? available : NULL, .guard = &guard,
 		.progress = !json && isatty(STDERR_FILENO) ? progress : NULL,
 	};
 	json_t *results = coord__run(&co, listen ? 3600 : 10, err, sizeof(err));
@@ -500,13 +502,15 @@ int builtin_simulate(int argc, char **argv)
 	json_array_foreach(results, i, r)
 		exact += !strcmp(json_string_value(json_object_get(r, "verdict")) ?: "", "exact");
 	if (json) {
-		json_t *doc = json_pack("{s:s, s:i, s:I, s:I, s:O, s:{s:I, s:I, s:I, s:I}}", "recording",
-					rec, "nodes", (int)nodes, "exact", (json_int_t)exact,
-					"intervals_total", (json_int_t)json_array_size(results),
-					"intervals", results, "vnode", "sent_bytes",
-					(json_int_t)sent.sent_bytes, "sent_pages",
+		json_t *doc = json_pack("{s:s, s:i, s:I, s:I, s:O, s:{s:I, s:I, s:I, s:I, s:o}, s:o}",
+					"recording", rec, "nodes", (int)nodes, "exact",
+					(json_int_t)exact, "intervals_total",
+					(json_int_t)json_array_size(results), "intervals", results,
+					"vnode", "sent_bytes", (json_int_t)sent.sent_bytes, "sent_pages",
 					(json_int_t)sent.sent_pages, "requests", (json_int_t)sent.requests,
-					"refused", (json_int_t)sent.refused);
+					"malformed", (json_int_t)sent.malformed, "refused",
+					wire__refusals_json(sent.refused), "coordinator_refused",
+					wire__refusals_json(guard.counts));
 		json_dumpf(doc, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(doc);

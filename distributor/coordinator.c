@@ -117,6 +117,9 @@ static void feed_all(struct coord *c)
 
 static void on_hello(struct coord *c, const struct wire_msg *m)
 {
+	char pages[PAGE_ENDPOINT_MAX];
+	if (!msg__hello_parse(m, pages))
+		return; /* malformed: dropped, like a refused frame */
 	struct node *n = node_of(c, m->sender);
 	if (!n) {
 		if (c->nnodes == MAX_NODES)
@@ -126,8 +129,7 @@ static void on_hello(struct coord *c, const struct wire_msg *m)
 	}
 	if (n->busy)
 		sched__node_lost(c->sched, n->id); /* it restarted: its interval is lost */
-	if (!msg__hello_parse(m, n->pages))
-		n->pages[0] = '\0'; /* malformed: a node that serves no pages */
+	memcpy(n->pages, pages, sizeof(pages));
 	n->busy = n->gone = false;
 	if (link__send(c->link, n->id, WIRE_WELCOME, c->o->settings,
 		       (uint32_t)strlen(c->o->settings), c->err, sizeof(c->err)) != 0) {
@@ -287,6 +289,8 @@ out:
 	for (uint32_t k = 0; k < total; k++)
 		json_decref(c.results[k]);
 	free(c.results);
+	if (o->guard && c.link)
+		*o->guard = *link__guard(c.link);
 	link__close(c.link);
 	sched__free(c.sched);
 	return out;

@@ -99,6 +99,8 @@ struct wire_guard {
 };
 
 void wire_guard__init(struct wire_guard *g);
+/* The refused frames among counts, {verdict name: count}, for reports. */
+struct json_t *wire__refusals_json(const uint64_t counts[WIRE_VERDICT__COUNT]);
 /* wire__decode, then the sequence number: WIRE_OK if the frame is new and
  * authentic. Every frame is counted under its verdict. */
 enum wire_verdict wire_guard__accept(struct wire_guard *g, const struct wire_key *key,
@@ -244,8 +246,11 @@ struct page_server *page_server__start(const struct page_server_options *o, char
 				       size_t errlen);
 const char *page_server__endpoint(const struct page_server *s);
 struct page_server_stats {
-	uint64_t sent_bytes, sent_pages, requests, refused;
+	uint64_t sent_bytes, sent_pages, requests;
+	uint64_t malformed;                       /* authentic requests that did not parse */
+	uint64_t refused[WIRE_VERDICT__COUNT];    /* frames by verdict, [WIRE_OK] accepted */
 };
+void page_server__stats(struct page_server *s, struct page_server_stats *stats);
 void page_server__stop(struct page_server *s, struct page_server_stats *stats);
 
 /* ---- message payloads (message.c) -------------------------------------------
@@ -356,6 +361,7 @@ struct coord_options {
 	uint32_t first, last;
 	const char *settings;       /* JSON text for WELCOME */
 	const char *pages_endpoint; /* the vnode's page server, sent with each ASSIGN */
+	struct wire_guard *guard;   /* if set, gets the frames received by verdict */
 	const char *state_path;     /* the schedule, saved after each result; NULL: none */
 	const char *results_dir;    /* each interval's result, NNNNNN.json, with state_path */
 	bool resume;                /* start from state_path and results_dir */

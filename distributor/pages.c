@@ -614,21 +614,24 @@ const char *page_server__endpoint(const struct page_server *s)
 	return s->endpoint;
 }
 
+void page_server__stats(struct page_server *s, struct page_server_stats *stats)
+{
+	stats->sent_bytes = atomic_load(&s->sent_bytes);
+	stats->sent_pages = atomic_load(&s->sent_pages);
+	stats->requests = atomic_load(&s->requests);
+	stats->malformed = atomic_load(&s->malformed);
+	/* the server thread counts them: a snapshot, maybe a frame behind */
+	memcpy(stats->refused, link__guard(s->link)->counts, sizeof(stats->refused));
+}
+
 void page_server__stop(struct page_server *s, struct page_server_stats *stats)
 {
 	if (!s)
 		return;
 	atomic_store(&s->stop, true);
 	pthread_join(s->thread, NULL);
-	if (stats) {
-		stats->sent_bytes = atomic_load(&s->sent_bytes);
-		stats->sent_pages = atomic_load(&s->sent_pages);
-		stats->requests = atomic_load(&s->requests);
-		stats->refused = atomic_load(&s->malformed);
-		const struct wire_guard *g = link__guard(s->link);
-		for (int v = 1; v < WIRE_VERDICT__COUNT; v++)
-			stats->refused += g->counts[v];
-	}
+	if (stats)
+		page_server__stats(s, stats);
 	link__close(s->link);
 	ckpt_store__close(s->index.store);
 	free(s->index.refs);

@@ -5,6 +5,8 @@
 
 #include <sodium.h>
 
+#include <jansson.h>
+
 #include "distributor.h"
 
 #define MAGIC "SBWM"
@@ -217,4 +219,14 @@ bool wire_reader__blob(struct wire_reader *r, const uint8_t **p, uint32_t *n, ui
 	r->p += len;
 	r->left -= len;
 	return true;
+}
+
+json_t *wire__refusals_json(const uint64_t counts[WIRE_VERDICT__COUNT])
+{
+	json_t *o = json_object();
+	for (int v = WIRE_OK + 1; v < WIRE_VERDICT__COUNT; v++)
+		if (counts[v])
+			json_object_set_new(o, wire_verdict__name((enum wire_verdict)v),
+					    json_integer((json_int_t)counts[v]));
+	return o;
 }

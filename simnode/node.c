@@ -183,9 +183,13 @@ static json_t *pages_result(struct node_pages *np, const struct peer_bytes *befo
 			json_object_set_new(from, key, json_integer((json_int_t)(after.bytes[i] - was)));
 		}
 	}
-	return json_pack("{s:o, s:I, s:I}", "bytes_from", from, "cache_hits",
-			 (json_int_t)(sa.cache_hits - sb->cache_hits), "peers_lost",
-			 (json_int_t)(sa.peers_lost - sb->peers_lost));
+	struct page_server_stats ss;
+	page_server__stats(np->server, &ss);
+	return json_pack("{s:o, s:I, s:I, s:{s:I, s:I, s:I, s:o}}", "bytes_from", from,
+			 "cache_hits", (json_int_t)(sa.cache_hits - sb->cache_hits), "peers_lost",
+			 (json_int_t)(sa.peers_lost - sb->peers_lost), "served", "bytes",
+			 (json_int_t)ss.sent_bytes, "pages", (json_int_t)ss.sent_pages, "malformed",
+			 (json_int_t)ss.malformed, "refused", wire__refusals_json(ss.refused));
 }
 
 struct heartbeat {
