@@ -15,7 +15,10 @@
 #    namespaces joined by veth (a node in one, the coordinator and vnode in
 #    another; needs root, else the row says why not). Targets: p50 <= 50 us
 #    local, <= 200 us across namespaces. A fault's time runs from the fault
-#    thread reading it to the guest being woken.
+#    thread reading it to the guest being woken; fetched pages only (a zero
+#    page is filled in place). The baseline beside them is two threads'
+#    round trip through pipes (bench/wakeup-bench), the floor under any
+#    fault another process serves.
 # The machine has few cores, so N = 4 shares them: its time is not a
 # scaling figure, its upload is.
 # usage: bench/simulate.sh [BUILD_DIR]   env: IVL=100ms SCALE=8
@@ -46,6 +49,7 @@ timed() { # FILE CMD...: runs CMD > FILE, prints its wall seconds
 for n in 1 2 4; do
 	timed "$TMP/sim$n.json" "$S" simulate "$TMP/rec" --nodes "$n" --json >"$TMP/sim$n.t"
 done
+"$B/bench/wakeup-bench" >"$TMP/wakeup"
 "$S" replay "$TMP/rec" --all --json >"$TMP/prefetch.json"
 "$S" replay "$TMP/rec" --all --json --no-prefetch >"$TMP/noprefetch.json"
 
@@ -139,6 +143,9 @@ if not ns_note:
     except Exception as e:
         ns_note = "no result: %s" % e
 rows.append(("across namespaces (veth, tcp)", ns, 200))
+print("%-40s %8.1f   (two threads' round trip through pipes: the floor under a fault\n"
+      "%-40s            served by another process; ZeroMQ adds its I/O threads' wake-ups)"
+      % ("baseline: thread wake-up round trip", float(open(tmp + "/wakeup").read()), ""))
 for name, l, target in rows:
     if l:
         print("%-40s %8.1f %8.1f %12.1f   (target p50 <= %d)" % (name, *l, target))
