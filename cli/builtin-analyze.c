@@ -38,7 +38,6 @@ const char builtin_analyze_usage[] =
 	"\n"
 	"Exit status: 0 on success, 1 if an analysis or a trace failed, 2 on bad usage.\n";
 
-#define MAX_SPECS 16
 
 struct run {
 	struct ckpt_store *store;
@@ -226,9 +225,9 @@ int builtin_analyze(int argc, char **argv)
 		{ "out", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *specs[MAX_SPECS], *trace_dir = NULL, *out_dir = NULL, *range = NULL;
-	struct analysis *an[MAX_SPECS] = { 0 };
-	struct analysis_state *states[MAX_SPECS] = { 0 };
+	const char *specs[CLI_MAX_SPECS], *trace_dir = NULL, *out_dir = NULL, *range = NULL;
+	struct analysis *an[CLI_MAX_SPECS] = { 0 };
+	struct analysis_state *states[CLI_MAX_SPECS] = { 0 };
 	unsigned n = 0;
 	bool serial = false;
 	char err[1024], states_dir[PATH_MAX] = "";
@@ -238,11 +237,8 @@ int builtin_analyze(int argc, char **argv)
 		switch (c) {
 		case 't': trace_dir = optarg; break;
 		case 'A':
-			if (n == MAX_SPECS) {
-				fprintf(stderr, "simuboost analyze: at most %d analyses\n", MAX_SPECS);
+			if (cli__add_spec(specs, &n, optarg, "analyze") != 0)
 				return EXIT_USAGE;
-			}
-			specs[n++] = optarg;
 			break;
 		case 'i': range = optarg; break;
 		case 's': serial = true; break;

@@ -193,7 +193,6 @@ static void print_json(const char *dir, const struct vnode_stats *stats,
 	json_decref(o);
 }
 
-#define MAX_SPECS 16
 
 /* `simuboost simulate --follow` on the recording being made, its output in
  * out_dir/simulate.json. The pid, or -1 with err. */
@@ -211,7 +210,7 @@ static pid_t start_simulate(const char *dir, const char *nodes, const char *out_
 		snprintf(err, errlen, "%s: %s", json_path, strerror(errno));
 		return -1;
 	}
-	const char *args[16 + 2 * MAX_SPECS] = { "simuboost", "simulate", "--follow", dir,
+	const char *args[16 + 2 * CLI_MAX_SPECS] = { "simuboost", "simulate", "--follow", dir,
 						  "--nodes", nodes, "--json", "-o", out_dir };
 	unsigned n = 9;
 	for (unsigned i = 0; i < nspecs; i++) {
@@ -265,7 +264,7 @@ int builtin_record(int argc, char **argv)
 		{ "analysis", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *simulate = NULL, *sim_out = NULL, *specs[MAX_SPECS];
+	const char *simulate = NULL, *sim_out = NULL, *specs[CLI_MAX_SPECS];
 	unsigned nspecs = 0;
 	pid_t sim_pid = -1;
 	char sim_dir[4200] = "";
@@ -310,11 +309,8 @@ int builtin_record(int argc, char **argv)
 			break;
 		case OPT_SIMULATE_OUT: sim_out = optarg; break;
 		case 'A':
-			if (nspecs == MAX_SPECS) {
-				fprintf(stderr, "simuboost record: at most %d analyses\n", MAX_SPECS);
+			if (cli__add_spec(specs, &nspecs, optarg, "record") != 0)
 				return EXIT_USAGE;
-			}
-			specs[nspecs++] = optarg;
 			break;
 		default:
 			fputs(builtin_record_usage, stderr);

@@ -74,7 +74,6 @@ const char builtin_simnode_usage[] =
 	"at the same path here as for the coordinator.\n";
 
 #define MAX_LOCAL 64
-#define MAX_SPECS 16
 
 static int read_secret(const char *file, char *out, size_t len, const char *cmd)
 {
@@ -299,8 +298,8 @@ int builtin_simulate(int argc, char **argv)
 	const char *pages = NULL;
 	bool no_prefetch = false, materialize = false, follow = false;
 	double follow_timeout_s = 60;
-	const char *specs[MAX_SPECS];
-	struct analysis *an[MAX_SPECS];
+	const char *specs[CLI_MAX_SPECS];
+	struct analysis *an[CLI_MAX_SPECS];
 	unsigned nspecs = 0;
 	long nodes = sysconf(_SC_NPROCESSORS_ONLN);
 	bool json = false, resume = false;
@@ -315,11 +314,8 @@ int builtin_simulate(int argc, char **argv)
 		case OPT_SECRET: secret_file = optarg; break;
 		case 't': trace_dir = optarg; break;
 		case 'A':
-			if (nspecs == MAX_SPECS) {
-				fprintf(stderr, "simuboost simulate: at most %d analyses\n", MAX_SPECS);
+			if (cli__add_spec(specs, &nspecs, optarg, "simulate") != 0)
 				return EXIT_USAGE;
-			}
-			specs[nspecs++] = optarg;
 			break;
 		case 'o': out_dir = optarg; break;
 		case OPT_RESUME: resume = true; break;

@@ -45,6 +45,10 @@ struct cli_sets {
 };
 int cli__collect_set(struct cli_sets *s, const char *arg, const char *cmd);
 int cli__parse_timeout(const char *arg, double *seconds, const char *cmd);
+/* Analysis specs given by a repeatable --analysis: adds spec to specs[*n],
+ * or says there are too many and returns -1. */
+#define CLI_MAX_SPECS 16
+int cli__add_spec(const char **specs, unsigned *n, const char *spec, const char *cmd);
 /* Applies the --set overrides; with json, moves a stdout console to stderr. */
 int cli__apply_config(struct vnode_config *cfg, const struct cli_sets *s, bool json, char *err,
 		      size_t errlen);

@@ -32,6 +32,16 @@ int cli__parse_timeout(const char *arg, double *seconds, const char *cmd)
 	return 0;
 }
 
+int cli__add_spec(const char **specs, unsigned *n, const char *spec, const char *cmd)
+{
+	if (*n == CLI_MAX_SPECS) {
+		fprintf(stderr, "simuboost %s: at most %d analyses\n", cmd, CLI_MAX_SPECS);
+		return -1;
+	}
+	specs[(*n)++] = spec;
+	return 0;
+}
+
 int cli__apply_config(struct vnode_config *cfg, const struct cli_sets *s, bool json, char *err,
 		      size_t errlen)
 {
