@@ -25,17 +25,30 @@
 
 /* ---- the cache: hash -> lz4 bytes --------------------------------------- */
 
+/* A slot's hash is kept from the moment a fetch of it from the vnode is
+ * claimed: a node's two clients (its faults' and its server's
+ * fetch-through) share the cache, and the second to want a page the
+ * first is fetching waits for it instead of fetching it again. */
+enum slot_state {
+	SLOT_EMPTY,
+	SLOT_FETCHING,              /* claimed; lz4 not yet here */
+	SLOT_ABANDONED,             /* the fetch failed; may be claimed again */
+	SLOT_HELD,
+};
+
 struct cached {
 	struct ckpt_hash hash;
-	uint32_t len;               /* 0: empty slot */
+	uint8_t state;
+	uint32_t len;
 	uint8_t *lz4;
 };
 
 struct page_cache {
 	pthread_mutex_t lock;
+	pthread_cond_t landed;      /* a fetching slot was settled */
 	struct cached *slots;
-	size_t cap, used;           /* cap: a power of two */
-	uint64_t bytes;
+	size_t cap, used;           /* cap: a power of two; used: not empty */
+	uint64_t held, bytes;
 };
 
 struct page_cache *page_cache__new(void)
@@ -50,6 +63,7 @@ struct page_cache *page_cache__new(void)
 		return NULL;
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->landed, NULL);
 	return c;
 }
 
@@ -61,13 +75,14 @@ void page_cache__free(struct page_cache *c)
 		free(c->slots[i].lz4);
 	free(c->slots);
 	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->landed);
 	free(c);
 }
 
 static struct cached *slot_of(struct cached *slots, size_t cap, const struct ckpt_hash *h)
 {
 	for (size_t i = h->lo & (cap - 1);; i = (i + 1) & (cap - 1))
-		if (!slots[i].len || ckpt_hash__eq(&slots[i].hash, h))
+		if (slots[i].state == SLOT_EMPTY || ckpt_hash__eq(&slots[i].hash, h))
 			return &slots[i];
 }
 
@@ -78,7 +93,7 @@ static bool grow_cache(struct page_cache *c)
 	if (!slots)
 		return false;
 	for (size_t i = 0; i < c->cap; i++)
-		if (c->slots[i].len)
+		if (c->slots[i].state != SLOT_EMPTY)
 			*slot_of(slots, cap, &c->slots[i].hash) = c->slots[i];
 	free(c->slots);
 	c->slots = slots;
@@ -86,25 +101,79 @@ static bool grow_cache(struct page_cache *c)
 	return true;
 }
 
+/* h's slot, made if absent (then empty); NULL when out of memory. Locked. */
+static struct cached *slot_for(struct page_cache *c, const struct ckpt_hash *h)
+{
+	if (2 * (c->used + 1) > c->cap && !grow_cache(c))
+		return NULL;
+	struct cached *s = slot_of(c->slots, c->cap, h);
+	if (s->state == SLOT_EMPTY) {
+		s->hash = *h;
+		s->state = SLOT_ABANDONED;
+		c->used++;
+	}
+	return s;
+}
+
 /* Keeps a compressed page (copied). */
 static void cache_put_lz4(struct page_cache *c, const struct ckpt_hash *h, const void *lz4,
 			  uint32_t len)
 {
 	pthread_mutex_lock(&c->lock);
-	if (2 * (c->used + 1) > c->cap && !grow_cache(c))
+	struct cached *s = slot_for(c, h);
+	if (!s || s->state == SLOT_HELD)
 		goto out;
-	struct cached *s = slot_of(c->slots, c->cap, h);
-	if (s->len)
+	uint8_t *copy = malloc(len);
+	if (!copy)
 		goto out;
-	s->lz4 = malloc(len);
-	if (!s->lz4)
-		goto out;
-	memcpy(s->lz4, lz4, len);
-	s->hash = *h;
+	memcpy(copy, lz4, len);
+	if (s->state == SLOT_FETCHING)
+		pthread_cond_broadcast(&c->landed);
+	s->lz4 = copy;
 	s->len = len;
-	c->used++;
+	s->state = SLOT_HELD;
+	c->held++;
 	c->bytes += len;
 out:
+	pthread_mutex_unlock(&c->lock);
+}
+
+enum claim { CLAIM_HELD, CLAIM_MINE, CLAIM_BUSY };
+
+/* Before fetching h from the vnode: HELD if it is here already, BUSY if
+ * someone else is fetching it, MINE if the caller is to fetch it (and
+ * settle it with cache_put_lz4 or cache_unclaim). An out-of-memory cache
+ * lets the caller fetch unclaimed. */
+static enum claim cache_claim(struct page_cache *c, const struct ckpt_hash *h)
+{
+	pthread_mutex_lock(&c->lock);
+	struct cached *s = slot_for(c, h);
+	enum claim r = !s ? CLAIM_MINE : s->state == SLOT_HELD ? CLAIM_HELD :
+		       s->state == SLOT_FETCHING ? CLAIM_BUSY : CLAIM_MINE;
+	if (s && r == CLAIM_MINE)
+		s->state = SLOT_FETCHING;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* A claimed fetch that did not bring h. */
+static void cache_unclaim(struct page_cache *c, const struct ckpt_hash *h)
+{
+	pthread_mutex_lock(&c->lock);
+	struct cached *s = slot_of(c->slots, c->cap, h);
+	if (s->state == SLOT_FETCHING) {
+		s->state = SLOT_ABANDONED;
+		pthread_cond_broadcast(&c->landed);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Waits until nobody is fetching h. */
+static void cache_wait_landed(struct page_cache *c, const struct ckpt_hash *h)
+{
+	pthread_mutex_lock(&c->lock);
+	while (slot_of(c->slots, c->cap, h)->state == SLOT_FETCHING)
+		pthread_cond_wait(&c->landed, &c->lock);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -122,7 +191,7 @@ static int cache_get_lz4(struct page_cache *c, const struct ckpt_hash *h, char *
 {
 	pthread_mutex_lock(&c->lock);
 	struct cached *s = slot_of(c->slots, c->cap, h);
-	uint32_t len = s->len;
+	uint32_t len = s->state == SLOT_HELD ? s->len : 0;
 	if (len)
 		memcpy(lz4, s->lz4, len);
 	pthread_mutex_unlock(&c->lock);
@@ -132,7 +201,7 @@ static int cache_get_lz4(struct page_cache *c, const struct ckpt_hash *h, char *
 static bool cache_has(struct page_cache *c, const struct ckpt_hash *h)
 {
 	pthread_mutex_lock(&c->lock);
-	bool have = slot_of(c->slots, c->cap, h)->len != 0;
+	bool have = slot_of(c->slots, c->cap, h)->state == SLOT_HELD;
 	pthread_mutex_unlock(&c->lock);
 	return have;
 }
@@ -151,7 +220,7 @@ int page_cache__get(struct page_cache *c, const struct ckpt_hash *h, void *page)
 	int rc = 0;
 	pthread_mutex_lock(&c->lock);
 	struct cached *s = slot_of(c->slots, c->cap, h);
-	if (s->len)
+	if (s->state == SLOT_HELD)
 		rc = unpack(h, s->lz4, s->len, page) ? 1 : -1;
 	pthread_mutex_unlock(&c->lock);
 	return rc;
@@ -160,7 +229,7 @@ int page_cache__get(struct page_cache *c, const struct ckpt_hash *h, void *page)
 void page_cache__stats(struct page_cache *c, uint64_t *pages, uint64_t *bytes)
 {
 	pthread_mutex_lock(&c->lock);
-	*pages = c->used;
+	*pages = c->held;
 	*bytes = c->bytes;
 	pthread_mutex_unlock(&c->lock);
 }
@@ -326,15 +395,46 @@ static int ask(struct page_client *c, struct peer_link *p, const struct ckpt_has
 	}
 }
 
+/* Of the pages want[0..k) about to be asked of the vnode: those another
+ * client of this cache brought meanwhile are taken from it, those it is
+ * fetching go to busy[] to be waited for, and the rest, claimed, stay in
+ * want[]; returns how many stay. */
+static unsigned claim_for_vnode(struct page_client *c, const struct ckpt_hash *h,
+				unsigned *want, unsigned k, uint8_t *out, bool *got,
+				unsigned *busy, unsigned *nbusy)
+{
+	unsigned mine = 0;
+	for (unsigned j = 0; j < k; j++) {
+		unsigned i = want[j];
+		switch (cache_claim(c->cache, &h[i])) {
+		case CLAIM_HELD:
+			if (page_cache__get(c->cache, &h[i], out + (size_t)i * PAGE) == 1) {
+				got[i] = true;
+				c->stats.cache_hits++;
+				break;
+			}
+			/* damaged in memory: fetched again */
+			__attribute__((fallthrough));
+		case CLAIM_MINE:
+			want[mine++] = i;
+			break;
+		case CLAIM_BUSY:
+			busy[(*nbusy)++] = i;
+			break;
+		}
+	}
+	return mine;
+}
+
 int page_client__get(struct page_client *c, const struct ckpt_hash *h, unsigned n,
 		     uint8_t *out, char *err, size_t errlen)
 {
 	/* direct[i]: ask the vnode itself (this peer is the home, or the home
 	 * answered without it) */
 	bool *got = calloc(n ? n : 1, sizeof(*got)), *direct = calloc(n ? n : 1, sizeof(*direct));
-	unsigned *want = calloc(n ? n : 1, sizeof(*want));
+	unsigned *want = calloc(n ? n : 1, sizeof(*want)), *busy = calloc(n ? n : 1, sizeof(*busy));
 	int rc = -1;
-	if (!got || !want || !direct) {
+	if (!got || !want || !direct || !busy) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
@@ -349,7 +449,9 @@ int page_client__get(struct page_client *c, const struct ckpt_hash *h, unsigned 
 	 * home (which fetches it from the vnode once), or the vnode. A home
 	 * that does not answer is dropped, and the next in rank is the home
 	 * in the next pass; one that lacks a page sends the page to the vnode.
-	 * Each pass drops a peer or settles pages, so it ends. */
+	 * A page the other client of this cache is fetching from the vnode is
+	 * waited for, not fetched twice. Each pass drops a peer, settles
+	 * pages or waits for another's fetch to settle, so it ends. */
 	while (missing) {
 		for (int pi = -1; pi < (int)c->npeers; pi++) {
 			unsigned k = 0;
@@ -366,7 +468,19 @@ int page_client__get(struct page_client *c, const struct ckpt_hash *h, unsigned 
 				goto unlock;
 			}
 			struct peer_link *p = &c->peers[target];
-			if (ask(c, p, h, want, k, out, got, pi >= 0, err, errlen) != 0) {
+			unsigned nbusy = 0;
+			if (pi < 0)
+				k = claim_for_vnode(c, h, want, k, out, got, busy, &nbusy);
+			int asked = k ? ask(c, p, h, want, k, out, got, pi >= 0, err, errlen) : 0;
+			if (pi < 0) {
+				for (unsigned j = 0; j < k; j++)
+					if (!got[want[j]])
+						cache_unclaim(c->cache, &h[want[j]]);
+				/* holding no claim now, so two clients cannot wait on each other */
+				for (unsigned j = 0; j < nbusy; j++)
+					cache_wait_landed(c->cache, &h[busy[j]]);
+			}
+			if (asked != 0) {
 				if (pi < 0)
 					goto unlock; /* the vnode: no one else to ask */
 				p->dead = true;
@@ -394,6 +508,7 @@ out:
 	free(got);
 	free(direct);
 	free(want);
+	free(busy);
 	return rc;
 }
 

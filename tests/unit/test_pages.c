@@ -3,6 +3,7 @@
  * pages (and zero ones) is the vnode's; nodes are what simnode/node.c
  * makes: a cache, a client that asks each page's home, a server whose
  * fetch-through client asks only the vnode. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -225,6 +226,51 @@ static void test_another_key_gets_nothing(void **state)
 	page_cache__free(cache);
 }
 
+struct racer {
+	struct fixture *f;
+	struct page_client *client;
+	pthread_barrier_t *start;
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	pthread_barrier_wait(r->start);
+	check_all(r->f, r->client);
+	return NULL;
+}
+
+/* A node's fault client and its server's fetch-through client share the
+ * cache; wanting the same pages at the same moment, they fetch each from
+ * the vnode once between them. */
+static void test_two_clients_of_one_cache_fetch_each_page_once(void **state)
+{
+	struct fixture *f = *state;
+	for (unsigned round = 0; round < 10; round++) {
+		struct page_server_stats before, after;
+		page_server__stats(f->vnode, &before);
+		struct page_cache *cache = page_cache__new();
+		struct page_client *a = page_client__new(&f->key, 50, cache);
+		struct page_client *b = page_client__new(&f->key, 50, cache);
+		page_client__set_peers(a, f->peers, 1);
+		page_client__set_peers(b, f->peers, 1);
+		pthread_barrier_t start;
+		pthread_barrier_init(&start, NULL, 2);
+		struct racer ra = { f, a, &start }, rb = { f, b, &start };
+		pthread_t ta, tb;
+		assert_int_equal(pthread_create(&ta, NULL, race, &ra), 0);
+		assert_int_equal(pthread_create(&tb, NULL, race, &rb), 0);
+		pthread_join(ta, NULL);
+		pthread_join(tb, NULL);
+		pthread_barrier_destroy(&start);
+		page_server__stats(f->vnode, &after);
+		assert_int_equal(after.sent_pages - before.sent_pages, NPAGES);
+		page_client__free(a);
+		page_client__free(b);
+		page_cache__free(cache);
+	}
+}
+
 static void test_cache(void **state)
 {
 	(void)state;
@@ -256,6 +302,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_a_page_nobody_has_is_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_another_key_gets_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_clients_of_one_cache_fetch_each_page_once,
+						setup, teardown),
 		cmocka_unit_test(test_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
