@@ -166,7 +166,7 @@ static int meta_read(struct ckpt_store *st, char *err, size_t errlen)
 	const uint8_t *payload;
 	size_t plen;
 	json_error_t jerr;
-	uint64_t format;
+	uint64_t format = 0;
 	void *buf;
 	json_t *o;
 	int rc = -1;
