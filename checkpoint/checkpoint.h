@@ -190,6 +190,9 @@ struct ckpt_txn *ckpt_txn__begin(struct ckpt_store *st, uint32_t index, char *er
  * stored again. */
 int ckpt_txn__add_page(struct ckpt_txn *tx, uint64_t gpn, const void *data, char *err,
 		       size_t errlen);
+/* The same with the content's hash, ckpt_hash__page(data), known already. */
+int ckpt_txn__add_page_hashed(struct ckpt_txn *tx, uint64_t gpn, const void *data,
+			      const struct ckpt_hash *hash, char *err, size_t errlen);
 /* Copies the state; call once before commit. */
 int ckpt_txn__set_state(struct ckpt_txn *tx, const struct ckpt_state *state, char *err,
 			size_t errlen);

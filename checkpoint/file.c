@@ -249,52 +249,85 @@ int ckpt_file__write_env(int dirfd, const char *name, uint32_t kind, uint32_t in
 
 /* ---- the streaming writer ---------------------------------------------------------- */
 
+/* O_DIRECT's unit: the logical block size of any disk we meet divides it. */
+#define DIRECT_ALIGN 4096u
+
 int ckpt_wfile__open(struct ckpt_wfile *w, int dirfd, const char *name, uint32_t kind,
 		     uint32_t index, size_t bufsize, char *err, size_t errlen)
 {
+	char tmp[CKPT_NAME_MAX + 4];
+
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
 	w->dirfd = dirfd;
 	snprintf(w->name, sizeof(w->name), "%s", name);
 	w->kind = kind;
 	w->index = index;
-	w->cap = bufsize;
-	w->buf = malloc(bufsize);
+	/* a block beyond the caller's reservations, for the unaligned tail
+	 * a direct write leaves behind */
+	w->cap = (bufsize + 2 * DIRECT_ALIGN - 1) / DIRECT_ALIGN * DIRECT_ALIGN;
+	if (posix_memalign((void **)&w->buf, DIRECT_ALIGN, w->cap) != 0)
+		w->buf = NULL;
 	w->xxh = XXH3_createState();
 	if (!w->buf || !w->xxh) {
 		ckpt_wfile__discard(w);
 		return ckpt__errf(err, errlen, "%s: out of memory", name);
 	}
 	XXH3_64bits_reset(w->xxh);
-	w->fd = open_tmp(dirfd, name, err, errlen);
+	tmp_name(tmp, name);
+	w->fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+	w->direct = w->fd >= 0;
+	if (w->fd < 0 && errno == EINVAL) /* tmpfs before Linux 6.6, and others */
+		w->fd = open_tmp(dirfd, name, err, errlen);
+	else if (w->fd < 0)
+		ckpt__errf(err, errlen, "%s: open: %s", name, strerror(errno));
 	if (w->fd < 0) {
 		ckpt_wfile__discard(w);
 		return -1;
 	}
-	/* The envelope goes in last, once length and checksum are known. */
-	if (lseek(w->fd, CKPT_ENV_SIZE, SEEK_SET) < 0) {
-		ckpt__errf(err, errlen, "%s: lseek: %s", name, strerror(errno));
-		ckpt_wfile__discard(w);
-		return -1;
-	}
+	/* The envelope goes in last, once length and checksum are known; its
+	 * room is the buffer's first bytes. */
+	memset(w->buf, 0, CKPT_ENV_SIZE);
+	w->used = CKPT_ENV_SIZE;
 	return 0;
 }
 
-static int wfile_flush(struct ckpt_wfile *w, char *err, size_t errlen)
+static int wfile_buffered(struct ckpt_wfile *w, char *err, size_t errlen)
 {
-	if (!w->used)
+	int fl = fcntl(w->fd, F_GETFL);
+
+	if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+		return ckpt__errf(err, errlen, "%s: fcntl: %s", w->name, strerror(errno));
+	w->direct = false;
+	return 0;
+}
+
+/* Writes the buffer out, all of it (last), or else its whole blocks when
+ * direct, keeping the rest at the buffer's start. */
+static int wfile_flush(struct ckpt_wfile *w, bool last, char *err, size_t errlen)
+{
+	size_t n = w->used;
+
+	if (w->direct && !last)
+		n -= n % DIRECT_ALIGN;
+	/* the tail through the page cache: O_DIRECT takes whole blocks */
+	if (w->direct && last && n % DIRECT_ALIGN && wfile_buffered(w, err, errlen) < 0)
+		return -1;
+	if (!n)
 		return 0;
-	if (write_all(w->fd, w->buf, w->used) < 0)
+	if (write_all(w->fd, w->buf, n) < 0)
 		return ckpt__errf(err, errlen, "%s: write: %s", w->name, strerror(errno));
-	XXH3_64bits_update(w->xxh, w->buf, w->used);
-	w->flushed += w->used;
-	w->used = 0;
+	size_t skip = w->written ? 0 : CKPT_ENV_SIZE;
+	XXH3_64bits_update(w->xxh, w->buf + skip, n - skip);
+	w->written += n;
+	w->used -= n;
+	memmove(w->buf, w->buf + n, w->used);
 	return 0;
 }
 
 void *ckpt_wfile__reserve(struct ckpt_wfile *w, size_t n, char *err, size_t errlen)
 {
-	if (w->cap - w->used < n && wfile_flush(w, err, errlen) < 0)
+	if (w->cap - w->used < n && wfile_flush(w, false, err, errlen) < 0)
 		return NULL;
 	return w->buf + w->used;
 }
@@ -305,9 +338,11 @@ int ckpt_wfile__finish(struct ckpt_wfile *w, char *err, size_t errlen)
 	ssize_t n;
 	int fd;
 
-	if (wfile_flush(w, err, errlen) < 0)
+	if (wfile_flush(w, true, err, errlen) < 0 ||
+	    (w->direct && wfile_buffered(w, err, errlen) < 0))
 		goto fail;
-	ckpt_env__encode(hdr, w->kind, w->index, w->flushed, XXH3_64bits_digest(w->xxh));
+	ckpt_env__encode(hdr, w->kind, w->index, w->written - CKPT_ENV_SIZE,
+			 XXH3_64bits_digest(w->xxh));
 	n = pwrite(w->fd, hdr, sizeof(hdr), 0);
 	if (n != (ssize_t)sizeof(hdr)) {
 		ckpt__errf(err, errlen, "%s: write: %s", w->name,

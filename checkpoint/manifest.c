@@ -387,7 +387,7 @@ int ckpt_manifest__load(struct ckpt_store *st, uint32_t index, struct ckpt_manif
 
 /* ---- the transaction ---------------------------------------------------------------------- */
 
-#define PACK_BUFFER (1u << 20)
+#define PACK_BUFFER (4u << 20)
 
 struct ckpt_txn {
 	struct ckpt_store *st;
@@ -480,10 +480,18 @@ static int txn_broken(struct ckpt_txn *tx, char *err, size_t errlen)
 int ckpt_txn__add_page(struct ckpt_txn *tx, uint64_t gpn, const void *data, char *err,
 		       size_t errlen)
 {
+	struct ckpt_hash h = ckpt_hash__page(data);
+
+	return ckpt_txn__add_page_hashed(tx, gpn, data, &h, err, errlen);
+}
+
+int ckpt_txn__add_page_hashed(struct ckpt_txn *tx, uint64_t gpn, const void *data,
+			      const struct ckpt_hash *hash, char *err, size_t errlen)
+{
 	struct ckpt_store *st = tx->st;
 	struct ckpt_page_ref *ref;
 	const struct ckpt_index_slot *slot;
-	struct ckpt_hash h;
+	struct ckpt_hash h = *hash;
 
 	if (tx->broken[0])
 		return ckpt__errf(err, errlen, "%s", tx->broken);
@@ -503,7 +511,6 @@ int ckpt_txn__add_page(struct ckpt_txn *tx, uint64_t gpn, const void *data, char
 		tx->pages = p;
 		tx->cap *= 2;
 	}
-	h = ckpt_hash__page(data);
 	ref = &tx->pages[tx->npages];
 	*ref = (struct ckpt_page_ref){ .gpn = gpn, .hash = h };
 	if (ckpt_hash__eq(&h, &st->zero_hash) && page_is_zero(data)) {

@@ -1,16 +1,30 @@
-/* Copy-on-write checkpoints of guest RAM with userfaultfd write-protection.
+/* Copy-on-write checkpoints of guest RAM with userfaultfd write-protection,
+ * which also tracks what the guest writes.
+ *
+ * RAM is cut into regions of 2 MiB, the size of a transparent huge page
+ * (guest RAM is mapped with MADV_HUGEPAGE and populated up front). Every
+ * region is write-protected from one checkpoint on, and the guest's first
+ * write to a region faults: the fault thread copies the region if the
+ * current checkpoint still needs it, marks it written and lifts the
+ * protection. At the next boundary exactly the written regions are
+ * protected again, each with one PMD-level change, which is why a
+ * checkpoint stops the guest for so short a time. The KVM dirty log is not
+ * used: on the PVM-style KVM of the build machines a guest write to a page
+ * the dirty log has write-protected is emulated, about 50x slower than
+ * native, for every write until something else remaps the page.
  *
  * Three threads besides the vCPU's:
- *   fault   serves write-protect faults: copies the page, then lifts the
- *           protection, so the guest's write lands after the copy;
- *   copier  copies the protected pages of the current checkpoint in runs
- *           and lifts their protection;
- *   writer  hands the copies to the checkpoint store in checkpoint order.
- * A page's copy is claimed with a compare-and-swap, so the copier and the
- * fault thread never both copy it. A page is marked copied only after its
- * protection is lifted: once the copier sees every page copied, no ioctl
- * of this checkpoint can still be in flight to undo the next checkpoint's
- * protection. */
+ *   fault   serves write-protect faults as above;
+ *   copier  copies the protected regions of the current checkpoint,
+ *           leaving them protected (the guest has not written them yet);
+ *   writer  finds the pages whose content changed since the previous
+ *           checkpoint (XXH3-128 against a table of every page's last
+ *           hash) and hands them to the checkpoint store, in order.
+ * A region's copy is claimed with a compare-and-swap, so the copier and the
+ * fault thread never both copy it. Protection changes happen under the
+ * lock, and a region is unprotected only after its copy: so a fault
+ * message that arrives late (the write was interrupted by the boundary) is
+ * served like a fresh one. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -34,20 +48,23 @@
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 #define PAGE CKPT_PAGE_SIZE
-#define COPY_RUN 256      /* pages the copier claims and unprotects at once */
+#define REGION_PAGES (COW_REGION_SIZE / PAGE)
 #define MAX_QUEUED 2      /* checkpoints waiting for the writer */
 
-enum page_state { PAGE_PENDING, PAGE_CLAIMED, PAGE_COPIED, PAGE_ZERO };
+enum region_state { REGION_PENDING, REGION_CLAIMED, REGION_COPIED };
 
 struct cow_job {
 	uint32_t index;
-	uint64_t *gpns;
+	uint32_t *regions;        /* ascending */
 	size_t n;
 	_Atomic uint8_t *state;
-	uint8_t *copies;          /* n pages, mapped lazily: zero pages cost nothing */
-	size_t copies_len;
+	uint64_t (*zero)[REGION_PAGES / 64]; /* per region: pages found zero, not copied */
+	uint8_t **copy;           /* per region, from the pool; NULL while all zero */
 	struct ckpt_state st;
 	uint8_t *device_state;
 	void *log;
@@ -58,7 +75,8 @@ struct cow_job {
 
 struct cow {
 	uint8_t *ram;
-	uint64_t ram_size;
+	uint64_t ram_size, pages;
+	uint32_t nregions;
 	struct ckpt_store *store;
 	bool stop_copy;
 	int uffd, stop_fd;
@@ -67,8 +85,9 @@ struct cow {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct cow_job *copying;  /* the job whose pages may be protected */
-	uint32_t *entry_of;       /* gpn -> index in `copying` + 1; 0: not in it */
+	bool *written;            /* per region: opened for writes since its protection */
+	struct cow_job *copying;  /* the job whose regions may be protected */
+	uint32_t *entry_of;       /* region -> index in `copying` + 1; 0: not in it */
 	struct cow_job *queue_head, *queue_tail; /* for the writer, in order */
 	size_t queued;
 	struct cow_job *pending_submit; /* begun, not yet submitted */
@@ -76,11 +95,20 @@ struct cow {
 	bool failed;
 	char error[512];
 
-	_Atomic uint64_t wp_faults, pages_copied, raw_bytes;
+	struct ckpt_hash *content;  /* per page: its hash at the last checkpoint (writer's) */
+	/* Region copies go back here once committed: fresh memory would be
+	 * faulted in and zeroed by the kernel for every checkpoint. */
+	pthread_mutex_t pool_lock;
+	uint8_t **pool;
+	size_t pooled;            /* at most nregions kept */
+	struct ckpt_hash zero_hash;
+
+	_Atomic uint64_t wp_faults, faults, regions_copied, raw_bytes, dirty_pages;
 	_Atomic uint32_t committed;
 };
 
 static const uint8_t zero_page[PAGE];
+
 
 static void fail_locked(struct cow *c, const char *msg)
 {
@@ -98,10 +126,20 @@ static void fail(struct cow *c, const char *msg)
 	pthread_mutex_unlock(&c->lock);
 }
 
-static int protect(struct cow *c, uint64_t gpn, uint64_t pages, bool wp)
+static uint64_t region_pages(const struct cow *c, uint32_t r)
 {
+	uint64_t first = (uint64_t)r * REGION_PAGES;
+	return c->pages - first < REGION_PAGES ? c->pages - first : REGION_PAGES;
+}
+
+/* Regions [r, r + n) protected (wp) or opened. */
+static int protect(struct cow *c, uint32_t r, uint32_t n, bool wp)
+{
+	uint64_t start = (uint64_t)r * COW_REGION_SIZE, len = (uint64_t)n * COW_REGION_SIZE;
+	if (start + len > c->ram_size)
+		len = c->ram_size - start;
 	struct uffdio_writeprotect w = {
-		.range = { .start = (uint64_t)(uintptr_t)(c->ram + gpn * PAGE), .len = pages * PAGE },
+		.range = { .start = (uint64_t)(uintptr_t)(c->ram + start), .len = len },
 		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
 	while (ioctl(c->uffd, UFFDIO_WRITEPROTECT, &w) < 0) {
@@ -120,24 +158,61 @@ static bool is_zero(const uint8_t *p)
 	return true;
 }
 
-/* Copies entry i of job (claimed by the caller) and returns its final state. */
-static uint8_t copy_entry(struct cow *c, struct cow_job *job, size_t i)
+static uint8_t *pool_get(struct cow *c)
 {
-	const uint8_t *src = c->ram + job->gpns[i] * PAGE;
-	if (is_zero(src))
-		return PAGE_ZERO;
-	memcpy(job->copies + i * PAGE, src, PAGE);
-	return PAGE_COPIED;
+	pthread_mutex_lock(&c->pool_lock);
+	uint8_t *b = c->pooled ? c->pool[--c->pooled] : NULL;
+	pthread_mutex_unlock(&c->pool_lock);
+	if (b)
+		return b;
+	b = mmap(NULL, COW_REGION_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return b == MAP_FAILED ? NULL : b;
 }
 
-static void free_job(struct cow_job *job)
+static void pool_put(struct cow *c, uint8_t *b)
+{
+	pthread_mutex_lock(&c->pool_lock);
+	if (c->pooled < c->nregions) {
+		c->pool[c->pooled++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&c->pool_lock);
+	if (b)
+		munmap(b, COW_REGION_SIZE);
+}
+
+/* Copies region entry i of job (claimed by the caller), noting zero pages
+ * instead of copying them. False when out of memory. */
+static bool copy_region(struct cow *c, struct cow_job *job, size_t i)
+{
+	uint64_t first = (uint64_t)job->regions[i] * REGION_PAGES;
+	uint64_t n = region_pages(c, job->regions[i]);
+	for (uint64_t p = 0; p < n; p++) {
+		const uint8_t *src = c->ram + (first + p) * PAGE;
+		if (is_zero(src)) {
+			job->zero[i][p / 64] |= 1ULL << (p % 64);
+			continue;
+		}
+		if (!job->copy[i] && !(job->copy[i] = pool_get(c)))
+			return false;
+		memcpy(job->copy[i] + p * PAGE, src, PAGE);
+	}
+	atomic_fetch_add(&c->regions_copied, 1);
+	return true;
+}
+
+static void free_job(struct cow *c, struct cow_job *job)
 {
 	if (!job)
 		return;
-	free(job->gpns);
+	for (size_t i = 0; job->copy && i < job->n; i++)
+		if (job->copy[i])
+			pool_put(c, job->copy[i]);
+	free(job->copy);
+	free(job->regions);
 	free((void *)job->state);
-	if (job->copies)
-		munmap(job->copies, job->copies_len);
+	free(job->zero);
 	free(job->device_state);
 	free(job->log);
 	free(job);
@@ -150,33 +225,32 @@ static void serve_fault(struct cow *c, uint64_t addr)
 	uint64_t off = addr - (uint64_t)(uintptr_t)c->ram;
 	if (off >= c->ram_size)
 		return;
-	uint64_t gpn = off / PAGE;
+	uint32_t r = (uint32_t)(off / COW_REGION_SIZE);
 	pthread_mutex_lock(&c->lock);
 	struct cow_job *job = c->copying;
-	uint32_t e = job ? c->entry_of[gpn] : 0;
+	uint32_t e = job ? c->entry_of[r] : 0;
 	if (e) {
 		size_t i = e - 1;
-		uint8_t expect = PAGE_PENDING;
-		if (atomic_compare_exchange_strong(&job->state[i], &expect, PAGE_CLAIMED)) {
-			uint8_t done = copy_entry(c, job, i);
-			if (protect(c, gpn, 1, false) != 0) {
-				char msg[128];
-				snprintf(msg, sizeof(msg), "page 0x%llx: lifting write protection: %s",
-					 (unsigned long long)gpn, strerror(errno));
-				fail_locked(c, msg);
-			}
-			atomic_store(&job->state[i], done);
+		uint8_t expect = REGION_PENDING;
+		if (atomic_compare_exchange_strong(&job->state[i], &expect, REGION_CLAIMED)) {
+			if (!copy_region(c, job, i))
+				fail_locked(c, "out of memory for the copies of a checkpoint");
+			atomic_store(&job->state[i], REGION_COPIED);
 			atomic_fetch_add(&c->wp_faults, 1);
 		}
-		/* Otherwise the copier holds it and wakes the writer when done. */
-		pthread_mutex_unlock(&c->lock);
-		return;
+		/* The copier has it: a region's copy takes microseconds. */
+		while (atomic_load(&job->state[i]) != REGION_COPIED)
+			sched_yield();
+	}
+	c->written[r] = true;
+	atomic_fetch_add(&c->faults, 1);
+	if (protect(c, r, 1, false) != 0) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "region at 0x%llx: lifting write protection: %s",
+			 (unsigned long long)off, strerror(errno));
+		fail_locked(c, msg);
 	}
 	pthread_mutex_unlock(&c->lock);
-	/* A late message for a page already released: the writer only needs
-	 * waking, and lifting a protection here could undo a newer one. */
-	struct uffdio_range r = { .start = addr & ~(uint64_t)(PAGE - 1), .len = PAGE };
-	ioctl(c->uffd, UFFDIO_WAKE, &r);
 }
 
 static void *fault_main(void *arg)
@@ -205,36 +279,6 @@ static void *fault_main(void *arg)
 
 /* ---- copier thread ------------------------------------------------------ */
 
-/* Claims a run of consecutive pending pages starting at entry i, copies
- * them, lifts their protection with one ioctl and marks them copied.
- * Returns the number of entries consumed (claimed or already taken). */
-static size_t copy_run(struct cow *c, struct cow_job *job, size_t i)
-{
-	size_t n = 0;
-	uint8_t done[COPY_RUN];
-	while (i + n < job->n && n < COPY_RUN) {
-		if (n && job->gpns[i + n] != job->gpns[i] + n)
-			break;
-		uint8_t expect = PAGE_PENDING;
-		if (!atomic_compare_exchange_strong(&job->state[i + n], &expect, PAGE_CLAIMED))
-			break;
-		done[n] = copy_entry(c, job, i + n);
-		n++;
-	}
-	if (n == 0)
-		return 1; /* the fault thread has it */
-	if (!c->stop_copy && protect(c, job->gpns[i], n, false) != 0) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "page 0x%llx: lifting write protection: %s",
-			 (unsigned long long)job->gpns[i], strerror(errno));
-		fail(c, msg);
-	}
-	for (size_t k = 0; k < n; k++)
-		atomic_store(&job->state[i + k], done[k]);
-	atomic_fetch_add(&c->pages_copied, n);
-	return n;
-}
-
 static void enqueue_locked(struct cow *c, struct cow_job *job)
 {
 	job->copied = true;
@@ -258,15 +302,21 @@ static void *copier_main(void *arg)
 			break;
 		struct cow_job *job = c->copying;
 		pthread_mutex_unlock(&c->lock);
-		for (size_t i = 0; i < job->n;)
-			i += copy_run(c, job, i);
-		/* Pages the fault thread claimed finish in microseconds. */
+		for (size_t i = 0; i < job->n; i++) {
+			uint8_t expect = REGION_PENDING;
+			if (atomic_compare_exchange_strong(&job->state[i], &expect, REGION_CLAIMED)) {
+				if (!copy_region(c, job, i))
+					fail(c, "out of memory for the copies of a checkpoint");
+				atomic_store(&job->state[i], REGION_COPIED);
+			}
+		}
+		/* Regions the fault thread claimed finish in microseconds. */
 		for (size_t i = 0; i < job->n; i++)
-			while (atomic_load(&job->state[i]) < PAGE_COPIED)
+			while (atomic_load(&job->state[i]) != REGION_COPIED)
 				sched_yield();
 		pthread_mutex_lock(&c->lock);
 		for (size_t i = 0; i < job->n; i++)
-			c->entry_of[job->gpns[i]] = 0;
+			c->entry_of[job->regions[i]] = 0;
 		c->copying = NULL;
 		enqueue_locked(c, job);
 	}
@@ -276,17 +326,38 @@ static void *copier_main(void *arg)
 
 /* ---- writer thread ------------------------------------------------------ */
 
-static int write_job(struct cow *c, struct cow_job *job, char *err, size_t errlen)
+/* Adds the pages of job's regions whose content differs from the previous
+ * checkpoint's (for checkpoint 0: every non-zero page). */
+static int add_changed_pages(struct cow *c, struct cow_job *job, struct ckpt_txn *tx,
+			     uint64_t *changed, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < job->n; i++) {
+		uint64_t first = (uint64_t)job->regions[i] * REGION_PAGES;
+		uint64_t n = region_pages(c, job->regions[i]);
+		for (uint64_t p = 0; p < n; p++) {
+			bool zero = job->zero[i][p / 64] & (1ULL << (p % 64));
+			const uint8_t *data = zero ? zero_page :
+					      job->copy[i] + p * PAGE;
+			struct ckpt_hash h = zero ? c->zero_hash : ckpt_hash__page(data);
+			if (ckpt_hash__eq(&h, &c->content[first + p]))
+				continue;
+			if (ckpt_txn__add_page_hashed(tx, first + p, data, &h, err, errlen) != 0)
+				return -1;
+			c->content[first + p] = h;
+			(*changed)++;
+		}
+	}
+	return 0;
+}
+
+static int write_job(struct cow *c, struct cow_job *job, uint64_t *changed, char *err,
+		     size_t errlen)
 {
 	struct ckpt_txn *tx = ckpt_txn__begin(c->store, job->index, err, errlen);
 	if (!tx)
 		return -1;
-	for (size_t i = 0; i < job->n; i++) {
-		const uint8_t *data = job->state[i] == PAGE_ZERO ? zero_page : job->copies + i * PAGE;
-		if (ckpt_txn__add_page(tx, job->gpns[i], data, err, errlen) != 0)
-			goto abort;
-	}
-	if (ckpt_txn__set_state(tx, &job->st, err, errlen) != 0)
+	if (add_changed_pages(c, job, tx, changed, err, errlen) != 0 ||
+	    ckpt_txn__set_state(tx, &job->st, err, errlen) != 0)
 		goto abort;
 	if (job->log) {
 		void *log = job->log;
@@ -314,11 +385,16 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&c->lock);
 
 		char err[512];
+		uint64_t changed = 0;
 		if (!failed) {
-			if (write_job(c, job, err, sizeof(err)) != 0) {
+			if (write_job(c, job, &changed, err, sizeof(err)) != 0) {
+				/* the table now holds hashes the store does not: no
+				 * later checkpoint can be right */
 				fail(c, err);
 			} else {
-				atomic_fetch_add(&c->raw_bytes, (uint64_t)job->n * PAGE);
+				atomic_fetch_add(&c->raw_bytes, changed * PAGE);
+				if (job->index > 0)
+					atomic_fetch_add(&c->dirty_pages, changed);
 				atomic_fetch_add(&c->committed, 1);
 			}
 		}
@@ -329,7 +405,7 @@ static void *writer_main(void *arg)
 		c->queued--;
 		pthread_cond_broadcast(&c->cond);
 		pthread_mutex_unlock(&c->lock);
-		free_job(job);
+		free_job(c, job);
 		pthread_mutex_lock(&c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -338,16 +414,29 @@ static void *writer_main(void *arg)
 
 /* ---- setup ---------------------------------------------------------------- */
 
+/* Every page of RAM present, so that a write anywhere meets the write
+ * protection (a page never touched has none to meet) and the huge pages
+ * are there before any protection splits them. */
+static void populate(struct cow *c)
+{
+	if (madvise(c->ram, c->ram_size, MADV_POPULATE_WRITE) == 0)
+		return;
+	for (uint64_t off = 0; off < c->ram_size; off += PAGE) {
+		volatile uint8_t *b = c->ram + off;
+		*b = *b;
+	}
+}
+
 static int open_uffd(struct cow *c, char *err, size_t errlen)
 {
 	c->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (c->uffd < 0) {
-		snprintf(err, errlen, "userfaultfd: %s (copy-on-write checkpoints need it; "
-				      "try --checkpoint-mode=stop-copy)", strerror(errno));
+		snprintf(err, errlen, "userfaultfd: %s (checkpoints need it to see what the "
+				      "guest writes)", strerror(errno));
 		return -1;
 	}
-	/* Only pages that exist get protected (see record.c), so the kernel's
-	 * protection of untouched pages is welcome but not needed. */
+	/* RAM is populated, so protecting untouched pages is welcome but not
+	 * needed. */
 	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_UNPOPULATED };
 	if (ioctl(c->uffd, UFFDIO_API, &api) < 0) {
 		close(c->uffd);
@@ -380,20 +469,33 @@ struct cow *cow__new(const struct guest_mem *mem, struct ckpt_store *store, bool
 	}
 	c->ram = mem->host;
 	c->ram_size = mem->size;
+	c->pages = mem->size / PAGE;
+	c->nregions = (uint32_t)((mem->size + COW_REGION_SIZE - 1) / COW_REGION_SIZE);
 	c->store = store;
 	c->stop_copy = stop_copy;
 	c->uffd = c->stop_fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
-	c->entry_of = calloc(mem->size / PAGE, sizeof(*c->entry_of));
+	pthread_mutex_init(&c->pool_lock, NULL);
+	c->pool = calloc(c->nregions, sizeof(*c->pool));
+	c->entry_of = calloc(c->nregions, sizeof(*c->entry_of));
+	c->written = calloc(c->nregions, sizeof(*c->written));
+	c->content = malloc(c->pages * sizeof(*c->content));
 	c->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (!c->entry_of || c->stop_fd < 0) {
+	if (!c->pool || !c->entry_of || !c->written || !c->content || c->stop_fd < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (!stop_copy && open_uffd(c, err, errlen) != 0)
+	/* Before checkpoint 0 every page counts as zero: it stores the rest. */
+	c->zero_hash = ckpt_hash__page(zero_page);
+	for (uint64_t p = 0; p < c->pages; p++)
+		c->content[p] = c->zero_hash;
+	for (uint32_t r = 0; r < c->nregions; r++)
+		c->written[r] = true;
+	populate(c);
+	if (open_uffd(c, err, errlen) != 0)
 		goto fail;
-	if ((!stop_copy && pthread_create(&c->fault_thread, NULL, fault_main, c) != 0) ||
+	if (pthread_create(&c->fault_thread, NULL, fault_main, c) != 0 ||
 	    pthread_create(&c->copier_thread, NULL, copier_main, c) != 0 ||
 	    pthread_create(&c->writer_thread, NULL, writer_main, c) != 0) {
 		snprintf(err, errlen, "starting the checkpoint threads failed");
@@ -410,7 +512,7 @@ int cow__finish(struct cow *c, char *err, size_t errlen)
 {
 	if (c->threads_started) {
 		pthread_mutex_lock(&c->lock);
-		/* The last checkpoint's pages may still be being copied. */
+		/* The last checkpoint's regions may still be being copied. */
 		while (c->copying && !c->failed)
 			pthread_cond_wait(&c->cond, &c->lock);
 		c->stopping = true;
@@ -418,12 +520,10 @@ int cow__finish(struct cow *c, char *err, size_t errlen)
 		pthread_mutex_unlock(&c->lock);
 		pthread_join(c->writer_thread, NULL);
 		pthread_join(c->copier_thread, NULL);
-		if (!c->stop_copy) {
-			uint64_t one = 1;
-			if (write(c->stop_fd, &one, sizeof(one)) < 0)
-				abort(); /* eventfd writes of 1 cannot fail */
-			pthread_join(c->fault_thread, NULL);
-		}
+		uint64_t one = 1;
+		if (write(c->stop_fd, &one, sizeof(one)) < 0)
+			abort(); /* eventfd writes of 1 cannot fail */
+		pthread_join(c->fault_thread, NULL);
 		c->threads_started = false;
 	}
 	if (c->failed) {
@@ -442,17 +542,27 @@ void cow__free(struct cow *c)
 		cow__finish(c, err, sizeof(err));
 	}
 	/* pending_submit, if set, is also `copying` or queued: not freed twice. */
-	free_job(c->copying);
+	free_job(c, c->copying);
 	while (c->queue_head) {
 		struct cow_job *next = c->queue_head->next;
-		free_job(c->queue_head);
+		free_job(c, c->queue_head);
 		c->queue_head = next;
 	}
-	if (c->uffd >= 0)
+	if (c->uffd >= 0) {
+		/* A guest that goes on running must not stall on a protection
+		 * nobody serves any more. */
+		protect(c, 0, c->nregions, false);
 		close(c->uffd);
+	}
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
+	for (size_t i = 0; i < c->pooled; i++)
+		munmap(c->pool[i], COW_REGION_SIZE);
+	free(c->pool);
 	free(c->entry_of);
+	free(c->written);
+	free(c->content);
+	pthread_mutex_destroy(&c->pool_lock);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 	free(c);
@@ -460,69 +570,87 @@ void cow__free(struct cow *c)
 
 /* ---- the vCPU thread's side -------------------------------------------- */
 
-int cow__begin(struct cow *c, uint32_t index, uint64_t *gpns, size_t n, char *err,
-	       size_t errlen)
+static struct cow_job *new_job(struct cow *c, uint32_t index, size_t n)
 {
 	struct cow_job *job = calloc(1, sizeof(*job));
-	if (!job) {
-		free(gpns);
-		snprintf(err, errlen, "checkpoint %u: out of memory", index);
-		return -1;
-	}
+	if (!job)
+		return NULL;
 	job->index = index;
-	job->gpns = gpns;
-	job->n = n;
+	job->regions = malloc((n ? n : 1) * sizeof(*job->regions));
 	job->state = calloc(n ? n : 1, 1);
-	job->copies_len = (n ? n : 1) * PAGE;
-	job->copies = mmap(NULL, job->copies_len, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (!job->state || job->copies == MAP_FAILED) {
-		job->copies = NULL;
-		free_job(job);
-		snprintf(err, errlen, "checkpoint %u: out of memory for %zu page copies", index, n);
-		return -1;
+	job->zero = calloc(n ? n : 1, sizeof(*job->zero));
+	job->copy = calloc(n ? n : 1, sizeof(*job->copy));
+	if (!job->regions || !job->state || !job->zero || !job->copy) {
+		free_job(c, job);
+		return NULL;
 	}
+	return job;
+}
 
+int cow__begin(struct cow *c, uint32_t index, uint64_t *pages, char *err, size_t errlen)
+{
 	pthread_mutex_lock(&c->lock);
-	/* The previous checkpoint's pages must all be copied before any can be
-	 * protected again, and the writer may only fall so far behind. */
+	/* The previous checkpoint's regions must all be copied before any can
+	 * be protected again, and the writer may only fall so far behind. */
 	while (!c->failed && (c->copying || c->queued >= MAX_QUEUED))
 		pthread_cond_wait(&c->cond, &c->lock);
 	if (c->failed) {
 		snprintf(err, errlen, "%s", c->error);
 		pthread_mutex_unlock(&c->lock);
-		free_job(job);
 		return -1;
 	}
-	if (c->stop_copy) {
+	size_t n = 0;
+	for (uint32_t r = 0; r < c->nregions; r++)
+		n += c->written[r];
+	struct cow_job *job = new_job(c, index, n);
+	if (!job) {
 		pthread_mutex_unlock(&c->lock);
-		for (size_t i = 0; i < n; i++)
-			job->state[i] = copy_entry(c, job, i);
-		atomic_fetch_add(&c->pages_copied, n);
-		pthread_mutex_lock(&c->lock);
+		snprintf(err, errlen, "checkpoint %u: out of memory for %zu region copies", index, n);
+		return -1;
+	}
+	job->n = n;
+	*pages = 0;
+	/* Protect the written regions in runs; the fault thread waits for the
+	 * lock, so none of them is opened again before the job knows it. */
+	for (uint32_t r = 0, k = 0; r < c->nregions;) {
+		if (!c->written[r]) {
+			r++;
+			continue;
+		}
+		uint32_t run = 1;
+		while (r + run < c->nregions && c->written[r + run])
+			run++;
+		if (protect(c, r, run, true) != 0) {
+			snprintf(err, errlen, "checkpoint %u: write-protecting guest RAM at 0x%llx: %s",
+				 index, (unsigned long long)r * COW_REGION_SIZE, strerror(errno));
+			fail_locked(c, err);
+			pthread_mutex_unlock(&c->lock);
+			free_job(c, job);
+			return -1;
+		}
+		for (uint32_t i = 0; i < run; i++, k++) {
+			job->regions[k] = r + i;
+			c->written[r + i] = false;
+			*pages += region_pages(c, r + i);
+		}
+		r += run;
+	}
+	if (c->stop_copy) {
+		for (size_t i = 0; i < n; i++) {
+			if (!copy_region(c, job, i)) {
+				snprintf(err, errlen, "checkpoint %u: out of memory for its copies",
+					 index);
+				fail_locked(c, err);
+				pthread_mutex_unlock(&c->lock);
+				free_job(c, job);
+				return -1;
+			}
+			job->state[i] = REGION_COPIED;
+		}
 		enqueue_locked(c, job);
 	} else {
 		for (size_t i = 0; i < n; i++)
-			c->entry_of[gpns[i]] = (uint32_t)(i + 1);
-		pthread_mutex_unlock(&c->lock);
-		for (size_t i = 0; i < n;) {
-			size_t run = 1;
-			while (i + run < n && gpns[i + run] == gpns[i] + run)
-				run++;
-			if (protect(c, gpns[i], run, true) != 0) {
-				snprintf(err, errlen, "checkpoint %u: write-protecting page 0x%llx: %s",
-					 index, (unsigned long long)gpns[i], strerror(errno));
-				pthread_mutex_lock(&c->lock);
-				for (size_t k = 0; k < n; k++)
-					c->entry_of[gpns[k]] = 0;
-				pthread_mutex_unlock(&c->lock);
-				protect(c, 0, c->ram_size / PAGE, false);
-				free_job(job);
-				return -1;
-			}
-			i += run;
-		}
-		pthread_mutex_lock(&c->lock);
+			c->entry_of[job->regions[i]] = (uint32_t)(i + 1);
 		c->copying = job;
 		pthread_cond_broadcast(&c->cond);
 	}
@@ -576,8 +704,10 @@ void cow__stats(struct cow *c, struct cow_stats *out)
 {
 	*out = (struct cow_stats){
 		.wp_faults = atomic_load(&c->wp_faults),
-		.pages_copied = atomic_load(&c->pages_copied),
+		.faults = atomic_load(&c->faults),
+		.regions_copied = atomic_load(&c->regions_copied),
 		.committed = atomic_load(&c->committed),
 		.raw_bytes = atomic_load(&c->raw_bytes),
+		.dirty_pages = atomic_load(&c->dirty_pages),
 	};
 }

@@ -30,12 +30,13 @@ static int kvm_open(char *err, size_t errlen)
 	return fd;
 }
 
+#define HUGE_PAGE (2ULL << 20)
+
 static int set_slot(struct vnode *vn, uint32_t slot, uint64_t gpa, uint64_t size, void *host,
 		    char *err, size_t errlen)
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
-		.flags = vn->dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)host,
@@ -71,48 +72,27 @@ int kvm__create_vm(struct vnode *vn, uint64_t memory, char *err, size_t errlen)
 		return -1;
 	}
 	/* Private anonymous memory: userfaultfd write-protection works on it, which
-	 * the incremental checkpoints rely on. */
-	void *host = mmap(NULL, memory, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (host == MAP_FAILED) {
+	 * the incremental checkpoints rely on. Aligned to and backed by huge
+	 * pages where the kernel has them: the checkpoints protect a huge page
+	 * with one page-table change. */
+	uint8_t *map = mmap(NULL, memory + HUGE_PAGE, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED) {
 		snprintf(err, errlen, "guest memory: mmap of %llu MiB: %s",
 			 (unsigned long long)(memory >> 20), strerror(errno));
 		return -1;
 	}
+	uint8_t *host = (uint8_t *)(((uintptr_t)map + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+	if (host > map)
+		munmap(map, (size_t)(host - map));
+	munmap(host + memory, (size_t)(map + HUGE_PAGE - host));
+	madvise(host, memory, MADV_HUGEPAGE);
 	madvise(host, memory, MADV_DONTDUMP);
 	vn->mem.host = host;
 	vn->mem.size = memory;
 	vn->mem.low_size = memory < GUEST_LOW_MEM_END ? memory : GUEST_LOW_MEM_END;
 	vn->mem.high_size = memory - vn->mem.low_size;
 	return set_slots(vn, err, errlen);
-}
-
-int kvm__enable_dirty_log(struct vnode *vn, char *err, size_t errlen)
-{
-	vn->dirty_logging = true;
-	return set_slots(vn, err, errlen);
-}
-
-/* Fetches and clears the dirty bitmap of both slots into one bitmap indexed
- * by RAM page number (the low slot's pages, then the high slot's). */
-int kvm__dirty_log(struct vnode *vn, uint64_t *bitmap, char *err, size_t errlen)
-{
-	uint64_t low_pages = vn->mem.low_size / GUEST_PAGE_SIZE;
-	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = bitmap };
-	if (ioctl(vn->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
-		snprintf(err, errlen, "KVM_GET_DIRTY_LOG slot 0: %s", strerror(errno));
-		return -1;
-	}
-	if (!vn->mem.high_size)
-		return 0;
-	/* The slot split is at 3 GiB, a multiple of 64 pages, so the high
-	 * slot's bitmap starts on a word. */
-	log = (struct kvm_dirty_log){ .slot = 1, .dirty_bitmap = bitmap + low_pages / 64 };
-	if (ioctl(vn->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
-		snprintf(err, errlen, "KVM_GET_DIRTY_LOG slot 1: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
 }
 
 static int set_cpuid(struct vnode *vn, char *err, size_t errlen)

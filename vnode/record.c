@@ -27,16 +27,11 @@ int recorder__init(struct recorder *r, struct vnode *vn, struct ckpt_store *stor
 	r->store = store;
 	r->opts = opts;
 	r->stats = stats;
-	uint64_t pages = vn->mem.size / GUEST_PAGE_SIZE;
-	r->bitmap_words = (size_t)((pages + 63) / 64);
-	r->bitmap = calloc(r->bitmap_words, sizeof(uint64_t));
 	r->log = ckpt_log_writer__new(0);
-	if (!r->bitmap || !r->log) {
+	if (!r->log) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (kvm__enable_dirty_log(vn, err, errlen) != 0)
-		return -1;
 	r->cow = cow__new(&vn->mem, store, opts->mode == VNODE_CHECKPOINT_STOP_COPY, err, errlen);
 	return r->cow ? 0 : -1;
 }
@@ -45,7 +40,6 @@ void recorder__destroy(struct recorder *r)
 {
 	cow__free(r->cow);
 	ckpt_log_writer__free(r->log);
-	free(r->bitmap);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -74,46 +68,6 @@ void recorder__log_irq(struct recorder *r, uint8_t vector, const struct ckpt_lan
 				 .value = vector };
 	append(r, &ev);
 	r->stats->interrupts_logged++;
-}
-
-/* The pages to save. Checkpoint 0 needs every non-zero page, and a page
- * never touched is zero, so only resident pages are listed (protecting
- * untouched memory would cost more than the whole rest of the checkpoint).
- * Later checkpoints take the pages KVM saw written. */
-static int dirty_pages(struct recorder *r, uint64_t **gpns, size_t *n, char *err, size_t errlen)
-{
-	uint64_t pages = r->vn->mem.size / GUEST_PAGE_SIZE;
-	memset(r->bitmap, 0, r->bitmap_words * sizeof(uint64_t));
-	if (r->next_index == 0) {
-		unsigned char *vec = malloc((size_t)pages);
-		if (!vec || mincore(r->vn->mem.host, r->vn->mem.size, vec) != 0) {
-			snprintf(err, errlen, "checkpoint 0: mincore of guest RAM: %s",
-				 vec ? strerror(errno) : "out of memory");
-			free(vec);
-			return -1;
-		}
-		for (uint64_t p = 0; p < pages; p++)
-			if (vec[p] & 1)
-				r->bitmap[p / 64] |= 1ULL << (p % 64);
-		free(vec);
-	} else if (kvm__dirty_log(r->vn, r->bitmap, err, errlen) != 0) {
-		return -1;
-	}
-	size_t count = 0;
-	for (size_t w = 0; w < r->bitmap_words; w++)
-		count += (size_t)__builtin_popcountll(r->bitmap[w]);
-	uint64_t *list = malloc((count ? count : 1) * sizeof(*list));
-	if (!list) {
-		snprintf(err, errlen, "checkpoint %u: out of memory", r->next_index);
-		return -1;
-	}
-	size_t k = 0;
-	for (size_t w = 0; w < r->bitmap_words; w++)
-		for (uint64_t bits = r->bitmap[w]; bits; bits &= bits - 1)
-			list[k++] = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(bits);
-	*gpns = list;
-	*n = count;
-	return 0;
 }
 
 static int note_downtime(struct recorder *r, uint64_t downtime)
@@ -154,10 +108,8 @@ int recorder__checkpoint(struct recorder *r, const struct ckpt_landmark *stop, u
 			return -1;
 		}
 	}
-	uint64_t *gpns;
-	size_t n;
-	if (dirty_pages(r, &gpns, &n, err, errlen) != 0 ||
-	    cow__begin(r->cow, index, gpns, n, err, errlen) != 0) {
+	uint64_t n;
+	if (cow__begin(r->cow, index, &n, err, errlen) != 0) {
 		free(log);
 		return -1;
 	}
@@ -183,8 +135,6 @@ int recorder__checkpoint(struct recorder *r, const struct ckpt_landmark *stop, u
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (index > 0)
-		r->stats->dirty_pages += n;
 	r->next_index++;
 	r->next_boundary += r->opts->interval_ns;
 	r->sync_count = 0;
@@ -194,7 +144,7 @@ int recorder__checkpoint(struct recorder *r, const struct ckpt_landmark *stop, u
 		cow__stats(r->cow, &cs);
 		struct vnode_checkpoint_event ev = {
 			.index = index, .guest_time_ns = now, .downtime_ns = downtime,
-			.dirty_pages = n, .committed = cs.committed,
+			.written_pages = n, .committed = cs.committed,
 		};
 		r->opts->on_checkpoint(r->opts->opaque, &ev);
 	}
@@ -208,6 +158,8 @@ int recorder__finish(struct recorder *r, char *err, size_t errlen)
 	cow__stats(r->cow, &cs);
 	r->stats->committed = cs.committed;
 	r->stats->wp_faults = cs.wp_faults;
+	r->stats->write_faults = cs.faults;
+	r->stats->dirty_pages = cs.dirty_pages;
 	return rc;
 }
 

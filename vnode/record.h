@@ -18,8 +18,6 @@ struct recorder {
 	uint32_t next_index;
 	uint64_t sync_count;      /* port/MMIO accesses so far in this interval */
 	struct ckpt_log_writer *log;
-	uint64_t *bitmap;         /* dirty pages, one bit per RAM page */
-	size_t bitmap_words;
 	size_t downtime_cap;
 	bool failed;              /* logging ran out of memory */
 };
@@ -35,8 +33,8 @@ uint64_t recorder__log_access(struct recorder *r, enum ckpt_event_kind kind, uin
 void recorder__log_irq(struct recorder *r, uint8_t vector, const struct ckpt_landmark *at,
 		       uint64_t now);
 /* Takes the next checkpoint with the vCPU stopped: logs the stop landmark
- * (NULL for checkpoint 0), saves CPU and device state and hands the dirty
- * pages to the copy-on-write machinery. Sets *downtime_ns from t_stop (a
+ * (NULL for checkpoint 0), saves CPU and device state and hands the written
+ * regions to the copy-on-write machinery. Sets *downtime_ns from t_stop (a
  * monotonic time taken before the landmark was found) to now. */
 int recorder__checkpoint(struct recorder *r, const struct ckpt_landmark *stop, uint64_t now,
 			 uint64_t t_stop, uint32_t flags, int exit_status, uint64_t *downtime_ns,

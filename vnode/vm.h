@@ -28,7 +28,6 @@ struct vnode {
 	bool close_console_out, close_console_in;
 	bool console_in_eof;
 
-	bool dirty_logging;     /* slots log dirty pages (recording) */
 	bool halted;            /* in hlt, waiting for an interrupt */
 	uint64_t start_time_ns; /* guest time at which the next run starts */
 };
@@ -37,9 +36,6 @@ struct vnode {
 int kvm__create_vm(struct vnode *vn, uint64_t memory, char *err, size_t errlen);
 int kvm__create_vcpu(struct vnode *vn, char *err, size_t errlen);
 void kvm__destroy(struct vnode *vn);
-int kvm__enable_dirty_log(struct vnode *vn, char *err, size_t errlen);
-/* bitmap: one bit per RAM page, zeroed by the caller, 64-bit words. */
-int kvm__dirty_log(struct vnode *vn, uint64_t *bitmap, char *err, size_t errlen);
 
 /* cpu.c */
 int cpu__set_boot_state(struct vnode *vn, char *err, size_t errlen);

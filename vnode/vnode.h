@@ -100,7 +100,7 @@ struct vnode_checkpoint_event {
 	uint32_t index;
 	uint64_t guest_time_ns;
 	uint64_t downtime_ns;
-	uint64_t dirty_pages;
+	uint64_t written_pages;     /* in the regions written since the last one */
 	uint32_t committed;         /* checkpoints on disk so far */
 };
 
@@ -115,8 +115,9 @@ struct vnode_record_stats {
 	uint32_t checkpoints;       /* taken */
 	uint32_t committed;         /* on disk */
 	uint64_t *downtime_ns;      /* one per checkpoint taken; malloc'd */
-	uint64_t dirty_pages;       /* pages saved by checkpoints after the first */
-	uint64_t wp_faults;         /* guest writes that waited for a copy */
+	uint64_t dirty_pages;       /* pages changed, saved by checkpoints after the first */
+	uint64_t wp_faults;         /* guest writes that waited for a region's copy */
+	uint64_t write_faults;      /* first writes to a region after a checkpoint */
 	uint64_t events_logged;
 	uint64_t interrupts_logged;
 };
