@@ -14,7 +14,7 @@ trap 'rm -rf "$TMP"' EXIT
 # scales that give 50 to 100 intervals of 100 ms on our machines
 scale_of() {
 	case $1 in
-	compute) echo 210 ;; memwrite) echo 40 ;; syscall) echo 250 ;; devread) echo 800 ;;
+	compute) echo 240 ;; memwrite) echo 150 ;; syscall) echo 250 ;; devread) echo 800 ;;
 	esac
 }
 for w in ${*:-compute memwrite syscall devread}; do
