@@ -151,9 +151,9 @@ static void print_summary(const char *dir, const struct vnode_stats *stats,
 		(double)percentile(sorted, n, 50) / 1e6, (double)percentile(sorted, n, 99) / 1e6,
 		n ? (double)sorted[n - 1] / 1e6 : 0.0);
 	fprintf(stderr, "  dirty pages      %llu changed after checkpoint 0 (%llu write faults, "
-			"%llu waited for a copy)\n",
+			"%llu waited for a copy, %llu cut short by a signal)\n",
 		(unsigned long long)rs->dirty_pages, (unsigned long long)rs->write_faults,
-		(unsigned long long)rs->wp_faults);
+		(unsigned long long)rs->wp_faults, (unsigned long long)rs->fault_waits);
 	fprintf(stderr, "  events logged    %llu (%llu interrupts)\n",
 		(unsigned long long)rs->events_logged, (unsigned long long)rs->interrupts_logged);
 	fprintf(stderr, "  store            %.1f MiB of pages from %.1f MiB raw (%.2f%%): "
@@ -174,7 +174,7 @@ static void print_json(const char *dir, const struct vnode_stats *stats,
 		json_array_append_new(down, json_integer((json_int_t)rs->downtime_ns[i]));
 	json_t *o = json_pack(
 		"{s:s, s:s, s:s, s:i, s:f, s:i, s:i, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		"s:I, s:I, s:I, s:I, s:I}",
+		"s:I, s:I, s:I, s:I, s:I, s:I}",
 		"recording", dir, "mode", mode, "outcome", vnode_outcome__name(stats->outcome),
 		"guest_status", stats->guest_status, "wall_seconds", stats->wall_seconds,
 		"checkpoints", (int)rs->checkpoints, "committed", (int)rs->committed,
@@ -183,6 +183,7 @@ static void print_json(const char *dir, const struct vnode_stats *stats,
 		"downtime_p99_ns", (json_int_t)percentile(sorted, n, 99),
 		"dirty_pages", (json_int_t)rs->dirty_pages, "wp_faults", (json_int_t)rs->wp_faults,
 		"write_faults", (json_int_t)rs->write_faults,
+		"fault_waits", (json_int_t)rs->fault_waits,
 		"events_logged", (json_int_t)rs->events_logged,
 		"interrupts_logged", (json_int_t)rs->interrupts_logged,
 		"raw_bytes", (json_int_t)t->raw_bytes, "stored_bytes", (json_int_t)t->stored_bytes,

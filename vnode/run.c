@@ -195,6 +195,9 @@ struct run_state {
 	bool done;
 	struct recorder *rec;   /* NULL unless recording */
 	bool io_pending;        /* an I/O exit KVM completes on the next KVM_RUN */
+	bool faulted_insn;      /* see note_fault_wait */
+	unsigned fault_waits;   /* runs in a row it has been so */
+	uint64_t grace_until;   /* guest time the next run may last until */
 	char *err;              /* where a VMM failure inside the loop is described */
 	size_t errlen;
 	bool vmm_failed;
@@ -367,7 +370,9 @@ static uint64_t next_deadline(const struct run_state *rs)
 	uint64_t when = pit__next_deadline(rs->vn->pit);
 	if (rs->rec && rs->rec->next_boundary < when)
 		when = rs->rec->next_boundary;
-	return rs->timeout_at < when ? rs->timeout_at : when;
+	if (rs->timeout_at < when)
+		when = rs->timeout_at;
+	return rs->faulted_insn && when < rs->grace_until ? rs->grace_until : when;
 }
 
 static void arm_kick(struct run_state *rs, uint64_t now)
@@ -660,6 +665,28 @@ static bool event_in_flight(struct run_state *rs)
 	return in_flight;
 }
 
+/* A signal that ends a run while the vCPU waits for a write-protect fault
+ * leaves an instruction whose page walk is done (the guest's accessed and
+ * dirty bits set) but which has not executed. Until it has, neither a
+ * checkpoint nor an interrupt may come (either would put those bits before
+ * the instruction in the recording and after it in a replay), so the next
+ * run is given GRACE_NS of time to finish it, a few times if need be. */
+#define GRACE_NS 200000ULL
+#define MAX_FAULT_WAITS 100
+
+static void note_fault_wait(struct run_state *rs)
+{
+	rs->faulted_insn = rs->rec && rs->fault_waits < MAX_FAULT_WAITS &&
+			   recorder__run_faulted(rs->rec);
+	if (!rs->faulted_insn) {
+		rs->fault_waits = 0;
+		return;
+	}
+	rs->fault_waits++;
+	rs->rec->stats->fault_waits++;
+	rs->grace_until = now_ns(rs) + GRACE_NS;
+}
+
 static void run_loop(struct run_state *rs)
 {
 	struct vnode *vn = rs->vn;
@@ -667,7 +694,8 @@ static void run_loop(struct run_state *rs)
 		advance_devices(rs);
 		if (rs->done)
 			break;
-		if (rs->rec && now_ns(rs) >= rs->rec->next_boundary && !event_in_flight(rs)) {
+		if (rs->rec && now_ns(rs) >= rs->rec->next_boundary && !rs->faulted_insn &&
+		    !event_in_flight(rs)) {
 			take_checkpoint(rs, 0, 0);
 			continue;
 		}
@@ -675,19 +703,25 @@ static void run_loop(struct run_state *rs)
 			wait_for_event(rs);
 			continue;
 		}
-		inject_interrupts(rs);
+		if (!rs->faulted_insn)
+			inject_interrupts(rs);
 		if (rs->done)
 			break;
+		if (rs->rec)
+			recorder__before_run(rs->rec);
 		if (ioctl(vn->vcpu_fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				rs->stats->exits[VNODE_EXIT_SIGNAL]++;
 				consume_signals();
+				note_fault_wait(rs);
 				continue;
 			}
 			snprintf(rs->err, rs->errlen, "KVM_RUN: %s", strerror(errno));
 			vmm_failed(rs);
 			break;
 		}
+		rs->faulted_insn = false;
+		rs->fault_waits = 0;
 		dispatch_exit(rs);
 	}
 }

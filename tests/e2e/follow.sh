@@ -13,12 +13,14 @@ fail() { echo "FAIL $*"; exit 1; }
 A="$SIMUBOOST_ANALYSES"
 CFG="$GUEST_DIR/memwrite.cfg"
 
-"$SIMUBOOST" record --quiet --interval 100ms -o "$TMP/rec" --simulate 2 \
+"$SIMUBOOST" record --quiet --interval 20ms -o "$TMP/rec" --simulate 2 \
 	--analysis "$A/insn-count.so" --analysis "$A/working-set.so" \
 	--set "cmdline=workload=memwrite scale=2" --set console_out="$TMP/console" "$CFG" \
 	>/dev/null 2>"$TMP/err" || { cat "$TMP/err"; fail "record --simulate 2"; }
 grep -q "every interval exact" "$TMP/err" || { cat "$TMP/err"; fail "record's word on the simulation"; }
 n=$(($(ls "$TMP/rec"/*.manifest | wc -l) - 1))
+# a run of several intervals, or a node killed mid-run proves little
+[ "$n" -ge 8 ] || fail "only $n intervals recorded"
 python3 - "$TMP/rec.sim/simulate.json" "$n" <<'PY' || fail "record --simulate results"
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -41,13 +43,15 @@ echo "record --simulate 2: analyses equal the serial replay's"
 	>"$TMP/sim2.json" 2>"$TMP/err2" &
 sim=$!
 sleep 1
-"$SIMUBOOST" record --quiet --interval 100ms -o "$TMP/rec2" \
+"$SIMUBOOST" record --quiet --interval 20ms -o "$TMP/rec2" \
 	--set "cmdline=workload=memwrite scale=2" --set console_out="$TMP/console2" "$CFG" \
 	>/dev/null 2>"$TMP/err" || { cat "$TMP/err"; fail "record"; }
 rc=0
 wait "$sim" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$TMP/err2" "$TMP/sim2.json"; fail "simulate --follow: rc $rc"; }
 n=$(($(ls "$TMP/rec2"/*.manifest | wc -l) - 1))
+# a run of several intervals, or a node killed mid-run proves little
+[ "$n" -ge 8 ] || fail "only $n intervals recorded"
 python3 - "$TMP/sim2.json" "$n" <<'PY' || fail "simulate --follow results"
 import json, sys
 iv = json.load(open(sys.argv[1]))["intervals"]

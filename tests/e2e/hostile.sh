@@ -16,10 +16,12 @@ trap 'for p in $pids; do kill -9 $p 2>/dev/null || true; done; rm -rf "$TMP"' EX
 fail() { echo "FAIL $*"; exit 1; }
 
 rec="$TMP/rec"
-"$SIMUBOOST" record --quiet --interval 100ms -o "$rec" --set "cmdline=workload=memwrite scale=2" \
+"$SIMUBOOST" record --quiet --interval 20ms -o "$rec" --set "cmdline=workload=memwrite scale=2" \
 	--set console_out="$TMP/console" "$GUEST_DIR/memwrite.cfg" >/dev/null 2>"$TMP/err" ||
 	{ cat "$TMP/err"; fail "record"; }
 n=$(($(ls "$rec"/*.manifest | wc -l) - 1))
+# a run of several intervals, or a node killed mid-run proves little
+[ "$n" -ge 8 ] || fail "only $n intervals recorded"
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/secret"
 # ports from this process's id, away from the usual ones
 base=$((20000 + ($$ % 10000) * 4))

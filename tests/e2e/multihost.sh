@@ -51,10 +51,12 @@ on n3 timeout 5 bash -c 'echo >/dev/tcp/10.79.0.1/9' 2>&1 | grep -q refused ||
 	fail "the hosts cannot reach each other"
 
 rec="$TMP/memwrite.rec"
-on v "$SIMUBOOST" record --quiet --interval 100ms -o "$rec" \
+on v "$SIMUBOOST" record --quiet --interval 20ms -o "$rec" \
 	--set "cmdline=workload=memwrite scale=2" --set console_out="$TMP/console" \
 	"$GUEST_DIR/memwrite.cfg" >/dev/null 2>"$TMP/err" || { cat "$TMP/err"; fail "record"; }
 n=$(($(ls "$rec"/*.manifest | wc -l) - 1))
+# a run of several intervals, or a node killed mid-run proves little
+[ "$n" -ge 8 ] || fail "only $n intervals recorded"
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/secret"
 
 on v "$SIMUBOOST" simulate "$rec" --nodes 0 --listen tcp://10.79.0.1:7460 \

@@ -13,10 +13,12 @@ fail() { echo "FAIL $*"; exit 1; }
 A="$SIMUBOOST_ANALYSES"
 
 rec="$TMP/memwrite.rec"
-"$SIMUBOOST" record --quiet --interval 100ms -o "$rec" --set "cmdline=workload=memwrite scale=2" \
+"$SIMUBOOST" record --quiet --interval 20ms -o "$rec" --set "cmdline=workload=memwrite scale=2" \
 	--set console_out="$TMP/console" "$GUEST_DIR/memwrite.cfg" >/dev/null 2>"$TMP/err" ||
 	{ cat "$TMP/err"; fail "record"; }
 n=$(($(ls "$rec"/*.manifest | wc -l) - 1))
+# a run of several intervals, or a node killed mid-run proves little
+[ "$n" -ge 8 ] || fail "only $n intervals recorded"
 
 # two nodes, two analyses; the same reports as one QEMU through every interval
 "$SIMUBOOST" simulate "$rec" --nodes 2 --json -o "$TMP/sim" \
