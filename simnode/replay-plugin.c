@@ -783,8 +783,9 @@ bad:
 	if (r->bisect)
 		replay_bisect__attach(r->bisect, r->insns, &r->insns_at_start, &r->sync_count);
 	if (r->trace) {
-		replay_trace__attach(r->trace, r->insns, &r->insns_at_start);
-		if (replay_trace__check(r->trace, err, sizeof(err)) != 0)
+		if (replay_trace__attach(r->trace, r->insns, &r->insns_at_start, err,
+					 sizeof(err)) != 0 ||
+		    replay_trace__check(r->trace, err, sizeof(err)) != 0)
 			return install_failed(r, err);
 	}
 	if (check_logs(r, err, sizeof(err)) != 0)

@@ -148,9 +148,10 @@ struct replay_trace;
 int replay_trace__arg(struct replay_trace **t, const char *key, const char *val);
 /* Whether the arguments taken make sense together. */
 int replay_trace__check(const struct replay_trace *t, char *err, size_t errlen);
-/* The replay's instruction counter, which numbers the records. */
-void replay_trace__attach(struct replay_trace *t, qemu_plugin_u64 insns,
-			  const uint64_t *insns_at_start);
+/* The replay's instruction counter, which numbers the records; maps the
+ * buffer memory accesses are recorded into. */
+int replay_trace__attach(struct replay_trace *t, qemu_plugin_u64 insns,
+			 const uint64_t *insns_at_start, char *err, size_t errlen);
 /* Starts interval k: its trace, DIR/NNNNNN.trace (written on commit
  * only), and the analyses' interval. start: the guest's pages at the
  * interval's start (checkpoint k), which stay so until the interval ends. */

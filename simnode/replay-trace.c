@@ -10,9 +10,12 @@
  * sees what one run later over the trace sees. A trace is committed, and
  * the analyses' states saved, when the intervals end exact; otherwise they
  * are dropped. Only the records someone wants are instrumented. */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <glib.h>
 
@@ -20,6 +23,16 @@
 #include "replay-priv.h"
 
 #define MAX_ANALYSES 16
+/* Memory accesses are recorded inline, into a buffer, and become records
+ * at the next block (or before any other record): a callback for every
+ * access cost most of a traced replay. The buffer holds what one block
+ * can make: TCG_MAX_INSNS instructions of at most ACCESSES_PER_INSN each;
+ * REP string instructions, which loop within their block, call back
+ * instead. A guard page after it turns a miscount into a crash, not a
+ * wrong trace. */
+#define MAX_BLOCK_INSNS 512
+#define ACCESSES_PER_INSN 128
+#define MEM_BUF_RECORDS (MAX_BLOCK_INSNS * ACCESSES_PER_INSN)
 
 struct replay_trace {
 	char dir[4096];             /* "": no trace file */
@@ -40,6 +53,11 @@ struct replay_trace {
 	unsigned nan;
 	char an_dir[4096];
 	bool want_insn, want_mem;
+	struct qemu_plugin_scoreboard *cursor_sb;
+	qemu_plugin_u64 cursor;     /* the next free record in buf */
+	qemu_plugin_mem_record *buf;
+	size_t buf_map;             /* bytes mapped, the guard page included */
+	GPtrArray *mem_sites;       /* a record's tag -> its struct insn_site */
 	/* Instruction records are made a block at a time: at a block's start
 	 * (or before any other record) those of the instructions the counter
 	 * says ran since. */
@@ -82,6 +100,7 @@ static struct replay_trace *trace_new(void)
 {
 	struct replay_trace *t = g_new0(struct replay_trace, 1);
 	t->sites = g_ptr_array_new_with_free_func(g_free);
+	t->mem_sites = g_ptr_array_new();
 	t->shadow = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	t->entries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 	return t;
@@ -118,11 +137,28 @@ int replay_trace__arg(struct replay_trace **t, const char *key, const char *val)
 	return 1;
 }
 
-void replay_trace__attach(struct replay_trace *t, qemu_plugin_u64 insns,
-			  const uint64_t *insns_at_start)
+int replay_trace__attach(struct replay_trace *t, qemu_plugin_u64 insns,
+			 const uint64_t *insns_at_start, char *err, size_t errlen)
 {
 	t->insns = insns;
 	t->insns_at_start = insns_at_start;
+	if (!t->want_mem)
+		return 0;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = (MEM_BUF_RECORDS * sizeof(qemu_plugin_mem_record) + page - 1) / page * page;
+	void *buf = mmap(NULL, len + page, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (buf == MAP_FAILED || mprotect((uint8_t *)buf + len, page, PROT_NONE) != 0) {
+		snprintf(err, errlen, "memory record buffer: %s", strerror(errno));
+		if (buf != MAP_FAILED)
+			munmap(buf, len + page);
+		return -1;
+	}
+	t->buf = buf;
+	t->buf_map = len + page;
+	t->cursor_sb = qemu_plugin_scoreboard_new(sizeof(uint64_t));
+	t->cursor = qemu_plugin_scoreboard_u64(t->cursor_sb);
+	return 0;
 }
 
 int replay_trace__check(const struct replay_trace *t, char *err, size_t errlen)
@@ -170,6 +206,8 @@ int replay_trace__begin(struct replay_trace *t, uint32_t interval, struct ckpt_p
 	t->base = -(uint64_t)t->emitted;
 	t->err[0] = '\0';
 	t->injected = false;
+	if (t->buf)
+		qemu_plugin_u64_set(t->cursor, 0, (uint64_t)(uintptr_t)t->buf);
 	for (unsigned i = 0; i < t->nan; i++) {
 		if (!t->states[i] && !(t->states[i] = analysis_state__new(t->an[i], err, errlen)))
 			return -1;
@@ -199,13 +237,18 @@ static uint64_t executed(const struct replay_trace *t)
 }
 
 /* Records the running block's instructions up to (not including) upto. */
-static void flush(struct replay_trace *t, uint64_t upto)
+static void flush_insns(struct replay_trace *t, uint64_t upto)
 {
 	const struct block *b = t->cur;
 	if (!b)
 		return;
 	if (upto > b->n)
 		upto = b->n;
+	if (!t->want_insn) { /* counted all the same: an interval goes on from here */
+		if (t->emitted < upto)
+			t->emitted = (unsigned)upto;
+		return;
+	}
 	struct trace_record rec; /* filled field by field: this is the hottest loop */
 	rec.kind = TRACE_INSN;
 	for (; t->emitted < upto; t->emitted++) {
@@ -252,13 +295,110 @@ static void shadow_store(struct replay_trace *t, uint64_t paddr, uint64_t value,
 			(uint8_t)(value >> (8 * i));
 }
 
+/* An access by instruction `site` of the running block: its record after
+ * those of the instructions before, and into the shadow if a store. */
+static void record_access(struct replay_trace *t, const struct insn_site *site,
+			  qemu_plugin_meminfo_t info, uint64_t vaddr, uint64_t low, uint64_t high)
+{
+	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
+	struct trace_record rec; /* not zeroed whole: the union is large, accesses many */
+	uint64_t words[2] = { low, high };
+	unsigned shift = qemu_plugin_mem_size_shift(info), size = 1u << shift, n = 1;
+
+	flush_insns(t, site->index + 1u);
+	rec.kind = TRACE_MEM;
+	rec.icount = t->base + site->index;
+	rec.mem.write = qemu_plugin_mem_is_store(info);
+	rec.mem.paddr = hw ? qemu_plugin_hwaddr_phys_addr(hw) : vaddr;
+	if (shift < 3)
+		words[0] &= (1ull << (8 * size)) - 1;
+	else if (shift == 4) {
+		size = 8; /* two 8-byte records: the format's widest access */
+		n = 2;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		rec.mem.vaddr = vaddr + 8 * i;
+		rec.mem.paddr += 8 * i;
+		rec.mem.size = (uint8_t)size;
+		rec.mem.value = words[i];
+		emit(t, &rec);
+		if (rec.mem.write)
+			shadow_store(t, rec.mem.paddr, rec.mem.value, size);
+	}
+}
+
+/* The accesses recorded inline since the last drain; all by the running
+ * block (a block's first callback drains what the one before left). */
+static void drain(struct replay_trace *t)
+{
+	if (!t->buf)
+		return;
+	const qemu_plugin_mem_record *end =
+		(const qemu_plugin_mem_record *)(uintptr_t)qemu_plugin_u64_get(t->cursor, 0);
+	for (const qemu_plugin_mem_record *r = t->buf; r < end; r++)
+		record_access(t, g_ptr_array_index(t->mem_sites, r->tag), r->info, r->vaddr,
+			      r->value_low, r->value_high);
+	qemu_plugin_u64_set(t->cursor, 0, (uint64_t)(uintptr_t)t->buf);
+}
+
+/* The running block's records up to instruction upto: its accesses so
+ * far, then its instructions. */
+static void flush(struct replay_trace *t, uint64_t upto)
+{
+	drain(t);
+	flush_insns(t, upto);
+}
+
+/* An access of a REP string instruction, which may loop within its block
+ * more often than the buffer has room for. */
+static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
+{
+	const struct insn_site *site = udata;
+	qemu_plugin_mem_value v = qemu_plugin_mem_get_value(info);
+	uint64_t low = 0, high = 0;
+	(void)vcpu;
+
+	drain(site->t);
+	switch (v.type) {
+	case QEMU_PLUGIN_MEM_VALUE_U8:   low = v.data.u8; break;
+	case QEMU_PLUGIN_MEM_VALUE_U16:  low = v.data.u16; break;
+	case QEMU_PLUGIN_MEM_VALUE_U32:  low = v.data.u32; break;
+	case QEMU_PLUGIN_MEM_VALUE_U64:  low = v.data.u64; break;
+	case QEMU_PLUGIN_MEM_VALUE_U128:
+		low = v.data.u128.low;
+		high = v.data.u128.high;
+		break;
+	}
+	record_access(site->t, site, info, vaddr, low, high);
+}
+
+/* A string instruction (MOVS, CMPS, STOS, LODS, SCAS, INS, OUTS) with a
+ * REP prefix. */
+static bool is_rep_string(struct qemu_plugin_insn *insn)
+{
+	uint8_t b[16];
+	size_t n = qemu_plugin_insn_data(insn, b, sizeof(b));
+	bool rep = false;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = b[i];
+		if (c == 0xf2 || c == 0xf3)
+			rep = true;
+		else if (c == 0x66 || c == 0x67 || c == 0xf0 || c == 0x26 || c == 0x2e ||
+			 c == 0x36 || c == 0x3e || c == 0x64 || c == 0x65 || (c & 0xf0) == 0x40)
+			continue;
+		else
+			return rep && ((c >= 0x6c && c <= 0x6f) || (c >= 0xa4 && c <= 0xa7) ||
+				       (c >= 0xaa && c <= 0xaf));
+	}
+	return false;
+}
+
 /* A memory or event record, after the records of the instructions
  * executed so far: its icount is that of the last one (trace.h). */
 static void append(struct replay_trace *t, struct trace_record *rec)
 {
 	uint64_t n = executed(t);
-	if (t->want_insn)
-		flush(t, n - t->base);
+	flush(t, n - t->base);
 	rec->icount = n ? n - 1 : 0;
 	emit(t, rec);
 }
@@ -323,50 +463,6 @@ static void on_handler(unsigned int vcpu, void *udata)
 	append_delivery(site->t, site->vector - 1u);
 }
 
-static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
-{
-	const struct insn_site *site = udata;
-	struct replay_trace *t = site->t;
-	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
-	qemu_plugin_mem_value v = qemu_plugin_mem_get_value(info);
-	struct trace_record rec; /* not zeroed whole: the union is large, accesses many */
-	uint64_t words[2] = { 0, 0 };
-	unsigned size = 1u << qemu_plugin_mem_size_shift(info), n = 1;
-	(void)vcpu;
-
-	if (t->want_insn)
-		flush(t, site->index + 1u);
-	rec.kind = TRACE_MEM;
-	rec.mem.write = qemu_plugin_mem_is_store(info);
-	rec.mem.paddr = hw ? qemu_plugin_hwaddr_phys_addr(hw) : vaddr;
-	switch (v.type) {
-	case QEMU_PLUGIN_MEM_VALUE_U8:   words[0] = v.data.u8; break;
-	case QEMU_PLUGIN_MEM_VALUE_U16:  words[0] = v.data.u16; break;
-	case QEMU_PLUGIN_MEM_VALUE_U32:  words[0] = v.data.u32; break;
-	case QEMU_PLUGIN_MEM_VALUE_U64:  words[0] = v.data.u64; break;
-	case QEMU_PLUGIN_MEM_VALUE_U128:
-		/* two 8-byte records: the format's widest access */
-		words[0] = v.data.u128.low;
-		words[1] = v.data.u128.high;
-		size = 8;
-		n = 2;
-		break;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		rec.mem.vaddr = vaddr + 8 * i;
-		rec.mem.paddr += 8 * i;
-		rec.mem.size = (uint8_t)size;
-		rec.mem.value = words[i];
-		rec.icount = t->base + site->index;
-		if (!t->want_insn)
-			rec.icount = executed(t) - 1;
-		emit(t, &rec);
-		if (rec.mem.write)
-			shadow_store(t, rec.mem.paddr, rec.mem.value, size);
-	}
-}
-
-
 static enum special special_of(struct qemu_plugin_insn *insn, unsigned *gpr)
 {
 	uint8_t b[16];
@@ -424,8 +520,7 @@ static void on_special(unsigned int vcpu, void *udata)
 		return;
 	}
 	/* before it executes: its own record comes first */
-	if (site->t->want_insn)
-		flush(site->t, site->index + 1u);
+	flush(site->t, site->index + 1u);
 	append(site->t, &rec);
 }
 
@@ -434,7 +529,7 @@ void replay_trace__instrument_block(struct replay_trace *t, struct qemu_plugin_t
 {
 	if (s->idt_base != t->idt_base || s->idt_limit != t->idt_limit)
 		read_idt(t, s);
-	if (!t->want_insn)
+	if (!t->want_insn && !t->want_mem)
 		return;
 	size_t n = qemu_plugin_tb_n_insns(tb);
 	struct block *b = g_malloc(sizeof(*b) + n * sizeof(b->insn[0]));
@@ -467,9 +562,15 @@ void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *i
 		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_handler, QEMU_PLUGIN_CB_NO_REGS, site);
 	if (kind != SPECIAL_NONE)
 		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_special, QEMU_PLUGIN_CB_R_REGS, site);
-	if (t->want_mem)
+	if (t->want_mem && is_rep_string(insn)) {
 		qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS,
 						 QEMU_PLUGIN_MEM_RW, site);
+	} else if (t->want_mem) {
+		g_ptr_array_add(t->mem_sites, site);
+		qemu_plugin_register_vcpu_mem_inline_per_vcpu(insn, QEMU_PLUGIN_MEM_RW,
+							      QEMU_PLUGIN_INLINE_RECORD_MEM,
+							      t->cursor, t->mem_sites->len - 1);
+	}
 }
 
 void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uint64_t a,
@@ -494,6 +595,7 @@ int replay_trace__ad_bits(struct replay_trace *t, const struct ckpt_manifest *en
 
 	if (!t->want_mem)
 		return 0;
+	drain(t);
 	for (uint64_t i = 0; i < end->page_count; i++) {
 		uint64_t gpn = end->pages[i].gpn;
 		const uint8_t *stored = g_hash_table_lookup(t->shadow, &gpn);
@@ -527,8 +629,7 @@ json_t *replay_trace__end(struct replay_trace *t, bool last, char *err, size_t e
 	json_t *out = json_object();
 	struct sb_memory mem = { .pages = t->start->npages, .read_page = read_page };
 
-	if (t->want_insn)
-		flush(t, executed(t) - t->base);
+	flush(t, executed(t) - t->base);
 	t->w = NULL;
 	if (t->err[0]) {
 		snprintf(err, errlen, "interval %u: %s", t->interval, t->err);
@@ -576,7 +677,12 @@ void replay_trace__free(struct replay_trace *t)
 		analysis_state__free(t->states[i]);
 		analysis__close(t->an[i]);
 	}
+	g_ptr_array_free(t->mem_sites, TRUE);
 	g_ptr_array_free(t->sites, TRUE);
+	if (t->buf)
+		munmap(t->buf, t->buf_map);
+	if (t->cursor_sb)
+		qemu_plugin_scoreboard_free(t->cursor_sb);
 	g_hash_table_destroy(t->shadow);
 	g_hash_table_destroy(t->entries);
 	g_free(t);
