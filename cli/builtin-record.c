@@ -151,9 +151,11 @@ static void print_summary(const char *dir, const struct vnode_stats *stats,
 		(double)percentile(sorted, n, 50) / 1e6, (double)percentile(sorted, n, 99) / 1e6,
 		n ? (double)sorted[n - 1] / 1e6 : 0.0);
 	fprintf(stderr, "  dirty pages      %llu changed after checkpoint 0 (%llu write faults, "
-			"%llu waited for a copy, %llu cut short by a signal)\n",
+			"%llu waited for a copy)\n",
 		(unsigned long long)rs->dirty_pages, (unsigned long long)rs->write_faults,
-		(unsigned long long)rs->wp_faults, (unsigned long long)rs->fault_waits);
+		(unsigned long long)rs->wp_faults);
+	fprintf(stderr, "  fault waits      %llu runs cut short in a page fault were let finish "
+			"its instruction\n", (unsigned long long)rs->fault_waits);
 	fprintf(stderr, "  events logged    %llu (%llu interrupts)\n",
 		(unsigned long long)rs->events_logged, (unsigned long long)rs->interrupts_logged);
 	fprintf(stderr, "  store            %.1f MiB of pages from %.1f MiB raw (%.2f%%): "

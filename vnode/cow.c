@@ -104,8 +104,6 @@ struct cow {
 	struct ckpt_hash zero_hash;
 
 	_Atomic uint64_t wp_faults, faults, regions_copied, raw_bytes, dirty_pages;
-	_Atomic uint64_t faults_read;  /* fault messages taken off the descriptor */
-	_Atomic bool reading;          /* set from before a read until what it read is served */
 	_Atomic uint32_t committed;
 };
 
@@ -270,14 +268,12 @@ static void *fault_main(void *arg)
 		if (pfd[1].revents)
 			return NULL;
 		struct uffd_msg msgs[64];
-		atomic_store(&c->reading, true);
 		ssize_t n = read(c->uffd, msgs, sizeof(msgs));
-		if (n > 0)
-			atomic_fetch_add(&c->faults_read, (uint64_t)n / sizeof(msgs[0]));
-		for (size_t i = 0; n > 0 && i < (size_t)n / sizeof(msgs[0]); i++)
+		if (n < 0)
+			continue; /* EAGAIN: another wakeup raced us */
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
 			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
 				serve_fault(c, msgs[i].arg.pagefault.address);
-		atomic_store(&c->reading, false); /* n < 0: EAGAIN, another wakeup raced us */
 	}
 }
 
@@ -692,21 +688,6 @@ int cow__submit(struct cow *c, const struct ckpt_state *state, void *log, size_t
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
-}
-
-uint64_t cow__fault_seq(struct cow *c)
-{
-	return atomic_load(&c->faults_read);
-}
-
-bool cow__faulted_since(struct cow *c, uint64_t seq)
-{
-	/* reading is set before a message leaves the descriptor, so a fault
-	 * is counted, being served, or still to be read */
-	if (atomic_load(&c->reading) || atomic_load(&c->faults_read) != seq)
-		return true;
-	struct pollfd pfd = { .fd = c->uffd, .events = POLLIN };
-	return poll(&pfd, 1, 0) > 0;
 }
 
 bool cow__failed(struct cow *c, char *err, size_t errlen)

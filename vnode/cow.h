@@ -54,13 +54,6 @@ int cow__begin(struct cow *c, uint32_t index, uint64_t *pages, char *err, size_t
  * bytes are copied, log is taken over. */
 int cow__submit(struct cow *c, const struct ckpt_state *state, void *log, size_t log_len,
 		char *err, size_t errlen);
-/* Whether a write-protect fault was raised since cow__fault_seq returned
- * seq. A vCPU whose run a signal ended while it waited for a fault has
- * had its page walk done, the guest's accessed and dirty bits set, but
- * not the instruction: a checkpoint then would hold bits a replay sets
- * only after the checkpoint. */
-uint64_t cow__fault_seq(struct cow *c);
-bool cow__faulted_since(struct cow *c, uint64_t seq);
 /* A writer or copier failure, sticky: the recording must end. */
 bool cow__failed(struct cow *c, char *err, size_t errlen);
 void cow__stats(struct cow *c, struct cow_stats *out);

@@ -120,6 +120,8 @@ static int set_cpuid(struct vnode *vn, char *err, size_t errlen)
 	return 0;
 }
 
+static void open_fault_stats(struct vnode *vn);
+
 int kvm__create_vcpu(struct vnode *vn, char *err, size_t errlen)
 {
 	vn->vcpu_fd = ioctl(vn->vm_fd, KVM_CREATE_VCPU, 0);
@@ -139,9 +141,73 @@ int kvm__create_vcpu(struct vnode *vn, char *err, size_t errlen)
 		snprintf(err, errlen, "mmap of kvm_run: %s", strerror(errno));
 		return -1;
 	}
+	open_fault_stats(vn);
 	if (vnode_cpuid__check_host(err, errlen) != 0)
 		return -1;
 	return set_cpuid(vn, err, errlen);
+}
+
+static const char *const pf_stat_names[] = { "pf_taken", "pf_fixed", "pf_emulate",
+					      "pf_spurious", "pf_guest" };
+
+/* Finds the page-fault counters among the vCPU's binary statistics. */
+static void open_fault_stats(struct vnode *vn)
+{
+	struct kvm_stats_header h;
+	vn->stats_fd = ioctl(vn->vcpu_fd, KVM_GET_STATS_FD, NULL);
+	if (vn->stats_fd < 0)
+		return;
+	size_t each = sizeof(struct kvm_stats_desc) + 0;
+	char *descs = NULL;
+	unsigned found = 0;
+	if (pread(vn->stats_fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.num_desc > 4096 ||
+	    h.name_size > 4096)
+		goto none;
+	each += h.name_size;
+	descs = malloc(each * h.num_desc);
+	if (!descs || pread(vn->stats_fd, descs, each * h.num_desc, h.desc_offset) !=
+			      (ssize_t)(each * h.num_desc))
+		goto none;
+	for (unsigned i = 0; i < h.num_desc; i++) {
+		const struct kvm_stats_desc *d = (const void *)(descs + i * each);
+		for (unsigned k = 0; k < 5; k++)
+			if (d->size == 1 && !strncmp(d->name, pf_stat_names[k], h.name_size)) {
+				vn->pf_offset[k] = h.data_offset + d->offset;
+				found |= 1u << k;
+			}
+	}
+	free(descs);
+	if (found == 0x1f) {
+		uint64_t lo = UINT64_MAX, hi = 0;
+		for (unsigned k = 0; k < 5; k++) {
+			lo = vn->pf_offset[k] < lo ? vn->pf_offset[k] : lo;
+			hi = vn->pf_offset[k] + 8 > hi ? vn->pf_offset[k] + 8 : hi;
+		}
+		vn->pf_span_start = lo;
+		vn->pf_span_len = (size_t)(hi - lo);
+		if (vn->pf_span_len <= PF_SPAN_MAX)
+			return;
+	}
+	descs = NULL;
+none:
+	free(descs);
+	close(vn->stats_fd);
+	vn->stats_fd = -1;
+}
+
+int kvm__faults_unfinished(struct vnode *vn, uint64_t *out)
+{
+	/* one read: the counters sit together (a span of a few words) */
+	uint64_t v[PF_SPAN_MAX / 8];
+	size_t len = vn->pf_span_len;
+	if (vn->stats_fd < 0 ||
+	    pread(vn->stats_fd, v, len, (off_t)vn->pf_span_start) != (ssize_t)len)
+		return -1;
+	uint64_t c[5];
+	for (unsigned k = 0; k < 5; k++)
+		memcpy(&c[k], (const uint8_t *)v + (vn->pf_offset[k] - vn->pf_span_start), 8);
+	*out = c[0] - c[1] - c[2] - c[3] - c[4];
+	return 0;
 }
 
 void kvm__destroy(struct vnode *vn)
@@ -150,6 +216,8 @@ void kvm__destroy(struct vnode *vn)
 		munmap(vn->run, vn->run_size);
 	if (vn->mem.host)
 		munmap(vn->mem.host, vn->mem.size);
+	if (vn->stats_fd >= 0)
+		close(vn->stats_fd);
 	if (vn->vcpu_fd >= 0)
 		close(vn->vcpu_fd);
 	if (vn->vm_fd >= 0)
@@ -208,7 +276,7 @@ int vnode_cpuid__check_host(char *err, size_t errlen)
 int vnode_cpuid__print_effective(FILE *out, bool qemu_cpu, FILE *diffs, char *err,
 				 size_t errlen)
 {
-	struct vnode vn = { .kvm_fd = -1, .vm_fd = -1, .vcpu_fd = -1 };
+	struct vnode vn = { .kvm_fd = -1, .vm_fd = -1, .vcpu_fd = -1, .stats_fd = -1 };
 	int rc = -1;
 	size_t n = vnode_cpuid_table_len;
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 64 * sizeof(struct kvm_cpuid_entry2));

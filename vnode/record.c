@@ -151,16 +151,6 @@ int recorder__checkpoint(struct recorder *r, const struct ckpt_landmark *stop, u
 	return 0;
 }
 
-void recorder__before_run(struct recorder *r)
-{
-	r->fault_seq = cow__fault_seq(r->cow);
-}
-
-bool recorder__run_faulted(struct recorder *r)
-{
-	return cow__faulted_since(r->cow, r->fault_seq);
-}
-
 int recorder__finish(struct recorder *r, char *err, size_t errlen)
 {
 	int rc = cow__finish(r->cow, err, errlen);

@@ -19,7 +19,6 @@ struct recorder {
 	uint64_t sync_count;      /* port/MMIO accesses so far in this interval */
 	struct ckpt_log_writer *log;
 	size_t downtime_cap;
-	uint64_t fault_seq;       /* the write-protect faults when the vCPU last ran */
 	bool failed;              /* logging ran out of memory */
 };
 
@@ -40,10 +39,6 @@ void recorder__log_irq(struct recorder *r, uint8_t vector, const struct ckpt_lan
 int recorder__checkpoint(struct recorder *r, const struct ckpt_landmark *stop, uint64_t now,
 			 uint64_t t_stop, uint32_t flags, int exit_status, uint64_t *downtime_ns,
 			 char *err, size_t errlen);
-/* Before each KVM_RUN, and after it: whether the run raised a
- * write-protect fault (see cow__faulted_since). */
-void recorder__before_run(struct recorder *r);
-bool recorder__run_faulted(struct recorder *r);
 /* Waits for every taken checkpoint to be committed. */
 int recorder__finish(struct recorder *r, char *err, size_t errlen);
 bool recorder__failed(struct recorder *r, char *err, size_t errlen);

@@ -87,7 +87,7 @@ static struct vnode *create_machine(const struct vnode_config *cfg, uint64_t mem
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	vn->kvm_fd = vn->vm_fd = vn->vcpu_fd = -1;
+	vn->kvm_fd = vn->vm_fd = vn->vcpu_fd = vn->stats_fd = -1;
 	vn->console_out_fd = vn->console_in_fd = -1;
 	if (kvm__create_vm(vn, memory, err, errlen) != 0 ||
 	    kvm__create_vcpu(vn, err, errlen) != 0 ||
@@ -196,6 +196,7 @@ struct run_state {
 	struct recorder *rec;   /* NULL unless recording */
 	bool io_pending;        /* an I/O exit KVM completes on the next KVM_RUN */
 	bool faulted_insn;      /* see note_fault_wait */
+	uint64_t faults_unfinished; /* before the run; UINT64_MAX: unknown */
 	unsigned fault_waits;   /* runs in a row it has been so */
 	uint64_t grace_until;   /* guest time the next run may last until */
 	char *err;              /* where a VMM failure inside the loop is described */
@@ -665,19 +666,30 @@ static bool event_in_flight(struct run_state *rs)
 	return in_flight;
 }
 
-/* A signal that ends a run while the vCPU waits for a write-protect fault
- * leaves an instruction whose page walk is done (the guest's accessed and
- * dirty bits set) but which has not executed. Until it has, neither a
- * checkpoint nor an interrupt may come (either would put those bits before
- * the instruction in the recording and after it in a replay), so the next
- * run is given GRACE_NS of time to finish it, a few times if need be. */
+/* A signal that ends a run while KVM handles a guest page fault leaves the
+ * fault unfinished: the guest's page tables walked, their accessed and
+ * dirty bits set, the instruction not executed. A checkpoint or an
+ * injected interrupt then would put those bits before the instruction in
+ * the recording and after it in a replay. So until a run ends with no
+ * such fault, none comes, and the next run is given GRACE_NS to finish
+ * the instruction, a few times if need be. KVM's page-fault counters say
+ * whether a fault was left unfinished; a KVM without them cannot tell, and
+ * a replay may then see such bits as a pt-ad divergence. */
 #define GRACE_NS 200000ULL
 #define MAX_FAULT_WAITS 100
 
+static void before_run(struct run_state *rs)
+{
+	if (rs->rec && kvm__faults_unfinished(rs->vn, &rs->faults_unfinished) != 0)
+		rs->faults_unfinished = UINT64_MAX;
+}
+
 static void note_fault_wait(struct run_state *rs)
 {
+	uint64_t now;
 	rs->faulted_insn = rs->rec && rs->fault_waits < MAX_FAULT_WAITS &&
-			   recorder__run_faulted(rs->rec);
+			   rs->faults_unfinished != UINT64_MAX &&
+			   kvm__faults_unfinished(rs->vn, &now) == 0 && now != rs->faults_unfinished;
 	if (!rs->faulted_insn) {
 		rs->fault_waits = 0;
 		return;
@@ -707,8 +719,7 @@ static void run_loop(struct run_state *rs)
 			inject_interrupts(rs);
 		if (rs->done)
 			break;
-		if (rs->rec)
-			recorder__before_run(rs->rec);
+		before_run(rs);
 		if (ioctl(vn->vcpu_fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				rs->stats->exits[VNODE_EXIT_SIGNAL]++;

@@ -28,14 +28,28 @@ struct vnode {
 	bool close_console_out, close_console_in;
 	bool console_in_eof;
 
+	/* KVM_GET_STATS_FD of the vCPU and where its page-fault counters are
+	 * in it (kvm__faults_unfinished); -1 where the KVM has none */
+	int stats_fd;
+	uint64_t pf_offset[5];
+	uint64_t pf_span_start;
+	size_t pf_span_len;
+
 	bool halted;            /* in hlt, waiting for an interrupt */
 	uint64_t start_time_ns; /* guest time at which the next run starts */
 };
 
 /* kvm.c */
+#define PF_SPAN_MAX 512 /* bytes of statistics read for the page-fault counters */
 int kvm__create_vm(struct vnode *vn, uint64_t memory, char *err, size_t errlen);
 int kvm__create_vcpu(struct vnode *vn, char *err, size_t errlen);
 void kvm__destroy(struct vnode *vn);
+/* The vCPU's page faults so far that KVM took and did not finish: not
+ * fixed, emulated, spurious or passed to the guest. One that a signal cut
+ * short has walked the guest's page tables, setting accessed and dirty
+ * bits, and left its instruction unexecuted. -1 if the KVM keeps no such
+ * counters. */
+int kvm__faults_unfinished(struct vnode *vn, uint64_t *out);
 
 /* cpu.c */
 int cpu__set_boot_state(struct vnode *vn, char *err, size_t errlen);

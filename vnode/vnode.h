@@ -118,7 +118,7 @@ struct vnode_record_stats {
 	uint64_t dirty_pages;       /* pages changed, saved by checkpoints after the first */
 	uint64_t wp_faults;         /* guest writes that waited for a region's copy */
 	uint64_t write_faults;      /* first writes to a region after a checkpoint */
-	uint64_t fault_waits;       /* runs a signal ended in a write fault, given time
+	uint64_t fault_waits;       /* runs a signal ended in a page fault, given time
 				     * to finish the instruction before anything else */
 	uint64_t events_logged;
 	uint64_t interrupts_logged;
