@@ -53,11 +53,21 @@ struct replay_trace {
 	unsigned nan;
 	char an_dir[4096];
 	bool want_insn, want_mem;
+	bool analyses_insn, analyses_mem; /* some analysis wants the kind's records */
 	struct qemu_plugin_scoreboard *cursor_sb;
 	qemu_plugin_u64 cursor;     /* the next free record in buf */
 	qemu_plugin_mem_record *buf;
 	size_t buf_map;             /* bytes mapped, the guard page included */
 	GPtrArray *mem_sites;       /* a record's tag -> its struct insn_site */
+	uint64_t *cursor_at;        /* where the cursor is, once the vCPU exists */
+	struct trace_access *acc;   /* a drain's accesses, for the writer */
+	/* Within one block's accesses the TLB keeps its mappings: the last
+	 * page's physical address, and the last meminfo's size and direction. */
+	bool page_known;
+	uint64_t vpage, ppage;
+	qemu_plugin_meminfo_t info;
+	unsigned info_shift;
+	bool info_store, info_known;
 	/* Instruction records are made a block at a time: at a block's start
 	 * (or before any other record) those of the instructions the counter
 	 * says ran since. */
@@ -76,10 +86,7 @@ struct replay_trace {
 struct block {
 	struct replay_trace *t;
 	unsigned n;
-	struct {
-		uint64_t pc;
-		uint8_t size, cpl;
-	} insn[];
+	struct trace_insn insn[];
 };
 
 /* The instructions whose execution the guest's SYSCALL, SYSRET and MOV to
@@ -132,8 +139,10 @@ int replay_trace__arg(struct replay_trace **t, const char *key, const char *val)
 		return -1;
 	}
 	(*t)->an[(*t)->nan++] = a;
-	(*t)->want_insn |= analysis__wants(a, TRACE_INSN);
-	(*t)->want_mem |= analysis__wants(a, TRACE_MEM);
+	(*t)->analyses_insn |= analysis__wants(a, TRACE_INSN);
+	(*t)->analyses_mem |= analysis__wants(a, TRACE_MEM);
+	(*t)->want_insn |= (*t)->analyses_insn;
+	(*t)->want_mem |= (*t)->analyses_mem;
 	return 1;
 }
 
@@ -154,6 +163,7 @@ int replay_trace__attach(struct replay_trace *t, qemu_plugin_u64 insns,
 			munmap(buf, len + page);
 		return -1;
 	}
+	t->acc = g_new(struct trace_access, 2 * MEM_BUF_RECORDS);
 	t->buf = buf;
 	t->buf_map = len + page;
 	t->cursor_sb = qemu_plugin_scoreboard_new(sizeof(uint64_t));
@@ -206,8 +216,10 @@ int replay_trace__begin(struct replay_trace *t, uint32_t interval, struct ckpt_p
 	t->base = -(uint64_t)t->emitted;
 	t->err[0] = '\0';
 	t->injected = false;
-	if (t->buf)
-		qemu_plugin_u64_set(t->cursor, 0, (uint64_t)(uintptr_t)t->buf);
+	if (t->buf) {
+		t->cursor_at = qemu_plugin_scoreboard_find(t->cursor_sb, 0);
+		*t->cursor_at = (uint64_t)(uintptr_t)t->buf;
+	}
 	for (unsigned i = 0; i < t->nan; i++) {
 		if (!t->states[i] && !(t->states[i] = analysis_state__new(t->an[i], err, errlen)))
 			return -1;
@@ -249,6 +261,14 @@ static void flush_insns(struct replay_trace *t, uint64_t upto)
 			t->emitted = (unsigned)upto;
 		return;
 	}
+	if (!t->analyses_insn) { /* the trace file alone: in one go */
+		if (t->w && !t->err[0] && upto > t->emitted)
+			trace_writer__append_run(t->w, &b->insn[t->emitted],
+						 (unsigned)(upto - t->emitted), NULL, 0, t->err,
+						 sizeof(t->err));
+		t->emitted = (unsigned)upto;
+		return;
+	}
 	struct trace_record rec; /* filled field by field: this is the hottest loop */
 	rec.kind = TRACE_INSN;
 	for (; t->emitted < upto; t->emitted++) {
@@ -287,7 +307,18 @@ static void shadow_store(struct replay_trace *t, uint64_t paddr, uint64_t value,
 {
 	unsigned off = paddr % CKPT_PAGE_SIZE;
 	if (off + size <= CKPT_PAGE_SIZE) {
-		memcpy(shadow_of(t, paddr / CKPT_PAGE_SIZE) + off, &value, size);
+		/* fixed sizes: a variable-length memcpy here became a rep movs,
+		 * a fifth of a traced replay's memory records */
+		uint8_t *at = shadow_of(t, paddr / CKPT_PAGE_SIZE) + off;
+		uint8_t b = (uint8_t)value;
+		uint16_t h = (uint16_t)value;
+		uint32_t wd = (uint32_t)value;
+		switch (size) {
+		case 1: memcpy(at, &b, 1); break;
+		case 2: memcpy(at, &h, 2); break;
+		case 4: memcpy(at, &wd, 4); break;
+		default: memcpy(at, &value, 8); break;
+		}
 		return;
 	}
 	for (unsigned i = 0; i < size; i++) /* across two pages */
@@ -297,48 +328,103 @@ static void shadow_store(struct replay_trace *t, uint64_t paddr, uint64_t value,
 
 /* An access by instruction `site` of the running block: its record after
  * those of the instructions before, and into the shadow if a store. */
+/* An access as records: its physical address, its value cut to its size,
+ * a 16-byte one as two 8-byte records (the format's widest). Returns how
+ * many, into a[] (insn left unset). */
+static unsigned decode_access(struct replay_trace *t, qemu_plugin_meminfo_t info, uint64_t vaddr,
+			      uint64_t low, uint64_t high, struct trace_access a[2])
+{
+	if (!t->info_known || info != t->info) {
+		t->info = info;
+		t->info_shift = qemu_plugin_mem_size_shift(info);
+		t->info_store = qemu_plugin_mem_is_store(info);
+		t->info_known = true;
+	}
+	uint64_t paddr;
+	if (t->page_known && vaddr >> 12 == t->vpage) {
+		paddr = t->ppage << 12 | (vaddr & 0xfff);
+	} else {
+		struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
+		paddr = hw ? qemu_plugin_hwaddr_phys_addr(hw) : vaddr;
+		t->page_known = hw && !qemu_plugin_hwaddr_is_io(hw);
+		t->vpage = vaddr >> 12;
+		t->ppage = paddr >> 12;
+	}
+	unsigned shift = t->info_shift, size = 1u << shift;
+	a[0] = (struct trace_access){ .vaddr = vaddr, .paddr = paddr, .value = low,
+				      .size = (uint8_t)size, .write = t->info_store };
+	if (shift < 3)
+		a[0].value &= (1ull << (8 * size)) - 1;
+	if (shift < 4)
+		return 1;
+	a[0].size = 8;
+	a[1] = a[0];
+	a[1].vaddr += 8;
+	a[1].paddr += 8;
+	a[1].value = high;
+	return 2;
+}
+
+/* An access by instruction `site` of the running block: its record after
+ * those of the instructions before, and into the shadow if a store. */
 static void record_access(struct replay_trace *t, const struct insn_site *site,
 			  qemu_plugin_meminfo_t info, uint64_t vaddr, uint64_t low, uint64_t high)
 {
-	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
-	struct trace_record rec; /* not zeroed whole: the union is large, accesses many */
-	uint64_t words[2] = { low, high };
-	unsigned shift = qemu_plugin_mem_size_shift(info), size = 1u << shift, n = 1;
-
-	flush_insns(t, site->index + 1u);
-	rec.kind = TRACE_MEM;
-	rec.icount = t->base + site->index;
-	rec.mem.write = qemu_plugin_mem_is_store(info);
-	rec.mem.paddr = hw ? qemu_plugin_hwaddr_phys_addr(hw) : vaddr;
-	if (shift < 3)
-		words[0] &= (1ull << (8 * size)) - 1;
-	else if (shift == 4) {
-		size = 8; /* two 8-byte records: the format's widest access */
-		n = 2;
-	}
+	struct trace_access a[2];
+	unsigned n = decode_access(t, info, vaddr, low, high, a);
+	if (t->emitted <= site->index)
+		flush_insns(t, site->index + 1u);
 	for (unsigned i = 0; i < n; i++) {
-		rec.mem.vaddr = vaddr + 8 * i;
-		rec.mem.paddr += 8 * i;
-		rec.mem.size = (uint8_t)size;
-		rec.mem.value = words[i];
-		emit(t, &rec);
-		if (rec.mem.write)
-			shadow_store(t, rec.mem.paddr, rec.mem.value, size);
+		struct trace_record rec = { .kind = TRACE_MEM, .icount = t->base + site->index,
+					    .mem = { .vaddr = a[i].vaddr, .paddr = a[i].paddr,
+						     .value = a[i].value, .size = a[i].size,
+						     .write = a[i].write } };
+		if (t->analyses_mem)
+			emit(t, &rec);
+		else if (t->w && !t->err[0]) /* the trace file alone */
+			trace_writer__append(t->w, &rec, t->err, sizeof(t->err));
+		if (a[i].write)
+			shadow_store(t, a[i].paddr, a[i].value, a[i].size);
 	}
 }
 
 /* The accesses recorded inline since the last drain; all by the running
- * block (a block's first callback drains what the one before left). */
+ * block (a block's first callback drains what the one before left). With
+ * no analysis that wants records, they go to the writer in one run with
+ * the instructions they follow. */
 static void drain(struct replay_trace *t)
 {
-	if (!t->buf)
+	if (!t->buf || !t->cursor_at)
 		return;
 	const qemu_plugin_mem_record *end =
-		(const qemu_plugin_mem_record *)(uintptr_t)qemu_plugin_u64_get(t->cursor, 0);
-	for (const qemu_plugin_mem_record *r = t->buf; r < end; r++)
-		record_access(t, g_ptr_array_index(t->mem_sites, r->tag), r->info, r->vaddr,
-			      r->value_low, r->value_high);
-	qemu_plugin_u64_set(t->cursor, 0, (uint64_t)(uintptr_t)t->buf);
+		(const qemu_plugin_mem_record *)(uintptr_t)*t->cursor_at;
+	const struct block *b = t->cur;
+	t->page_known = false;
+	if (t->analyses_mem || t->analyses_insn || !b) {
+		for (const qemu_plugin_mem_record *r = t->buf; r < end; r++)
+			record_access(t, g_ptr_array_index(t->mem_sites, r->tag), r->info,
+				      r->vaddr, r->value_low, r->value_high);
+	} else {
+		unsigned m = 0, upto = t->emitted;
+		for (const qemu_plugin_mem_record *r = t->buf; r < end; r++) {
+			const struct insn_site *site = g_ptr_array_index(t->mem_sites, r->tag);
+			unsigned k = decode_access(t, r->info, r->vaddr, r->value_low,
+						   r->value_high, &t->acc[m]);
+			for (unsigned i = 0; i < k; i++, m++) {
+				t->acc[m].insn = site->index - t->emitted;
+				if (t->acc[m].write)
+					shadow_store(t, t->acc[m].paddr, t->acc[m].value,
+						     t->acc[m].size);
+			}
+			upto = site->index + 1;
+		}
+		if (m && t->w && !t->err[0])
+			trace_writer__append_run(t->w, &b->insn[t->emitted], upto - t->emitted,
+						 t->acc, m, t->err, sizeof(t->err));
+		if (m)
+			t->emitted = upto;
+	}
+	*t->cursor_at = (uint64_t)(uintptr_t)t->buf;
 }
 
 /* The running block's records up to instruction upto: its accesses so
@@ -359,6 +445,7 @@ static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr
 	(void)vcpu;
 
 	drain(site->t);
+	site->t->page_known = false;
 	switch (v.type) {
 	case QEMU_PLUGIN_MEM_VALUE_U8:   low = v.data.u8; break;
 	case QEMU_PLUGIN_MEM_VALUE_U16:  low = v.data.u16; break;
@@ -681,6 +768,7 @@ void replay_trace__free(struct replay_trace *t)
 	g_ptr_array_free(t->sites, TRUE);
 	if (t->buf)
 		munmap(t->buf, t->buf_map);
+	g_free(t->acc);
 	if (t->cursor_sb)
 		qemu_plugin_scoreboard_free(t->cursor_sb);
 	g_hash_table_destroy(t->shadow);

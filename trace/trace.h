@@ -72,6 +72,12 @@ struct trace_record {
 	};
 };
 
+/* An instruction as trace_writer__append_insns takes them. */
+struct trace_insn {
+	uint64_t pc;
+	uint8_t size, cpl;
+};
+
 const char *trace_event_kind__name(enum trace_event_kind kind);
 /* One readable line (no newline), as `simuboost trace show` prints it. */
 void trace_record__format(const struct trace_record *rec, char *out, size_t outlen);
@@ -89,6 +95,18 @@ struct trace_writer *trace_writer__create(const char *path, uint32_t interval, c
  * aborts. */
 int trace_writer__append(struct trace_writer *w, const struct trace_record *rec, char *err,
 			 size_t errlen);
+/* The same for n instructions in a row, each followed by its memory
+ * accesses acc[0..m) (in order; acc[i].insn numbers its instruction in
+ * insns, ascending, below n): no struct trace_record to fill, for the
+ * writer's busiest callers. m may be 0, acc NULL. */
+struct trace_access {
+	uint64_t vaddr, paddr, value;
+	uint32_t insn;
+	uint8_t size;           /* 1, 2, 4 or 8 */
+	bool write;
+};
+int trace_writer__append_run(struct trace_writer *w, const struct trace_insn *insns, unsigned n,
+			     const struct trace_access *acc, unsigned m, char *err, size_t errlen);
 uint64_t trace_writer__icount(const struct trace_writer *w);
 /* Writes the last chunk, the index and the footer, syncs, and publishes
  * the file at its path. Frees the writer, also on error. */

@@ -296,6 +296,70 @@ static void test_writer_refuses(void **state)
 	assert_non_null(strstr(err, "dir.trace.tmp"));
 }
 
+static void *slurp(const char *path, size_t *len);
+
+/* The sample stream through trace_writer__append_run, its instructions
+ * and accesses in runs of varying length (events one by one), makes the
+ * same file, byte for byte, as through trace_writer__append. */
+static void test_append_run_equals_append(void **state)
+{
+	struct fixture *f = *state;
+	char one[128], runs[128];
+	struct trace_insn ins[64];
+	struct trace_access acc[64];
+	unsigned ni = 0, na = 0;
+
+	snprintf(one, sizeof(one), "%s/one.trace", f->dir);
+	snprintf(runs, sizeof(runs), "%s/runs.trace", f->dir);
+	write_trace(one, 5, N);
+	struct trace_writer *w = trace_writer__create(runs, 5, err, sizeof(err));
+	assert_non_null(w);
+	for (uint64_t i = 0; i < N; i++) {
+		struct trace_record r = sample(i);
+		bool flush = r.kind == TRACE_EVENT || ni == 64 || na == 64 || i % 97 == 0;
+		if (flush && (ni || na)) {
+			assert_int_equal(trace_writer__append_run(w, ins, ni, acc, na, err,
+								  sizeof(err)), 0);
+			ni = na = 0;
+		}
+		if (r.kind == TRACE_INSN)
+			ins[ni++] = (struct trace_insn){ r.insn.pc, r.insn.size, r.insn.cpl };
+		else if (r.kind == TRACE_MEM && ni)
+			acc[na++] = (struct trace_access){ r.mem.vaddr, r.mem.paddr, r.mem.value,
+							   ni - 1, r.mem.size, r.mem.write };
+		else /* an event, or an access whose instruction went before */
+			assert_int_equal(trace_writer__append(w, &r, err, sizeof(err)), 0);
+	}
+	assert_int_equal(trace_writer__append_run(w, ins, ni, acc, na, err, sizeof(err)), 0);
+	assert_int_equal(trace_writer__commit(w, err, sizeof(err)), 0);
+	size_t la, lb;
+	void *a = slurp(one, &la), *b = slurp(runs, &lb);
+	assert_int_equal(la, lb);
+	assert_memory_equal(a, b, la);
+	free(a);
+	free(b);
+
+	/* refused: an access before its instruction, a bad size, a value too
+	 * wide, a bad instruction; the error names the record */
+	const struct trace_insn good = { 0x1000, 2, 3 }, bad_insn = { 0x1000, 0, 3 };
+	const struct trace_access bad[] = {
+		{ .vaddr = 8, .paddr = 8, .insn = 1, .size = 8 },
+		{ .vaddr = 8, .paddr = 8, .insn = 0, .size = 3 },
+		{ .vaddr = 8, .paddr = 8, .value = 0x100, .insn = 0, .size = 1 },
+	};
+	const char *why[] = { "before its instruction", "size not 1, 2, 4 or 8",
+			      "wider than its access" };
+	for (unsigned k = 0; k < 4; k++) {
+		w = trace_writer__create(runs, 0, err, sizeof(err));
+		assert_non_null(w);
+		int rc = k < 3 ? trace_writer__append_run(w, &good, 1, &bad[k], 1, err, sizeof(err)) :
+				 trace_writer__append_run(w, &bad_insn, 1, NULL, 0, err, sizeof(err));
+		assert_int_equal(rc, -1);
+		assert_non_null(strstr(err, k < 3 ? why[k] : "instruction size not 1..15"));
+		trace_writer__abort(w);
+	}
+}
+
 static void *slurp(const char *path, size_t *len)
 {
 	FILE *fp = fopen(path, "rb");
@@ -400,6 +464,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_seek, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_concatenates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_run_equals_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_truncation_and_flip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_chunk_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_and_format, setup, teardown),
