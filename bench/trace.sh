@@ -9,10 +9,10 @@
 # usage: bench/trace.sh [BUILD_DIR]
 #   env: IVL=10ms (the recording's interval), SCALE=2, INTERVAL=K (the one
 #   traced; default: the one with the most instructions),
-#   MAX_RECORDS=30000000 (for the library part)
+#   MAX_RECORDS=30000000 (for the library part), RUNS=3 (each replay)
 set -eu
 B=${1:-build}
-IVL=${IVL:-10ms} SCALE=${SCALE:-2} MAX_RECORDS=${MAX_RECORDS:-30000000}
+IVL=${IVL:-10ms} SCALE=${SCALE:-2} MAX_RECORDS=${MAX_RECORDS:-30000000} RUNS=${RUNS:-3}
 S="$B/cli/simuboost" G="$B/guests"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -26,27 +26,42 @@ if [ -z "${INTERVAL:-}" ]; then
 	"$S" replay "$TMP/rec" --all --json >"$TMP/all.json"
 	INTERVAL=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["intervals"]; print(max(d, key=lambda i: i["instructions"])["interval"])' "$TMP/all.json")
 fi
-t0=$(date +%s.%N)
-"$S" replay "$TMP/rec" --interval "$INTERVAL" --json >"$TMP/plain.json"
-t1=$(date +%s.%N)
-"$S" replay "$TMP/rec" --interval "$INTERVAL" --json --trace "$TMP/traces" >"$TMP/traced.json"
-t2=$(date +%s.%N)
-python3 - "$TMP" "$t0" "$t1" "$t2" <<'PY'
-import json, os, sys
-tmp, t0, t1, t2 = sys.argv[1], *map(float, sys.argv[2:])
-plain = json.load(open(tmp + "/plain.json"))["intervals"][0]
-traced = json.load(open(tmp + "/traced.json"))["intervals"][0]
+# RUNS times each, alternating: a run's time varies by up to 2x on these
+# machines; the medians go in the table
+for run in $(seq "$RUNS"); do
+	t0=$(date +%s.%N)
+	"$S" replay "$TMP/rec" --interval "$INTERVAL" --json >"$TMP/plain.$run.json"
+	t1=$(date +%s.%N)
+	rm -rf "$TMP/traces"
+	mkdir "$TMP/traces"
+	"$S" replay "$TMP/rec" --interval "$INTERVAL" --json --trace "$TMP/traces" \
+		>"$TMP/traced.$run.json"
+	t2=$(date +%s.%N)
+	echo "$t0 $t1 $t2" >"$TMP/times.$run"
+done
+python3 - "$TMP" "$RUNS" <<'PY'
+import json, os, statistics, sys
+tmp, runs = sys.argv[1], int(sys.argv[2])
+load = lambda name: json.load(open(f"{tmp}/{name}"))["intervals"][0]
+plain = [load(f"plain.{r}.json") for r in range(1, runs + 1)]
+traced = [load(f"traced.{r}.json") for r in range(1, runs + 1)]
+times = [list(map(float, open(f"{tmp}/times.{r}").read().split())) for r in range(1, runs + 1)]
 size = sum(os.path.getsize(os.path.join(tmp, "traces", f)) for f in os.listdir(tmp + "/traces"))
-print("interval %d: %d instructions, %s / %s" % (plain["interval"], plain["instructions"],
-      plain["verdict"], traced["verdict"]))
+print("interval %d: %d instructions, %s / %s; %d runs of each, medians" % (
+      plain[0]["interval"], plain[0]["instructions"], plain[0]["verdict"], traced[0]["verdict"],
+      runs))
 # whole command (QEMU start and RAM load included) and the interval alone
 # (the replay's own wall_s, from its first instruction to its stop)
-a, b = plain["wall_s"], traced["wall_s"]
-print("%-34s %10s %10s %12s %10s" % ("", "command s", "ratio", "interval s", "ratio"))
-print("%-34s %10.2f %10.2f %12.2f %10.2f" % ("replay", t1 - t0, 1.0, a, 1.0))
-print("%-34s %10.2f %10.2f %12.2f %10.2f   target 3x: %s; %.0f MiB written" % (
-      "replay --trace (full tracing)", t2 - t1, (t2 - t1) / (t1 - t0), b, b / a,
-      "met" if b <= 3 * a else "NOT met", size / 2**20))
+med = statistics.median
+a, b = med(p["wall_s"] for p in plain), med(t["wall_s"] for t in traced)
+ca, cb = med(t[1] - t[0] for t in times), med(t[2] - t[1] for t in times)
+each = lambda xs: " ".join("%.2f" % x["wall_s"] for x in xs)
+print("%-34s %10s %10s %12s %10s   interval s of each run" % ("", "command s", "ratio",
+      "interval s", "ratio"))
+print("%-34s %10.2f %10.2f %12.2f %10.2f   %s" % ("replay", ca, 1.0, a, 1.0, each(plain)))
+print("%-34s %10.2f %10.2f %12.2f %10.2f   %s" % ("replay --trace (full tracing)", cb, cb / ca,
+      b, b / a, each(traced)))
+print("target 3x: %s; %.0f MiB of trace" % ("met" if b <= 3 * a else "NOT met", size / 2**20))
 PY
 echo
 # its temporary copy of the trace goes under $TMP too (removed on exit)
