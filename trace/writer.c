@@ -275,52 +275,77 @@ static int bad_record(struct trace_writer *w, const char *why, char *err, size_t
 	return -1;
 }
 
-/* The encoders: one record into the chunk, which has room for it. */
-static void put_insn(struct trace_writer *w, uint64_t pc, uint8_t size, uint8_t cpl)
+/* The encoder's state, taken out of the writer for a run of records: kept
+ * in registers, as stores through the chunk's bytes could alias w. */
+struct enc {
+	uint8_t *raw;
+	uint32_t len;
+	uint64_t next_pc, mem_vaddr, mem_delta;
+	bool have_next;
+};
+
+static struct enc enc_begin(const struct trace_writer *w)
 {
-	uint8_t *p = w->fill.raw + w->fill.raw_len;
-	if (w->have_next && pc == w->next_pc) {
+	return (struct enc){ .raw = w->fill.raw, .len = w->fill.raw_len, .next_pc = w->next_pc,
+			     .mem_vaddr = w->mem_vaddr, .mem_delta = w->mem_delta,
+			     .have_next = w->have_next };
+}
+
+/* Puts the state back with the count of records and instructions added. */
+static void enc_end(struct trace_writer *w, const struct enc *e, uint32_t records,
+		    uint32_t insns)
+{
+	w->fill.raw_len = e->len;
+	w->next_pc = e->next_pc;
+	w->mem_vaddr = e->mem_vaddr;
+	w->mem_delta = e->mem_delta;
+	w->have_next = e->have_next;
+	w->fill.records += records;
+	w->records += records;
+	w->insns += insns;
+}
+
+/* The encoders: one record into the chunk, which has room for it. */
+static inline void enc_insn(struct enc *e, uint64_t pc, uint8_t size, uint8_t cpl)
+{
+	uint8_t *p = e->raw + e->len;
+	if (e->have_next && pc == e->next_pc) {
 		p[0] = TRACE_REC_NEXT;
 		p[1] = (uint8_t)(size | cpl << 4);
-		w->fill.raw_len += TRACE_NEXT_SIZE;
+		e->len += TRACE_NEXT_SIZE;
 	} else {
 		p[0] = TRACE_INSN;
 		trace__put64(p + 1, pc);
 		p[9] = size;
 		p[10] = cpl;
-		w->fill.raw_len += TRACE_INSN_SIZE;
+		e->len += TRACE_INSN_SIZE;
 	}
-	w->next_pc = pc + size;
-	w->have_next = true;
-	w->insns++;
-	w->fill.records++;
-	w->records++;
+	e->next_pc = pc + size;
+	e->have_next = true;
 }
 
-static void put_mem(struct trace_writer *w, uint64_t vaddr, uint64_t paddr, uint64_t value,
-		    unsigned size, bool write)
+static inline void enc_mem(struct enc *e, uint64_t vaddr, uint64_t paddr, uint64_t value,
+			   unsigned size, bool write)
 {
-	uint8_t *p = w->fill.raw + w->fill.raw_len;
+	uint8_t *p = e->raw + e->len;
 	uint8_t shift = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
 	uint64_t delta = paddr - vaddr;
-	uint64_t d = vaddr - w->mem_vaddr, zz = d << 1 ^ (uint64_t)((int64_t)d >> 63);
+	uint64_t d = vaddr - e->mem_vaddr, zz = d << 1 ^ (uint64_t)((int64_t)d >> 63);
 	uint32_t n = TRACE_MEM_FIXED;
 	p[0] = TRACE_REC_MEM;
-	p[1] = (uint8_t)(shift | write << 2 | (delta == w->mem_delta) << 3);
+	p[1] = (uint8_t)(shift | write << 2 | (delta == e->mem_delta) << 3);
 	do {
 		p[n++] = (uint8_t)((zz & 0x7f) | (zz > 0x7f) << 7);
 		zz >>= 7;
 	} while (zz);
-	if (delta != w->mem_delta) {
+	if (delta != e->mem_delta) {
 		trace__put64(p + n, paddr);
 		n += 8;
 	}
 	trace__put64(p + n, value); /* the chunk has room for 8 */
-	w->fill.raw_len += n + size;
-	w->mem_vaddr = vaddr;
-	w->mem_delta = delta;
-	w->fill.records++;
-	w->records++;
+	e->len += n + size;
+	e->mem_vaddr = vaddr;
+	e->mem_delta = delta;
 }
 
 int trace_writer__append(struct trace_writer *w, const struct trace_record *rec, char *err,
@@ -333,12 +358,16 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 		return -1;
 	switch (rec->kind) {
 	case TRACE_INSN:
-		put_insn(w, rec->insn.pc, rec->insn.size, rec->insn.cpl);
+	case TRACE_MEM: {
+		struct enc e = enc_begin(w);
+		if (rec->kind == TRACE_INSN)
+			enc_insn(&e, rec->insn.pc, rec->insn.size, rec->insn.cpl);
+		else
+			enc_mem(&e, rec->mem.vaddr, rec->mem.paddr, rec->mem.value, rec->mem.size,
+				rec->mem.write);
+		enc_end(w, &e, 1, rec->kind == TRACE_INSN);
 		break;
-	case TRACE_MEM:
-		put_mem(w, rec->mem.vaddr, rec->mem.paddr, rec->mem.value, rec->mem.size,
-			rec->mem.write);
-		break;
+	}
 	case TRACE_EVENT: {
 		uint8_t *p = w->fill.raw + w->fill.raw_len;
 		p[0] = TRACE_EVENT;
@@ -365,50 +394,24 @@ int trace_writer__append_run(struct trace_writer *w, const struct trace_insn *in
 	while (i < n || k < m) {
 		if (room(w, err, errlen) != 0)
 			return -1;
-		/* as many records as the chunk has room for, checked once; the
-		 * state in locals, as stores through the byte pointer could alias w */
+		/* as many records as the chunk has room for, checked once */
 		unsigned fit = (TRACE_CHUNK_RAW_MAX - TRACE_RECORD_MAX - w->fill.raw_len) /
 			       TRACE_RECORD_MAX + 1;
-		uint8_t *raw = w->fill.raw;
-		uint32_t len = w->fill.raw_len, done = 0, insns_done = 0;
-		uint64_t next = w->next_pc, mem_vaddr = w->mem_vaddr, mem_delta = w->mem_delta;
-		bool have = w->have_next;
+		struct enc e = enc_begin(w);
+		uint32_t done = 0, insns_done = 0;
 		const char *why = NULL;
 		for (; done < fit && (i < n || k < m); done++) {
-			uint8_t *p = raw + len;
 			if (k < m && (i == n || acc[k].insn < i)) { /* after its instruction */
 				const struct trace_access *a = &acc[k];
-				uint8_t size = a->size;
-				if (a->insn >= i) {
+				if (a->insn >= i)
 					why = "memory access before its instruction";
-					break;
-				}
-				if (size != 1 && size != 2 && size != 4 && size != 8) {
+				else if (a->size != 1 && a->size != 2 && a->size != 4 && a->size != 8)
 					why = "memory access size not 1, 2, 4 or 8";
-					break;
-				}
-				if (size < 8 && a->value >> (8 * size)) {
+				else if (a->size < 8 && a->value >> (8 * a->size))
 					why = "memory value wider than its access";
+				if (why)
 					break;
-				}
-				uint8_t shift = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
-				uint64_t delta = a->paddr - a->vaddr, d = a->vaddr - mem_vaddr;
-				uint64_t zz = d << 1 ^ (uint64_t)((int64_t)d >> 63);
-				uint32_t b = TRACE_MEM_FIXED;
-				p[0] = TRACE_REC_MEM;
-				p[1] = (uint8_t)(shift | a->write << 2 | (delta == mem_delta) << 3);
-				do {
-					p[b++] = (uint8_t)((zz & 0x7f) | (zz > 0x7f) << 7);
-					zz >>= 7;
-				} while (zz);
-				if (delta != mem_delta) {
-					trace__put64(p + b, a->paddr);
-					b += 8;
-				}
-				trace__put64(p + b, a->value); /* the chunk has room for 8 */
-				len += b + size;
-				mem_vaddr = a->vaddr;
-				mem_delta = delta;
+				enc_mem(&e, a->vaddr, a->paddr, a->value, a->size, a->write);
 				k++;
 				continue;
 			}
@@ -418,30 +421,11 @@ int trace_writer__append_run(struct trace_writer *w, const struct trace_insn *in
 						    "instruction size not 1..15";
 				break;
 			}
-			if (have && in->pc == next) {
-				p[0] = TRACE_REC_NEXT;
-				p[1] = (uint8_t)(in->size | in->cpl << 4);
-				len += TRACE_NEXT_SIZE;
-			} else {
-				p[0] = TRACE_INSN;
-				trace__put64(p + 1, in->pc);
-				p[9] = in->size;
-				p[10] = in->cpl;
-				len += TRACE_INSN_SIZE;
-			}
-			next = in->pc + in->size;
-			have = true;
+			enc_insn(&e, in->pc, in->size, in->cpl);
 			i++;
 			insns_done++;
 		}
-		w->fill.raw_len = len;
-		w->next_pc = next;
-		w->have_next = have;
-		w->mem_vaddr = mem_vaddr;
-		w->mem_delta = mem_delta;
-		w->fill.records += done;
-		w->records += done;
-		w->insns += insns_done;
+		enc_end(w, &e, done, insns_done);
 		if (why)
 			return bad_record(w, why, err, errlen);
 	}
