@@ -45,7 +45,7 @@ rm -rf "$(dirname "$REC")"
 
 echo "== simuboost simulate: every interval replayed in QEMU on 2 nodes, with analyses =="
 SIM=$(mktemp -d)
-"$S" record --quiet --interval 100ms -o "$SIM/rec" --set "cmdline=workload=memwrite scale=2" \
+"$S" record --quiet --interval 20ms -o "$SIM/rec" --set "cmdline=workload=memwrite scale=2" \
 	--set console_out=none "$BUILD/guests/memwrite.cfg" >/dev/null
 "$S" simulate "$SIM/rec" --nodes 2 -o "$SIM/out" \
 	--analysis "$BUILD/analysis-plugins/insn-count.so,top=5" \
