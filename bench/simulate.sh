@@ -21,10 +21,10 @@
 #    fault another process serves.
 # The machine has few cores, so N = 4 shares them: its time is not a
 # scaling figure, its upload is.
-# usage: bench/simulate.sh [BUILD_DIR]   env: IVL=100ms SCALE=8
+# usage: bench/simulate.sh [BUILD_DIR]   env: IVL=20ms SCALE=8
 set -eu
 B=${1:-build}
-IVL=${IVL:-100ms} SCALE=${SCALE:-8}
+IVL=${IVL:-20ms} SCALE=${SCALE:-8}
 S="$(cd "$B" && pwd)/cli/simuboost" G="$B/guests"
 TMP=$(mktemp -d)
 NS1="sbb$$a" NS2="sbb$$b" VA="sbv$$a" VB="sbv$$b"
