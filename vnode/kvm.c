@@ -61,16 +61,8 @@ static int set_slots(struct vnode *vn, char *err, size_t errlen)
 	return 0;
 }
 
-int kvm__create_vm(struct vnode *vn, uint64_t memory, char *err, size_t errlen)
+int kvm__alloc_mem(struct vnode *vn, uint64_t memory, char *err, size_t errlen)
 {
-	vn->kvm_fd = kvm_open(err, errlen);
-	if (vn->kvm_fd < 0)
-		return -1;
-	vn->vm_fd = ioctl(vn->kvm_fd, KVM_CREATE_VM, 0);
-	if (vn->vm_fd < 0) {
-		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
-		return -1;
-	}
 	/* Private anonymous memory: userfaultfd write-protection works on it, which
 	 * the incremental checkpoints rely on. Aligned to and backed by huge
 	 * pages where the kernel has them: the checkpoints protect a huge page
@@ -92,6 +84,19 @@ int kvm__create_vm(struct vnode *vn, uint64_t memory, char *err, size_t errlen)
 	vn->mem.size = memory;
 	vn->mem.low_size = memory < GUEST_LOW_MEM_END ? memory : GUEST_LOW_MEM_END;
 	vn->mem.high_size = memory - vn->mem.low_size;
+	return 0;
+}
+
+int kvm__create_vm(struct vnode *vn, char *err, size_t errlen)
+{
+	vn->kvm_fd = kvm_open(err, errlen);
+	if (vn->kvm_fd < 0)
+		return -1;
+	vn->vm_fd = ioctl(vn->kvm_fd, KVM_CREATE_VM, 0);
+	if (vn->vm_fd < 0) {
+		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+		return -1;
+	}
 	return set_slots(vn, err, errlen);
 }
 

@@ -78,9 +78,10 @@ static int open_console(struct vnode *vn, const struct vnode_config *cfg, char *
 	return 0;
 }
 
-/* The VM with its memory, vCPU, console and devices, but no guest in it. */
-static struct vnode *create_machine(const struct vnode_config *cfg, uint64_t memory, char *err,
-				    size_t errlen)
+/* The VM with its memory, vCPU, console and devices; with `boot`, the guest
+ * image loaded into its memory before KVM is asked for anything. */
+static struct vnode *create_machine(const struct vnode_config *cfg, uint64_t memory,
+				    const struct boot_request *boot, char *err, size_t errlen)
 {
 	struct vnode *vn = calloc(1, sizeof(*vn));
 	if (!vn) {
@@ -89,7 +90,9 @@ static struct vnode *create_machine(const struct vnode_config *cfg, uint64_t mem
 	}
 	vn->kvm_fd = vn->vm_fd = vn->vcpu_fd = vn->stats_fd = -1;
 	vn->console_out_fd = vn->console_in_fd = -1;
-	if (kvm__create_vm(vn, memory, err, errlen) != 0 ||
+	if (kvm__alloc_mem(vn, memory, err, errlen) != 0 ||
+	    (boot && loader__load(&vn->mem, boot, &vn->entry, err, errlen) != 0) ||
+	    kvm__create_vm(vn, err, errlen) != 0 ||
 	    kvm__create_vcpu(vn, err, errlen) != 0 ||
 	    open_console(vn, cfg, err, errlen) != 0)
 		goto fail;
@@ -109,17 +112,16 @@ fail:
 
 struct vnode *vnode__create(const struct vnode_config *cfg, char *err, size_t errlen)
 {
-	struct vnode *vn = create_machine(cfg, cfg->memory, err, errlen);
-	if (!vn)
-		return NULL;
 	struct boot_request req = {
 		.kernel_path = cfg->kernel,
 		.initrd_path = cfg->initrd,
 		.cmdline = cfg->cmdline ? cfg->cmdline : "",
 		.format = boot_format_of(cfg->boot ? cfg->boot : "auto"),
 	};
-	if (loader__load(&vn->mem, &req, &vn->entry, err, errlen) != 0 ||
-	    cpu__set_boot_state(vn, err, errlen) != 0) {
+	struct vnode *vn = create_machine(cfg, cfg->memory, &req, err, errlen);
+	if (!vn)
+		return NULL;
+	if (cpu__set_boot_state(vn, err, errlen) != 0) {
 		vnode__destroy(vn);
 		return NULL;
 	}
@@ -145,7 +147,7 @@ struct vnode *vnode__create_from_checkpoint(const struct vnode_config *cfg,
 				      "nothing runs after it", index, m->exit_status);
 		goto fail;
 	}
-	vn = create_machine(cfg, info->memory_bytes, err, errlen);
+	vn = create_machine(cfg, info->memory_bytes, NULL, err, errlen);
 	if (!vn)
 		goto fail;
 	vn->entry.format_name = "checkpoint";

@@ -41,7 +41,10 @@ struct vnode {
 
 /* kvm.c */
 #define PF_SPAN_MAX 512 /* bytes of statistics read for the page-fault counters */
-int kvm__create_vm(struct vnode *vn, uint64_t memory, char *err, size_t errlen);
+/* Guest RAM first, the VM on it second: a guest image is loaded (and a bad
+ * one refused) before /dev/kvm is opened. */
+int kvm__alloc_mem(struct vnode *vn, uint64_t memory, char *err, size_t errlen);
+int kvm__create_vm(struct vnode *vn, char *err, size_t errlen);
 int kvm__create_vcpu(struct vnode *vn, char *err, size_t errlen);
 void kvm__destroy(struct vnode *vn);
 /* The vCPU's page faults so far that KVM took and did not finish: not
