@@ -15,8 +15,13 @@ set -eu
 S=$1 GUEST_DIR=$2 QEMU=$3
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+. "$(dirname "$0")/lib.sh"
 
-"$S" run -q --set console_out="$TMP/vnode.out" "$GUEST_DIR/cpuid.cfg"
+# QEMU's side needs no KVM; the vnode's is checked where KVM is usable.
+: >"$TMP/vnode.out"
+if kvm_usable; then
+	"$S" run -q --set console_out="$TMP/vnode.out" "$GUEST_DIR/cpuid.cfg"
+fi
 rc=0
 timeout 300 "$QEMU" -accel tcg -cpu "$("$S" cpuid --qemu-cpu)" -m 256M -display none \
 	-nographic -no-reboot -monitor none -serial "file:$TMP/qemu.out" \
@@ -31,7 +36,8 @@ if [ -s "$TMP/qemu.log" ]; then
 fi
 leaves() { sed -n "/$1-begin\r\{0,1\}\$/,/^$1-end\r\{0,1\}\$/p" "$2" | tr -d '\r' | sed '1d;$d'; }
 "$S" cpuid >"$TMP/table"
-"$S" cpuid --effective 2>"$TMP/overrides" >/dev/null
+: >"$TMP/overrides"
+! kvm_usable || "$S" cpuid --effective 2>"$TMP/overrides" >/dev/null
 fail=0
 for b in cpuid cpuid-user; do
 	leaves "$b" "$TMP/qemu.out" >"$TMP/qemu.$b"
@@ -41,6 +47,10 @@ for b in cpuid cpuid-user; do
 	else
 		echo "FAIL qemu $b: QEMU TCG does not present the table:"
 		diff "$TMP/table" "$TMP/qemu.$b" || true; fail=1
+	fi
+	if ! kvm_usable; then
+		echo "SKIP vnode $b: no usable /dev/kvm on this machine"
+		continue
 	fi
 	if cmp -s "$TMP/vnode.$b" "$TMP/qemu.$b"; then
 		echo "ok vnode $b: byte-identical to QEMU TCG"

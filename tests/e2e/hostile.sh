@@ -13,12 +13,11 @@ SIMUBOOST=$1 GUEST_DIR=$2 SEND=$3
 TMP=$(mktemp -d)
 pids=""
 trap 'for p in $pids; do kill -9 $p 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
-fail() { echo "FAIL $*"; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 rec="$TMP/rec"
-"$SIMUBOOST" record --quiet --interval 20ms -o "$rec" --set "cmdline=workload=memwrite scale=2" \
-	--set console_out="$TMP/console" "$GUEST_DIR/memwrite.cfg" >/dev/null 2>"$TMP/err" ||
-	{ cat "$TMP/err"; fail "record"; }
+recording "$rec" --interval 20ms --set "cmdline=workload=memwrite scale=2" \
+	--set console_out="$TMP/console" "$GUEST_DIR/memwrite.cfg"
 n=$(($(ls "$rec"/*.manifest | wc -l) - 1))
 # a run of several intervals, or a node killed mid-run proves little
 [ "$n" -ge 8 ] || fail "only $n intervals recorded"

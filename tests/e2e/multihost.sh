@@ -22,7 +22,7 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() { echo "FAIL $*"; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 if ! ip netns add "$BR" 2>"$TMP/ns.err"; then
 	echo "SKIP: no network namespaces: $(cat "$TMP/ns.err")"
@@ -51,9 +51,9 @@ on n3 timeout 5 bash -c 'echo >/dev/tcp/10.79.0.1/9' 2>&1 | grep -q refused ||
 	fail "the hosts cannot reach each other"
 
 rec="$TMP/memwrite.rec"
-on v "$SIMUBOOST" record --quiet --interval 20ms -o "$rec" \
-	--set "cmdline=workload=memwrite scale=2" --set console_out="$TMP/console" \
-	"$GUEST_DIR/memwrite.cfg" >/dev/null 2>"$TMP/err" || { cat "$TMP/err"; fail "record"; }
+# the recording (it needs no network, so it is made outside the hosts)
+recording "$rec" --interval 20ms --set "cmdline=workload=memwrite scale=2" \
+	--set console_out="$TMP/console" "$GUEST_DIR/memwrite.cfg"
 n=$(($(ls "$rec"/*.manifest | wc -l) - 1))
 # a run of several intervals, or a node killed mid-run proves little
 [ "$n" -ge 8 ] || fail "only $n intervals recorded"

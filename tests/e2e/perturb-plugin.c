@@ -2,12 +2,14 @@
  * replay's verdicts and --bisect can be checked against a known cause.
  * Loaded next to the replay plugin (through a QEMU wrapper):
  *
- *   -plugin perturb.so,pc=PC,hit=N,reg=R|word=PA
+ *   -plugin perturb.so,pc=PC,hit=N,reg=R|word=PA|crash=1
  *
  * Before the N-th execution of the instruction at PC, it flips bit 0 of
  * general register R (0..15 in encoding order: 4 is RSP), or of the 8-byte
- * guest-physical word at PA. */
+ * guest-physical word at PA, or crashes QEMU with SIGSEGV (a crash in the
+ * middle of an interval, however short the interval). */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 
 struct perturb {
 	uint64_t pc, hit, seen, word, reg;
+	int crash;
 };
 
 static struct perturb the_perturb; /* translation callbacks carry no user data */
@@ -28,6 +31,8 @@ static void on_insn(unsigned int vcpu, void *udata)
 	(void)vcpu;
 	if (++p->seen != p->hit)
 		return;
+	if (p->crash)
+		raise(SIGSEGV);
 	if (p->reg < 16) {
 		struct qemu_plugin_x86_cpu_state s = { .size = sizeof(s) };
 		if (!qemu_plugin_get_cpu_state(&s, sizeof(s)))
@@ -71,13 +76,15 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 			p->reg = strtoull(argv[i] + 4, NULL, 0);
 		else if (!strncmp(argv[i], "word=", 5))
 			p->word = strtoull(argv[i] + 5, NULL, 0);
+		else if (!strcmp(argv[i], "crash=1"))
+			p->crash = 1;
 		else {
 			fprintf(stderr, "perturb: bad argument %s\n", argv[i]);
 			return -1;
 		}
 	}
-	if (!p->pc || !p->hit || (p->reg >= 16) == !p->word) {
-		fprintf(stderr, "perturb: pc=, hit= and one of reg=0..15, word= are required\n");
+	if (!p->pc || !p->hit || (p->reg < 16) + !!p->word + p->crash != 1) {
+		fprintf(stderr, "perturb: pc=, hit= and one of reg=0..15, word=, crash=1 are required\n");
 		return -1;
 	}
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);

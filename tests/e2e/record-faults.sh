@@ -5,13 +5,14 @@
 # usage: record-faults.sh SIMUBOOST GUEST_DIR
 set -eu
 SIMUBOOST=$1 GUEST_DIR=$2
+. "$(dirname "$0")/lib.sh"
+need_kvm "record under faults"
 TMP=$(mktemp -d)
 cleanup() {
 	mountpoint -q "$TMP/small" 2>/dev/null && umount "$TMP/small"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() { echo "FAIL $*"; exit 1; }
 CFG="$GUEST_DIR/memwrite.cfg"
 record() { "$SIMUBOOST" record -q --interval 100ms --set console_out=none "$@"; }
 

@@ -7,10 +7,11 @@
 set -eu
 SIMUBOOST=$1 GUEST_DIR=$2 GUEST_CHECKSUM=$3
 shift 3
+. "$(dirname "$0")/lib.sh"
+need_kvm "record"
 WORKLOADS=${*:-compute memwrite syscall devread}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL $*"; exit 1; }
 json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 
 for w in $WORKLOADS; do

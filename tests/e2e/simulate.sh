@@ -9,13 +9,12 @@ set -eu
 SIMUBOOST=$1 GUEST_DIR=$2
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL $*"; exit 1; }
+. "$(dirname "$0")/lib.sh"
 A="$SIMUBOOST_ANALYSES"
 
 rec="$TMP/memwrite.rec"
-"$SIMUBOOST" record --quiet --interval 20ms -o "$rec" --set "cmdline=workload=memwrite scale=2" \
-	--set console_out="$TMP/console" "$GUEST_DIR/memwrite.cfg" >/dev/null 2>"$TMP/err" ||
-	{ cat "$TMP/err"; fail "record"; }
+recording "$rec" --interval 20ms --set "cmdline=workload=memwrite scale=2" \
+	--set console_out="$TMP/console" "$GUEST_DIR/memwrite.cfg"
 n=$(($(ls "$rec"/*.manifest | wc -l) - 1))
 # a run of several intervals, or a node killed mid-run proves little
 [ "$n" -ge 8 ] || fail "only $n intervals recorded"

@@ -6,6 +6,8 @@
 set -eu
 SIMUBOOST=$1 GUEST_DIR=$2 GUEST_CHECKSUM=$3
 shift 3
+. "$(dirname "$0")/lib.sh"
+need_kvm "running the workloads under the vnode"
 WORKLOADS=${*:-compute memwrite syscall devread}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
