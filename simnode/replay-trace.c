@@ -262,7 +262,11 @@ static void flush_insns(struct replay_trace *t, uint64_t upto)
 		return;
 	}
 	if (!t->analyses_insn) { /* the trace file alone: in one go */
-		if (t->w && !t->err[0] && upto > t->emitted)
+		/* never back: a special instruction's callback has recorded it
+		 * before the counter counts it (on_special, then append) */
+		if (upto <= t->emitted)
+			return;
+		if (t->w && !t->err[0])
 			trace_writer__append_run(t->w, &b->insn[t->emitted],
 						 (unsigned)(upto - t->emitted), NULL, 0, t->err,
 						 sizeof(t->err));

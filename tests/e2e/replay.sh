@@ -78,6 +78,19 @@ print("devread: %d intervals exact, traced, %d instructions" %
       (len(d["intervals"]), sum(i["instructions"] for i in d["intervals"])))
 PY
 echo "devread: $kernel_irqs interrupts in kernel mode"
+# The trace file alone (no analysis wants records, so a block's records go
+# to the writer in one run): the same records as with the analyses above.
+rc=0
+"$SIMUBOOST" replay "$dev" --all --json --trace "$TMP/traces-only" >"$TMP/only.json" \
+	2>"$TMP/only.err" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$TMP/only.err"; fail "devread replay --all --trace alone exited $rc"; }
+for d in traces traces-only; do
+	"$SIMUBOOST" trace export "$TMP/$d" --format jsonl -o "$TMP/$d.jsonl" || fail "export $d"
+done
+cmp "$TMP/traces.jsonl" "$TMP/traces-only.jsonl" ||
+	fail "--trace alone writes other records than --trace with analyses"
+rm -rf "$TMP/traces-only" "$TMP/traces.jsonl" "$TMP/traces-only.jsonl"
+echo "devread: --trace alone writes the same records as with analyses attached"
 
 # Charts: the intervals (from the traces, replay.json and the recording)
 # and the checkpoints, as PNG and SVG; another extension is refused.
