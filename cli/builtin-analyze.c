@@ -1,6 +1,9 @@
 /* simuboost analyze: runs analysis plugins offline over the traces of a
  * recording, interval by interval, and merges their results in order,
- * exactly as `simuboost replay --analysis` does online. */
+ * exactly as `simuboost replay --analysis` does online. Intervals run in
+ * worker processes, so that a plugin that crashes costs its own report
+ * and nothing else: the worker says which plugin it is inside of, and the
+ * interval runs again without that one. */
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
@@ -9,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "analysis.h"
@@ -33,8 +39,13 @@ const char builtin_analyze_usage[] =
 	"  -i, --intervals A[-B]  intervals A..B only (default: every interval)\n"
 	"  -s, --serial           one state through every interval instead of one per\n"
 	"                         interval merged (the oracle merging is checked against)\n"
+	"  -J, --jobs N           intervals analysed at a time, each in a process of its\n"
+	"                         own (default: CPUs)\n"
 	"  -o, --out DIR          write each report to DIR/NAME.txt and the states to\n"
 	"                         DIR/states (default: reports to stdout)\n"
+	"\n"
+	"A plugin that crashes is named with the interval; the others' reports are\n"
+	"still made.\n"
 	"\n"
 	"Exit status: 0 on success, 1 if an analysis or a trace failed, 2 on bad usage.\n";
 
@@ -52,10 +63,18 @@ static int read_page(const struct sb_memory *m, uint64_t gpn, void *out)
 	return ckpt_pages__read(&run->pages, gpn, out, run->err, sizeof(run->err));
 }
 
-/* Reads interval k's trace into the states; ends the interval with guest
- * memory at checkpoint k+1. */
+/* Where a worker is, in memory it shares with the parent: a worker that
+ * dies is named by it. */
+struct inside {
+	int plugin;        /* the one being called, -1 between calls */
+	uint32_t interval;
+};
+
+/* Reads interval k's trace into the states (a plugin without one is left
+ * out); ends the interval with guest memory at checkpoint k+1. */
 static int analyze_interval(struct run *run, const char *trace_dir, uint32_t k,
-			    struct analysis_state **states, unsigned n, char *err, size_t errlen)
+			    struct analysis_state **states, unsigned n,
+			    volatile struct inside *inside, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	struct trace_record rec;
@@ -71,11 +90,19 @@ static int analyze_interval(struct run *run, const char *trace_dir, uint32_t k,
 		trace_reader__close(r);
 		return -1;
 	}
+	inside->interval = k;
 	for (unsigned i = 0; i < n; i++)
-		analysis_state__begin(states[i], k);
+		if (states[i]) {
+			inside->plugin = (int)i;
+			analysis_state__begin(states[i], k);
+		}
 	while ((rc = trace_reader__next(r, &rec, err, errlen)) == 1)
 		for (unsigned i = 0; i < n; i++)
-			analysis_state__record(states[i], &rec);
+			if (states[i]) {
+				inside->plugin = (int)i;
+				analysis_state__record(states[i], &rec);
+			}
+	inside->plugin = -1;
 	trace_reader__close(r);
 	if (rc < 0)
 		return -1;
@@ -84,14 +111,200 @@ static int analyze_interval(struct run *run, const char *trace_dir, uint32_t k,
 	struct sb_memory mem = { .pages = run->pages.npages, .read_page = read_page,
 				 .host = run };
 	for (unsigned i = 0; i < n; i++) {
+		if (!states[i])
+			continue;
 		run->err[0] = '\0';
+		inside->plugin = (int)i;
 		if (analysis_state__end(states[i], run->have_pages ? &mem : NULL, err, errlen) != 0) {
 			if (run->err[0])
 				snprintf(err + strlen(err), errlen - strlen(err), " (%s)", run->err);
 			return -1;
 		}
 	}
+	inside->plugin = -1;
 	return 0;
+}
+
+/* A worker: intervals [lo, hi) of the plugins not left out, their states
+ * saved after each interval, or once at the end with --serial. Guest
+ * memory starts at checkpoint lo. */
+static int analyze_range(struct run *run, const char *trace_dir, struct analysis **an,
+			 const bool *left_out, unsigned n, uint32_t lo, uint32_t hi, bool serial,
+			 const char *states_dir, volatile struct inside *inside)
+{
+	char err[1024];
+	struct analysis_state *states[CLI_MAX_SPECS] = { 0 };
+	int rc = 0;
+	for (uint32_t k = lo; k < hi && rc == 0; k++) {
+		for (unsigned i = 0; i < n && rc == 0; i++)
+			if (!left_out[i] && !states[i] &&
+			    !(states[i] = analysis_state__new(an[i], err, sizeof(err)))) {
+				fprintf(stderr, "simuboost analyze: %s\n", err);
+				rc = -1;
+			}
+		if (rc == 0 && analyze_interval(run, trace_dir, k, states, n, inside, err,
+						sizeof(err)) != 0) {
+			fprintf(stderr, "simuboost analyze: interval %u: %s\n", k, err);
+			rc = -1;
+		}
+		for (unsigned i = 0; i < n && rc == 0 && (!serial || k + 1 == hi); i++) {
+			if (states[i] && analysis_state__save(states[i], states_dir, err,
+							       sizeof(err)) != 0) {
+				fprintf(stderr, "simuboost analyze: %s\n", err);
+				rc = -1;
+			}
+			analysis_state__free(states[i]);
+			states[i] = NULL;
+		}
+	}
+	for (unsigned i = 0; i < n; i++)
+		analysis_state__free(states[i]);
+	return rc;
+}
+
+/* The intervals to analyse, as ranges a worker takes whole (each interval,
+ * or all of them with --serial), and the workers running. */
+struct workers {
+	struct run *run;
+	const char *trace_dir, *states_dir, *rec;
+	struct analysis **an;
+	unsigned n;
+	bool left_out[CLI_MAX_SPECS];
+	bool serial;
+	uint32_t first, last;
+	uint32_t next;            /* the next range not yet started, in order */
+	uint32_t *again;          /* ranges to run again, without a crashed plugin */
+	unsigned nagain;
+	unsigned jobs;
+	struct worker { pid_t pid; uint32_t lo, hi; } *w;
+	volatile struct inside *inside; /* shared with the workers: one each */
+	uint32_t done;
+	bool failed;
+};
+
+static uint32_t range_end(const struct workers *ws, uint32_t lo)
+{
+	return ws->serial ? ws->last : lo + 1;
+}
+
+/* Starts range lo in slot s. One run again starts from its checkpoint
+ * afresh; the others find guest memory where the parent has it, at lo. */
+static int start_worker(struct workers *ws, unsigned s, uint32_t lo, bool again)
+{
+	uint32_t hi = range_end(ws, lo);
+	fflush(stdout);
+	fflush(stderr);
+	ws->inside[s] = (struct inside){ .plugin = -1, .interval = lo };
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "simuboost analyze: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		char err[1024];
+		struct run *run = ws->run;
+		if (again && run->have_pages) {
+			ckpt_pages__destroy(&run->pages);
+			if (ckpt_pages__init(&run->pages, run->store, lo, err, sizeof(err)) != 0) {
+				fprintf(stderr, "simuboost analyze: %s: %s\n", ws->rec, err);
+				_exit(1);
+			}
+		}
+		_exit(analyze_range(run, ws->trace_dir, ws->an, ws->left_out, ws->n, lo, hi,
+				    ws->serial, ws->states_dir, &ws->inside[s]) == 0 ? 0 : 1);
+	}
+	ws->w[s] = (struct worker){ .pid = pid, .lo = lo, .hi = hi };
+	return 0;
+}
+
+/* A worker ended: counted, or its range queued again without the plugin
+ * it crashed in. */
+static void worker_ended(struct workers *ws, unsigned s, int status)
+{
+	struct worker w = ws->w[s];
+	ws->w[s].pid = 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		ws->done += w.hi - w.lo;
+		return;
+	}
+	int plugin = ws->inside[s].plugin;
+	uint32_t interval = ws->inside[s].interval;
+	if (!WIFSIGNALED(status) || plugin < 0) {
+		/* a worker that failed has said why; one that died outside any
+		 * plugin is our own fault: either way, no retry */
+		if (WIFSIGNALED(status))
+			fprintf(stderr, "simuboost analyze: intervals %u..%u: the worker died of %s\n",
+				w.lo, w.hi - 1, strsignal(WTERMSIG(status)));
+		ws->failed = true;
+		return;
+	}
+	if (!ws->left_out[plugin]) {
+		ws->left_out[plugin] = true;
+		fprintf(stderr, "simuboost analyze: interval %u: analysis %s crashed (%s); its "
+				"report is not made, the others' are\n", interval,
+			analysis__name(ws->an[plugin]), strsignal(WTERMSIG(status)));
+	}
+	bool any = false;
+	for (unsigned i = 0; i < ws->n; i++)
+		any |= !ws->left_out[i];
+	if (any)
+		ws->again[ws->nagain++] = w.lo;
+	else
+		ws->failed = true;
+}
+
+/* Runs every range, ws->jobs at a time. Guest memory in the parent moves
+ * along with the ranges started in order, so each worker inherits it. */
+static int run_workers(struct workers *ws)
+{
+	bool tty = isatty(STDERR_FILENO);
+	char err[1024];
+	unsigned running = 0;
+	for (;;) {
+		for (unsigned s = 0; s < ws->jobs && !ws->failed; s++) {
+			if (ws->w[s].pid)
+				continue;
+			if (ws->nagain) {
+				if (start_worker(ws, s, ws->again[--ws->nagain], true) != 0)
+					ws->failed = true;
+				else
+					running++;
+			} else if (ws->next < ws->last) {
+				uint32_t lo = ws->next;
+				if (start_worker(ws, s, lo, false) != 0) {
+					ws->failed = true;
+					break;
+				}
+				running++;
+				ws->next = range_end(ws, lo);
+				if (!ws->serial && ws->run->have_pages &&
+				    ckpt_pages__advance(&ws->run->pages, err, sizeof(err)) != 0) {
+					fprintf(stderr, "simuboost analyze: %s: %s\n", ws->rec, err);
+					ws->failed = true;
+				}
+			}
+		}
+		if (!running)
+			break;
+		int status;
+		pid_t pid = waitpid(-1, &status, 0);
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "simuboost analyze: waitpid: %s\n", strerror(errno));
+			return -1;
+		}
+		for (unsigned s = 0; s < ws->jobs; s++)
+			if (ws->w[s].pid == pid) {
+				running--;
+				worker_ended(ws, s, status);
+			}
+		if (tty)
+			fprintf(stderr, "\ranalyze: %u/%u intervals", ws->done, ws->last - ws->first);
+	}
+	if (tty)
+		fputc('\n', stderr);
+	return ws->failed ? -1 : 0;
 }
 
 int cli__analysis_reports(struct analysis **an, unsigned n, const char *states_dir,
@@ -223,17 +436,19 @@ int builtin_analyze(int argc, char **argv)
 		{ "intervals", required_argument, NULL, 'i' },
 		{ "serial", no_argument, NULL, 's' },
 		{ "out", required_argument, NULL, 'o' },
+		{ "jobs", required_argument, NULL, 'J' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *specs[CLI_MAX_SPECS], *trace_dir = NULL, *out_dir = NULL, *range = NULL;
 	struct analysis *an[CLI_MAX_SPECS] = { 0 };
-	struct analysis_state *states[CLI_MAX_SPECS] = { 0 };
-	unsigned n = 0;
+	unsigned n = 0, jobs = 0;
 	bool serial = false;
 	char err[1024], states_dir[PATH_MAX] = "";
 	int c, status = EXIT_FAILURE;
+	uint32_t index;
+	struct workers ws = { 0 };
 
-	while ((c = getopt_long(argc, argv, "t:A:i:so:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:A:i:so:J:", options, NULL)) != -1) {
 		switch (c) {
 		case 't': trace_dir = optarg; break;
 		case 'A':
@@ -243,6 +458,14 @@ int builtin_analyze(int argc, char **argv)
 		case 'i': range = optarg; break;
 		case 's': serial = true; break;
 		case 'o': out_dir = optarg; break;
+		case 'J':
+			if (cli__parse_index(optarg, &index) != 0 || index == 0) {
+				fprintf(stderr, "simuboost analyze: --jobs '%s': expected a count of "
+						"1 or more\n", optarg);
+				return EXIT_USAGE;
+			}
+			jobs = index;
+			break;
 		default:
 			fputs(builtin_analyze_usage, stderr);
 			return EXIT_USAGE;
@@ -285,39 +508,45 @@ int builtin_analyze(int argc, char **argv)
 	}
 	if (cli__states_dir(out_dir, states_dir, sizeof(states_dir), "analyze") != 0)
 		goto out;
-	bool tty = isatty(STDERR_FILENO);
-	for (uint32_t k = first; k < last; k++) {
-		for (unsigned i = 0; i < n; i++)
-			if (!states[i] && !(states[i] = analysis_state__new(an[i], err, sizeof(err)))) {
-				fprintf(stderr, "simuboost analyze: %s\n", err);
-				goto out;
-			}
-		if (analyze_interval(&run, trace_dir, k, states, n, err, sizeof(err)) != 0) {
-			fprintf(stderr, "simuboost analyze: interval %u: %s\n", k, err);
-			goto out;
-		}
-		if (tty)
-			fprintf(stderr, "\ranalyze: %u/%u intervals", k - first + 1, last - first);
-		/* A state per interval, saved and merged like the online ones;
-		 * --serial keeps one through the whole range. */
-		for (unsigned i = 0; i < n && (!serial || k + 1 == last); i++) {
-			if (analysis_state__save(states[i], states_dir, err, sizeof(err)) != 0) {
-				fprintf(stderr, "simuboost analyze: %s\n", err);
-				goto out;
-			}
-			analysis_state__free(states[i]);
-			states[i] = NULL;
-		}
+	if (!jobs) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		jobs = cpus > 0 ? (unsigned)cpus : 1;
 	}
-	if (tty)
-		fputc('\n', stderr);
-	status = cli__analysis_reports(an, n, states_dir, first, last, serial, out_dir,
-				       "analyze") == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	ws = (struct workers){ .run = &run, .trace_dir = trace_dir, .states_dir = states_dir,
+			       .rec = argv[optind], .an = an, .n = n, .serial = serial,
+			       .first = first, .last = last, .next = first,
+			       .jobs = serial ? 1 : jobs };
+	ws.again = calloc(last - first, sizeof(*ws.again));
+	ws.w = calloc(ws.jobs, sizeof(*ws.w));
+	ws.inside = mmap(NULL, ws.jobs * sizeof(*ws.inside), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (ws.inside == MAP_FAILED)
+		ws.inside = NULL;
+	if (!ws.again || !ws.w || !ws.inside) {
+		fprintf(stderr, "simuboost analyze: out of memory\n");
+		goto out;
+	}
+	bool crashed = false;
+	if (run_workers(&ws) == 0) {
+		/* the reports of the plugins that did not crash */
+		struct analysis *ok[CLI_MAX_SPECS];
+		unsigned nok = 0;
+		for (unsigned i = 0; i < n; i++) {
+			if (!ws.left_out[i])
+				ok[nok++] = an[i];
+			crashed |= ws.left_out[i];
+		}
+		if (cli__analysis_reports(ok, nok, states_dir, first, last, serial, out_dir,
+					  "analyze") == 0 && !crashed)
+			status = EXIT_SUCCESS;
+	}
 out:
-	for (unsigned i = 0; i < n; i++) {
-		analysis_state__free(states[i]);
+	free(ws.again);
+	free(ws.w);
+	if (ws.inside)
+		munmap((void *)ws.inside, ws.jobs * sizeof(*ws.inside));
+	for (unsigned i = 0; i < n; i++)
 		analysis__close(an[i]);
-	}
 	if (!out_dir && states_dir[0])
 		cli__remove_dir(states_dir, "analyze");
 	if (run.have_pages)

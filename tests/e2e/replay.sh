@@ -162,6 +162,24 @@ if [ -n "$A" ]; then
 	[ "$rc" -eq 1 ] && grep -q "a QEMU TCG plugin, not a simuboost analysis plugin" "$TMP/an.err" ||
 		fail "analyze with a QEMU plugin: rc $rc, $(cat "$TMP/an.err")"
 	echo "analyses: online, serial and offline reports identical; $insns instructions"
+	# A plugin that crashes offline (in interval 2) is named; the others'
+	# reports are made all the same, merged and serial, and exit status is 1.
+	for mode in "" --serial; do
+		rc=0
+		# shellcheck disable=SC2086
+		"$SIMUBOOST" analyze "$dev" --trace "$TMP/traces" $mode $A \
+			--analysis "$SIMUBOOST_CRASH_ANALYSIS,crash=2" -o "$TMP/an-crash" \
+			2>"$TMP/an.err" || rc=$?
+		[ "$rc" -eq 1 ] && grep -q "interval 2: analysis crash crashed" "$TMP/an.err" &&
+			[ ! -e "$TMP/an-crash/crash.txt" ] ||
+			fail "analyze $mode, a plugin crashing: rc $rc, $(cat "$TMP/an.err")"
+		for p in insn-count working-set syscalls page-redundancy; do
+			cmp "$TMP/an-all/$p.txt" "$TMP/an-crash/$p.txt" ||
+				fail "analysis $p, beside a crashing plugin $mode: differs"
+		done
+		rm -rf "$TMP/an-crash"
+	done
+	echo "analyses: a plugin crashing offline is named, the others report the same"
 fi
 
 # The traces through `simuboost trace`: the whole run counts what the
