@@ -234,6 +234,35 @@ fail:
 	return -1;
 }
 
+int ckpt_file__publish(const char *path, const void *buf, size_t len, char *err, size_t errlen)
+{
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	char dir[4096];
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	if (!*name || strlen(name) >= CKPT_NAME_MAX)
+		return ckpt__errf(err, errlen, "%s: the file name must be 1 to %d bytes", path,
+				  CKPT_NAME_MAX - 1);
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if ((size_t)(slash - path) >= sizeof(dir))
+		return ckpt__errf(err, errlen, "%s: path too long", path);
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return ckpt__errf(err, errlen, "%s: %s", dir, strerror(errno));
+	int rc = ckpt_file__write_atomic(dirfd, name, &iov, 1, err, errlen);
+	close(dirfd);
+	if (rc != 0) { /* the error names the file alone: the directory first */
+		char inner[512];
+		snprintf(inner, sizeof(inner), "%s", err);
+		snprintf(err, errlen, "%s/%s", dir, inner);
+	}
+	return rc;
+}
+
 int ckpt_file__write_env(int dirfd, const char *name, uint32_t kind, uint32_t index,
 			 const void *payload, size_t len, char *err, size_t errlen)
 {

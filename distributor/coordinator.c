@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "checkpoint.h"
 #include "distributor.h"
 
 #define MAX_NODES 256
@@ -162,14 +163,19 @@ static void on_result(struct coord *c, const struct wire_msg *m)
 		json_decref(res); /* a failed run that will be retried */
 	}
 	if (c->o->state_path && (st == SCHED_DONE || st == SCHED_FAILED)) {
-		/* the result first: a schedule that says done has its result */
-		char path[4200], tmp[4208];
+		/* the result first, durably: a schedule that says done has its
+		 * result, after a crash of the machine too */
+		char path[4200];
+		char *text = json_dumps(res, JSON_COMPACT);
 		snprintf(path, sizeof(path), "%s/%06u.json", c->o->results_dir, k);
-		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-		if (json_dump_file(res, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0 ||
+		if (!text)
+			snprintf(c->err, sizeof(c->err), "out of memory");
+		if (!text || ckpt_file__publish(path, text, strlen(text), c->err,
+						 sizeof(c->err)) != 0 ||
 		    sched__save(c->sched, c->o->state_path, c->err, sizeof(c->err)) != 0)
-			fprintf(stderr, "coordinator: interval %u: %s\n", k,
-				c->err[0] ? c->err : "cannot save its result");
+			fprintf(stderr, "coordinator: interval %u: cannot save its result: %s\n", k,
+				c->err);
+		free(text);
 	}
 	if (c->o->progress) {
 		unsigned counts[4];
@@ -220,9 +226,12 @@ json_t *coord__run(const struct coord_options *o, double idle_s, char *err, size
 		snprintf(path, sizeof(path), "%s/%06u.json", o->results_dir, o->first + k);
 		c.results[k] = json_load_file(path, 0, NULL);
 		if (!json_is_object(c.results[k])) {
-			snprintf(err, errlen, "%s: the result of a finished interval is missing or "
-					      "damaged", path);
-			goto out;
+			/* lost with the machine, or damaged since: run it again */
+			fprintf(stderr, "coordinator: %s: the result of finished interval %u is "
+					"missing or damaged; it runs again\n", path, o->first + k);
+			json_decref(c.results[k]);
+			c.results[k] = NULL;
+			sched__redo(c.sched, o->first + k);
 		}
 	}
 	c.link = link__listen(o->endpoint, o->key, 0, err, errlen);

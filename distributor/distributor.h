@@ -334,6 +334,9 @@ int sched__next(struct sched *s, uint32_t node, sched_affinity_fn affinity, void
 int sched__done(struct sched *s, uint32_t node, uint32_t interval, bool ok);
 /* node is gone: what ran there is pending again. Returns how many. */
 unsigned sched__node_lost(struct sched *s, uint32_t node);
+/* A finished interval (done or failed) pending again, first in line, its
+ * attempts forgotten: its result was lost. 1, or 0 if it was not finished. */
+int sched__redo(struct sched *s, uint32_t interval);
 enum sched_state sched__state(const struct sched *s, uint32_t interval, uint32_t *node,
 			      unsigned *attempts);
 /* Intervals in each state. */

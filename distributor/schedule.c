@@ -12,6 +12,7 @@
 
 #include <xxhash.h>
 
+#include "checkpoint.h"
 #include "distributor.h"
 
 #define MAGIC "SBSCHED"
@@ -132,6 +133,17 @@ int sched__done(struct sched *s, uint32_t node, uint32_t interval, bool ok)
 	return 1;
 }
 
+int sched__redo(struct sched *s, uint32_t interval)
+{
+	struct slot *sl = slot_of(s, interval);
+	if (!sl || (sl->state != SCHED_DONE && sl->state != SCHED_FAILED))
+		return 0;
+	sl->state = SCHED_PENDING;
+	sl->attempts = 0;
+	s->retry[s->nretry++] = interval;
+	return 1;
+}
+
 unsigned sched__node_lost(struct sched *s, uint32_t node)
 {
 	unsigned n = 0;
@@ -178,8 +190,6 @@ int sched__save(const struct sched *s, const char *path, char *err, size_t errle
 	uint32_t n = s->last - s->first;
 	size_t len = HDR + 2 * (size_t)n + 8;
 	uint8_t *buf = calloc(1, len);
-	char tmp[4200];
-	int fd = -1, rc = -1;
 
 	if (!buf) {
 		snprintf(err, errlen, "%s: out of memory", path);
@@ -194,22 +204,7 @@ int sched__save(const struct sched *s, const char *path, char *err, size_t errle
 	}
 	uint64_t sum = XXH3_64bits(buf, len - 8);
 	memcpy(buf + len - 8, &sum, 8);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) != 0) {
-		snprintf(err, errlen, "%s: %s", tmp, fd < 0 || errno ? strerror(errno) : "short write");
-		goto out;
-	}
-	if (rename(tmp, path) != 0) {
-		snprintf(err, errlen, "%s: rename: %s", path, strerror(errno));
-		goto out;
-	}
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (rc != 0)
-		unlink(tmp);
+	int rc = ckpt_file__publish(path, buf, len, err, errlen);
 	free(buf);
 	return rc;
 }

@@ -95,6 +95,32 @@ static void test_locality(void **state)
 	sched__free(s);
 }
 
+/* A finished interval whose result was lost runs again, first in line;
+ * one not finished is not redone. */
+static void test_redo(void **state)
+{
+	struct sched *s = sched__new(0, 3);
+	uint32_t k;
+	(void)state;
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(sched__next(s, 1, NULL, NULL, &k), 1);
+		if (k < 2)
+			sched__done(s, 1, k, true);
+	}
+	assert_true(sched__finished(s) == false);     /* 2 still running */
+	assert_int_equal(sched__redo(s, 2), 0);
+	assert_int_equal(sched__redo(s, 9), 0);
+	assert_int_equal(sched__redo(s, 1), 1);
+	assert_int_equal(sched__state(s, 1, NULL, NULL), SCHED_PENDING);
+	assert_int_equal(sched__redo(s, 1), 0);
+	assert_int_equal(sched__next(s, 2, NULL, NULL, &k), 1);
+	assert_int_equal(k, 1);
+	assert_int_equal(sched__done(s, 2, 1, true), 1);
+	assert_int_equal(sched__done(s, 1, 2, true), 1);
+	assert_true(sched__finished(s));
+	sched__free(s);
+}
+
 static void test_restart(void **state)
 {
 	char path[64];
@@ -148,6 +174,7 @@ int main(void)
 		cmocka_unit_test(test_every_interval_once),
 		cmocka_unit_test(test_failures_retried),
 		cmocka_unit_test(test_locality),
+		cmocka_unit_test(test_redo),
 		cmocka_unit_test(test_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -928,9 +928,39 @@ static void test_cpu_print(void **state)
 	free(text);
 }
 
+/* ckpt_file__publish: the whole file or the old one, no temporary left,
+ * and errors that name the path. */
+static void test_publish(void **state)
+{
+	struct fixture *f = *state;
+	char path[400], got[16] = { 0 };
+	char name[CKPT_NAME_MAX + 1];
+
+	snprintf(path, sizeof(path), "%s/result.json", f->tmp);
+	assert_int_equal(ckpt_file__publish(path, "old", 3, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_file__publish(path, "{\"new\":1}", 9, err, sizeof(err)), 0);
+	FILE *in = fopen(path, "rb");
+	assert_non_null(in);
+	assert_int_equal(fread(got, 1, sizeof(got) - 1, in), 9);
+	fclose(in);
+	assert_string_equal(got, "{\"new\":1}");
+	snprintf(path, sizeof(path), "%s/result.json.tmp", f->tmp);
+	assert_int_equal(access(path, F_OK), -1);
+
+	snprintf(path, sizeof(path), "%s/no-such-dir/x", f->tmp);
+	assert_int_equal(ckpt_file__publish(path, "x", 1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no-such-dir: No such file or directory"));
+	memset(name, 'n', CKPT_NAME_MAX);
+	name[CKPT_NAME_MAX] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", f->tmp, name);
+	assert_int_equal(ckpt_file__publish(path, "x", 1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "the file name must be"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_publish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedup_and_zero, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_materialize, setup, teardown),
