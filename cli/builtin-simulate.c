@@ -55,6 +55,9 @@ const char builtin_simulate_usage[] =
 	"                         pages to the nodes (default: an ipc socket; with a\n"
 	"                         tcp --listen, a free port on the same address)\n"
 	"      --no-prefetch      demand paging without sequential prefetch\n"
+	"      --node-cache-mib N the page cache of each node started here, in MiB\n"
+	"                         (default: a quarter of this machine's memory,\n"
+	"                         shared among them)\n"
 	"      --materialize      copy each interval's starting RAM from the recording\n"
 	"                         (a shared filesystem) instead of demand paging\n"
 	"  -j, --json             the results as JSON, with what the vnode sent\n"
@@ -63,6 +66,7 @@ const char builtin_simulate_usage[] =
 
 const char builtin_simnode_usage[] =
 	"usage: simuboost simnode --join ENDPOINT --id N [--secret-file F] [--serve EP]\n"
+	"                         [--cache-mib N]\n"
 	"\n"
 	"A simulation node: joins the coordinator of `simuboost simulate` at\n"
 	"ENDPOINT, replays the intervals it assigns, and exits when it says the\n"
@@ -71,7 +75,18 @@ const char builtin_simnode_usage[] =
 	"nodes), and it serves the pages it holds at --serve (default: an ipc\n"
 	"socket for an ipc coordinator, else tcp on the address that reaches the\n"
 	"coordinator, any free port). The recording's manifests and logs must be\n"
-	"at the same path here as for the coordinator.\n";
+	"at the same path here as for the coordinator. It keeps at most\n"
+	"--cache-mib MiB of pages (lz4; default: a quarter of this machine's\n"
+	"memory), the least recently used going first.\n";
+
+/* A quarter of this machine's memory, in MiB, shared by `nodes` nodes. */
+static uint32_t default_cache_mib(unsigned nodes)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+	uint64_t mib = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size >> 20 : 4096;
+	uint64_t share = mib / 4 / (nodes ? nodes : 1);
+	return share ? (uint32_t)(share < UINT32_MAX ? share : UINT32_MAX) : 1;
+}
 
 #define MAX_LOCAL 64
 
@@ -102,15 +117,16 @@ int builtin_simnode(int argc, char **argv)
 		{ "id", required_argument, NULL, 'i' },
 		{ "secret-file", required_argument, NULL, 's' },
 		{ "serve", required_argument, NULL, 'S' },
+		{ "cache-mib", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *join = NULL, *secret_file = NULL, *serve = NULL;
-	uint32_t id = 0;
+	uint32_t id = 0, cache_mib = default_cache_mib(1);
 	char secret[256], err[1024];
 	struct wire_key key;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "J:i:s:S:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "J:i:s:S:c:", options, NULL)) != -1) {
 		switch (c) {
 		case 'J': join = optarg; break;
 		case 'i':
@@ -119,6 +135,10 @@ int builtin_simnode(int argc, char **argv)
 			break;
 		case 's': secret_file = optarg; break;
 		case 'S': serve = optarg; break;
+		case 'c':
+			if (cli__parse_index(optarg, &cache_mib) != 0 || !cache_mib)
+				goto usage;
+			break;
 		default: goto usage;
 		}
 	}
@@ -130,7 +150,8 @@ int builtin_simnode(int argc, char **argv)
 		fprintf(stderr, "simuboost simnode: the secret is shorter than 16 characters\n");
 		return EXIT_USAGE;
 	}
-	if (simnode__serve(join, serve, &key, id, err, sizeof(err)) != 0) {
+	if (simnode__serve(join, serve, &key, id, (uint64_t)cache_mib << 20, err,
+			   sizeof(err)) != 0) {
 		fprintf(stderr, "simuboost simnode %u: %s\n", id, err);
 		return EXIT_FAILURE;
 	}
@@ -276,7 +297,7 @@ static void progress(void *ctx, unsigned done, unsigned total)
 int builtin_simulate(int argc, char **argv)
 {
 	enum { OPT_LISTEN = 256, OPT_SECRET, OPT_RESUME, OPT_TIMEOUT, OPT_PAGES, OPT_NO_PREFETCH,
-	       OPT_MATERIALIZE, OPT_FOLLOW, OPT_FOLLOW_TIMEOUT };
+	       OPT_MATERIALIZE, OPT_FOLLOW, OPT_FOLLOW_TIMEOUT, OPT_NODE_CACHE };
 	static const struct option options[] = {
 		{ "nodes", required_argument, NULL, 'n' },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -290,6 +311,7 @@ int builtin_simulate(int argc, char **argv)
 		{ "follow", no_argument, NULL, OPT_FOLLOW },
 		{ "follow-timeout", required_argument, NULL, OPT_FOLLOW_TIMEOUT },
 		{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
+		{ "node-cache-mib", required_argument, NULL, OPT_NODE_CACHE },
 		{ "materialize", no_argument, NULL, OPT_MATERIALIZE },
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
@@ -298,6 +320,7 @@ int builtin_simulate(int argc, char **argv)
 	const char *pages = NULL;
 	bool no_prefetch = false, materialize = false, follow = false;
 	double follow_timeout_s = 60;
+	uint32_t node_cache_mib = 0; /* 0: default_cache_mib */
 	const char *specs[CLI_MAX_SPECS];
 	struct analysis *an[CLI_MAX_SPECS];
 	unsigned nspecs = 0;
@@ -330,6 +353,13 @@ int builtin_simulate(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case OPT_NO_PREFETCH: no_prefetch = true; break;
+		case OPT_NODE_CACHE:
+			if (cli__parse_index(optarg, &node_cache_mib) != 0 || !node_cache_mib) {
+				fprintf(stderr, "simuboost simulate: --node-cache-mib '%s': expected "
+						"a size in MiB, 1 or more\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case OPT_MATERIALIZE: materialize = true; break;
 		case 'j': json = true; break;
 		default:
@@ -450,6 +480,9 @@ int builtin_simulate(int argc, char **argv)
 	if (listen && !strncmp(listen, "tcp://0.0.0.0:", 14))
 		snprintf(join, sizeof(join), "tcp://127.0.0.1:%s", listen + 14);
 	setenv("SIMUBOOST_SECRET", secret, 1);
+	char cache_mib[16];
+	snprintf(cache_mib, sizeof(cache_mib), "%u",
+		 node_cache_mib ? node_cache_mib : default_cache_mib(ln->n));
 	for (unsigned i = 0; i < ln->n; i++) {
 		char id[16];
 		snprintf(id, sizeof(id), "%u", i + 1);
@@ -457,7 +490,7 @@ int builtin_simulate(int argc, char **argv)
 		if (ln->pids[i] == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGKILL); /* embedded nodes end with their coordinator */
 			execl("/proc/self/exe", "simuboost", "simnode", "--join", join, "--id", id,
-			      (char *)NULL);
+			      "--cache-mib", cache_mib, (char *)NULL);
 			fprintf(stderr, "simuboost simulate: exec: %s\n", strerror(errno));
 			_exit(127);
 		}

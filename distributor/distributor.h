@@ -194,15 +194,18 @@ void link__close(struct link *l);
 #define PAGE_MAX_REQUEST 1024u
 #define PAGE_ENDPOINT_MAX 256u
 
-/* Page contents by hash, lz4-compressed in memory; thread-safe. */
+/* Page contents by hash, lz4-compressed in memory, at most max_bytes of
+ * them (0: no bound; past it the least recently used go); thread-safe. */
 struct page_cache;
-struct page_cache *page_cache__new(void);
+struct page_cache *page_cache__new(uint64_t max_bytes);
 void page_cache__free(struct page_cache *c);
 /* Keeps a page's 4096 bytes, whose hash is h. */
 void page_cache__put(struct page_cache *c, const struct ckpt_hash *h, const void *page);
 /* 1 with the page, 0 if not held, -1 if what is held is damaged. */
 int page_cache__get(struct page_cache *c, const struct ckpt_hash *h, void *page);
-void page_cache__stats(struct page_cache *c, uint64_t *pages, uint64_t *bytes);
+/* What it holds now, and how many pages it evicted so far. */
+void page_cache__stats(struct page_cache *c, uint64_t *pages, uint64_t *bytes,
+			uint64_t *evicted);
 
 struct page_peer {
 	uint32_t id;

@@ -39,23 +39,29 @@ enum slot_state {
 struct cached {
 	struct ckpt_hash hash;
 	uint8_t state;
+	bool used;                  /* since the clock hand last passed */
 	uint32_t len;
 	uint8_t *lz4;
 };
 
+/* Bounded by max bytes of lz4 (0: no bound): past it, pages go in CLOCK
+ * order (a hand sweeps the slots, sparing once each page used since it
+ * last passed), and an evicted page is fetched again if wanted. */
 struct page_cache {
 	pthread_mutex_t lock;
 	pthread_cond_t landed;      /* a fetching slot was settled */
 	struct cached *slots;
 	size_t cap, used;           /* cap: a power of two; used: not empty */
-	uint64_t held, bytes;
+	size_t hand;
+	uint64_t held, bytes, max, evicted;
 };
 
-struct page_cache *page_cache__new(void)
+struct page_cache *page_cache__new(uint64_t max_bytes)
 {
 	struct page_cache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	c->max = max_bytes;
 	c->cap = 1024;
 	c->slots = calloc(c->cap, sizeof(*c->slots));
 	if (!c->slots) {
@@ -86,25 +92,55 @@ static struct cached *slot_of(struct cached *slots, size_t cap, const struct ckp
 			return &slots[i];
 }
 
-static bool grow_cache(struct page_cache *c)
+/* The slots anew, without the abandoned ones (evicted, or fetches that
+ * failed: nothing but a hash), twice as many if they stay half full. */
+static bool rebuild_cache(struct page_cache *c)
 {
-	size_t cap = c->cap * 2;
+	size_t live = 0;
+	for (size_t i = 0; i < c->cap; i++)
+		live += c->slots[i].state == SLOT_HELD || c->slots[i].state == SLOT_FETCHING;
+	size_t cap = 2 * (live + 1) > c->cap / 2 ? c->cap * 2 : c->cap;
 	struct cached *slots = calloc(cap, sizeof(*slots));
 	if (!slots)
 		return false;
 	for (size_t i = 0; i < c->cap; i++)
-		if (c->slots[i].state != SLOT_EMPTY)
+		if (c->slots[i].state == SLOT_HELD || c->slots[i].state == SLOT_FETCHING)
 			*slot_of(slots, cap, &c->slots[i].hash) = c->slots[i];
 	free(c->slots);
 	c->slots = slots;
 	c->cap = cap;
+	c->used = live;
+	c->hand = 0;
 	return true;
+}
+
+/* Past the bound: the first held page the hand finds unused since it
+ * last passed goes (its slot stays, abandoned, for the probe chains). */
+static void evict(struct page_cache *c, const struct cached *keep)
+{
+	for (size_t swept = 0; c->max && c->bytes > c->max && swept < 2 * c->cap + 2; swept++) {
+		struct cached *s = &c->slots[c->hand];
+		c->hand = (c->hand + 1) & (c->cap - 1);
+		if (s->state != SLOT_HELD || s == keep)
+			continue;
+		if (s->used) {
+			s->used = false;
+			continue;
+		}
+		free(s->lz4);
+		s->lz4 = NULL;
+		c->bytes -= s->len;
+		c->held--;
+		c->evicted++;
+		s->len = 0;
+		s->state = SLOT_ABANDONED;
+	}
 }
 
 /* h's slot, made if absent (then empty); NULL when out of memory. Locked. */
 static struct cached *slot_for(struct page_cache *c, const struct ckpt_hash *h)
 {
-	if (2 * (c->used + 1) > c->cap && !grow_cache(c))
+	if (2 * (c->used + 1) > c->cap && !rebuild_cache(c))
 		return NULL;
 	struct cached *s = slot_of(c->slots, c->cap, h);
 	if (s->state == SLOT_EMPTY) {
@@ -132,8 +168,10 @@ static void cache_put_lz4(struct page_cache *c, const struct ckpt_hash *h, const
 	s->lz4 = copy;
 	s->len = len;
 	s->state = SLOT_HELD;
+	s->used = true;
 	c->held++;
 	c->bytes += len;
+	evict(c, s);
 out:
 	pthread_mutex_unlock(&c->lock);
 }
@@ -192,8 +230,10 @@ static int cache_get_lz4(struct page_cache *c, const struct ckpt_hash *h, char *
 	pthread_mutex_lock(&c->lock);
 	struct cached *s = slot_of(c->slots, c->cap, h);
 	uint32_t len = s->state == SLOT_HELD ? s->len : 0;
-	if (len)
+	if (len) {
 		memcpy(lz4, s->lz4, len);
+		s->used = true;
+	}
 	pthread_mutex_unlock(&c->lock);
 	return (int)len;
 }
@@ -220,17 +260,21 @@ int page_cache__get(struct page_cache *c, const struct ckpt_hash *h, void *page)
 	int rc = 0;
 	pthread_mutex_lock(&c->lock);
 	struct cached *s = slot_of(c->slots, c->cap, h);
-	if (s->state == SLOT_HELD)
+	if (s->state == SLOT_HELD) {
 		rc = unpack(h, s->lz4, s->len, page) ? 1 : -1;
+		s->used = true;
+	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
 
-void page_cache__stats(struct page_cache *c, uint64_t *pages, uint64_t *bytes)
+void page_cache__stats(struct page_cache *c, uint64_t *pages, uint64_t *bytes,
+			uint64_t *evicted)
 {
 	pthread_mutex_lock(&c->lock);
 	*pages = c->held;
 	*bytes = c->bytes;
+	*evicted = c->evicted;
 	pthread_mutex_unlock(&c->lock);
 }
 

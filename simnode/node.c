@@ -122,7 +122,8 @@ static void node_pages__stop(struct node_pages *np)
 }
 
 static int node_pages__start(struct node_pages *np, const char *join, const char *serve,
-			     const struct wire_key *key, uint32_t id, char *err, size_t errlen)
+			     const struct wire_key *key, uint32_t id, uint64_t cache_bytes,
+			     char *err, size_t errlen)
 {
 	char ep[PAGE_ENDPOINT_MAX];
 	*np = (struct node_pages){ 0 };
@@ -131,7 +132,7 @@ static int node_pages__start(struct node_pages *np, const char *join, const char
 			return -1;
 		serve = ep;
 	}
-	np->cache = page_cache__new();
+	np->cache = page_cache__new(cache_bytes);
 	np->client = np->cache ? page_client__new(key, id, np->cache) : NULL;
 	np->upstream = np->cache ? page_client__new(key, id, np->cache) : NULL;
 	if (!np->client || !np->upstream) {
@@ -185,9 +186,15 @@ static json_t *pages_result(struct node_pages *np, const struct peer_bytes *befo
 	}
 	struct page_server_stats ss;
 	page_server__stats(np->server, &ss);
-	return json_pack("{s:o, s:I, s:I, s:{s:I, s:I, s:I, s:o}}", "bytes_from", from,
+	uint64_t held, bytes, evicted;
+	page_cache__stats(np->cache, &held, &bytes, &evicted);
+	return json_pack("{s:o, s:I, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:o}}",
+			 "bytes_from", from,
 			 "cache_hits", (json_int_t)(sa.cache_hits - sb->cache_hits), "peers_lost",
-			 (json_int_t)(sa.peers_lost - sb->peers_lost), "served", "bytes",
+			 (json_int_t)(sa.peers_lost - sb->peers_lost),
+			 "cache", "pages", (json_int_t)held, "bytes", (json_int_t)bytes,
+			 "evicted", (json_int_t)evicted,
+			 "served", "bytes",
 			 (json_int_t)ss.sent_bytes, "pages", (json_int_t)ss.sent_pages, "malformed",
 			 (json_int_t)ss.malformed, "refused", wire__refusals_json(ss.refused));
 }
@@ -214,7 +221,7 @@ static void beat(void *opaque)
 }
 
 int simnode__serve(const char *endpoint, const char *serve, const struct wire_key *key,
-		   uint32_t id, char *err, size_t errlen)
+		   uint32_t id, uint64_t cache_bytes, char *err, size_t errlen)
 {
 	struct simnode_replay_options o;
 	const char *specs[MAX_SPECS];
@@ -224,7 +231,7 @@ int simnode__serve(const char *endpoint, const char *serve, const struct wire_ke
 	struct wire_msg m;
 	int rc = -1;
 
-	if (node_pages__start(&np, endpoint, serve, key, id, err, errlen) != 0)
+	if (node_pages__start(&np, endpoint, serve, key, id, cache_bytes, err, errlen) != 0)
 		return -1;
 	struct link *l = link__connect(endpoint, key, id, err, errlen);
 	if (!l) {

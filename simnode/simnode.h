@@ -87,11 +87,13 @@ json_t *simnode__bisect(const struct simnode_replay_options *o, const json_t *di
  * says BYE, -1 with err if the link fails. Its guests' pages come from its
  * peers, and it serves the pages it holds at serve (NULL: an ipc socket
  * for an ipc coordinator, else a free tcp port on the address that reaches
- * the coordinator). Each result gains a pages object: bytes_from (bytes
- * received from each peer, by id; 0 is the vnode), cache_hits, peers_lost. */
+ * the coordinator). It keeps at most cache_bytes of them (lz4; 0: no
+ * bound), the least recently used going first. Each result gains a pages
+ * object: bytes_from (bytes received from each peer, by id; 0 is the
+ * vnode), cache_hits, peers_lost, cache (pages, bytes, evicted so far). */
 struct wire_key;
 int simnode__serve(const char *endpoint, const char *serve, const struct wire_key *key,
-		   uint32_t id, char *err, size_t errlen);
+		   uint32_t id, uint64_t cache_bytes, char *err, size_t errlen);
 
 /* The number of checkpoints of a recording, or -1 with err. */
 long simnode__checkpoints(const char *recording, char *err, size_t errlen);

@@ -57,8 +57,10 @@ print("simulate: demand-paged; the vnode sent %d of %d stored pages; nodes fetch
 PY
 
 # a node killed once the run is under way (the schedule is saved after
-# each result): every interval still comes back, exact, once
-"$SIMUBOOST" simulate "$rec" --nodes 2 --json -o "$TMP/kill" >"$TMP/kill.json" 2>"$TMP/err" &
+# each result): every interval still comes back, exact, once; the nodes'
+# page caches stay within the bound they are given
+"$SIMUBOOST" simulate "$rec" --nodes 2 --json -o "$TMP/kill" --node-cache-mib 1 \
+	>"$TMP/kill.json" 2>"$TMP/err" &
 sim=$!
 i=0
 while [ ! -e "$TMP/kill/schedule" ] && [ "$i" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
@@ -73,6 +75,7 @@ import json, sys
 iv = json.load(open(sys.argv[1]))["intervals"]
 assert [i["interval"] for i in iv] == list(range(int(sys.argv[2]))), iv
 assert all(i["verdict"] == "exact" for i in iv), iv
+assert all(0 < i["pages"]["cache"]["bytes"] <= 1 << 20 for i in iv), [i["pages"] for i in iv]
 print("simulate: a node killed mid-run; %d intervals exact, each once" % len(iv))
 PY
 

@@ -76,7 +76,7 @@ static void node_up(struct fixture *f, unsigned i)
 	char err[256];
 	n->me.id = i + 1;
 	snprintf(n->me.endpoint, sizeof(n->me.endpoint), "ipc://%s/node%u", f->dir, i + 1);
-	n->cache = page_cache__new();
+	n->cache = page_cache__new(0);
 	n->client = page_client__new(&f->key, n->me.id, n->cache);
 	n->upstream = page_client__new(&f->key, n->me.id, n->cache);
 	assert_non_null(n->client);
@@ -211,7 +211,7 @@ static void test_another_key_gets_nothing(void **state)
 {
 	struct fixture *f = *state;
 	struct wire_key other;
-	struct page_cache *cache = page_cache__new();
+	struct page_cache *cache = page_cache__new(0);
 	uint8_t out[CKPT_PAGE_SIZE];
 	char err[256];
 	assert_int_equal(wire_key__from_secret(&other, "some other run's secret"), 0);
@@ -249,7 +249,7 @@ static void test_two_clients_of_one_cache_fetch_each_page_once(void **state)
 	for (unsigned round = 0; round < 10; round++) {
 		struct page_server_stats before, after;
 		page_server__stats(f->vnode, &before);
-		struct page_cache *cache = page_cache__new();
+		struct page_cache *cache = page_cache__new(0);
 		struct page_client *a = page_client__new(&f->key, 50, cache);
 		struct page_client *b = page_client__new(&f->key, 50, cache);
 		page_client__set_peers(a, f->peers, 1);
@@ -274,9 +274,9 @@ static void test_two_clients_of_one_cache_fetch_each_page_once(void **state)
 static void test_cache(void **state)
 {
 	(void)state;
-	struct page_cache *c = page_cache__new();
+	struct page_cache *c = page_cache__new(0);
 	uint8_t page[CKPT_PAGE_SIZE], back[CKPT_PAGE_SIZE];
-	uint64_t pages, bytes;
+	uint64_t pages, bytes, evicted;
 	for (unsigned i = 0; i < 5000; i++) { /* past a few growths */
 		fill(page, i);
 		struct ckpt_hash h = ckpt_hash__page(page);
@@ -287,9 +287,40 @@ static void test_cache(void **state)
 	assert_int_equal(page_cache__get(c, &h, back), 1);
 	assert_memory_equal(back, page, sizeof(page));
 	assert_int_equal(page_cache__get(c, &absent, back), 0);
-	page_cache__stats(c, &pages, &bytes);
+	page_cache__stats(c, &pages, &bytes, &evicted);
 	assert_int_equal(pages, 5000);
 	assert_true(bytes > 0);
+	page_cache__free(c);
+}
+
+/* A bounded cache: never past its bound, the pages used since the hand
+ * last passed kept, an evicted page absent and welcome again. */
+static void test_cache_bound(void **state)
+{
+	(void)state;
+	uint8_t page[CKPT_PAGE_SIZE], back[CKPT_PAGE_SIZE];
+	uint64_t pages, bytes, evicted, bound = 64 * 1024;
+	struct page_cache *c = page_cache__new(bound);
+	fill(page, 100000);
+	struct ckpt_hash hot = ckpt_hash__page(page);
+	page_cache__put(c, &hot, page);
+	for (unsigned i = 0; i < 3000; i++) { /* past several rebuilds */
+		fill(page, i);
+		struct ckpt_hash h = ckpt_hash__page(page);
+		page_cache__put(c, &h, page);
+		page_cache__stats(c, &pages, &bytes, &evicted);
+		assert_true(bytes <= bound);
+		/* hot is used between every two puts: the hand always spares it */
+		assert_int_equal(page_cache__get(c, &hot, back), 1);
+	}
+	assert_true(pages > 1 && pages < 3001);
+	assert_int_equal(pages + evicted, 3001);
+	fill(page, 0); /* the first cold page: long gone */
+	struct ckpt_hash first = ckpt_hash__page(page);
+	assert_int_equal(page_cache__get(c, &first, back), 0);
+	page_cache__put(c, &first, page);
+	assert_int_equal(page_cache__get(c, &first, back), 1);
+	assert_memory_equal(back, page, sizeof(page));
 	page_cache__free(c);
 }
 
@@ -305,6 +336,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_clients_of_one_cache_fetch_each_page_once,
 						setup, teardown),
 		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_cache_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
