@@ -39,7 +39,7 @@ enum slot_state {
 struct cached {
 	struct ckpt_hash hash;
 	uint8_t state;
-	bool used;                  /* since the clock hand last passed */
+	bool referenced;            /* since the clock hand last passed */
 	uint32_t len;
 	uint8_t *lz4;
 };
@@ -123,8 +123,8 @@ static void evict(struct page_cache *c, const struct cached *keep)
 		c->hand = (c->hand + 1) & (c->cap - 1);
 		if (s->state != SLOT_HELD || s == keep)
 			continue;
-		if (s->used) {
-			s->used = false;
+		if (s->referenced) {
+			s->referenced = false;
 			continue;
 		}
 		free(s->lz4);
@@ -168,7 +168,7 @@ static void cache_put_lz4(struct page_cache *c, const struct ckpt_hash *h, const
 	s->lz4 = copy;
 	s->len = len;
 	s->state = SLOT_HELD;
-	s->used = true;
+	s->referenced = true;
 	c->held++;
 	c->bytes += len;
 	evict(c, s);
@@ -232,7 +232,7 @@ static int cache_get_lz4(struct page_cache *c, const struct ckpt_hash *h, char *
 	uint32_t len = s->state == SLOT_HELD ? s->len : 0;
 	if (len) {
 		memcpy(lz4, s->lz4, len);
-		s->used = true;
+		s->referenced = true;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return (int)len;
@@ -262,7 +262,7 @@ int page_cache__get(struct page_cache *c, const struct ckpt_hash *h, void *page)
 	struct cached *s = slot_of(c->slots, c->cap, h);
 	if (s->state == SLOT_HELD) {
 		rc = unpack(h, s->lz4, s->len, page) ? 1 : -1;
-		s->used = true;
+		s->referenced = true;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;
