@@ -71,7 +71,8 @@ static const struct compression *compression_for(const char *path)
 /* Appends one file of the recording, streamed in blocks (packs are as
  * large as guest RAM). */
 static int export_file(struct archive *a, int dirfd, const char *name, const char *archive,
-		       void *block, char *err, size_t errlen)
+		       void *block, const struct ckpt_progress *progress, uint64_t *done,
+		       uint64_t total, char *err, size_t errlen)
 {
 	struct archive_entry *e;
 	struct stat sb;
@@ -113,6 +114,9 @@ static int export_file(struct archive *a, int dirfd, const char *name, const cha
 			goto out;
 		}
 		left -= (uint64_t)n;
+		*done += (uint64_t)n;
+		if (progress)
+			progress->fn(progress->ctx, *done, total);
 	}
 	rc = 0;
 out:
@@ -140,36 +144,44 @@ static bool file_exists(int dirfd, const char *name)
  * earlier file gone, which import notices (a manifest past a gap, or a
  * missing pack or log that verify reports). */
 static int export_files(struct archive *a, struct ckpt_store *st, const char *archive,
-			char *err, size_t errlen)
+			const struct ckpt_progress *progress, char *err, size_t errlen)
 {
-	void *block = malloc(ARCHIVE_BLOCK);
-	char name[CKPT_NAME_MAX];
 	uint32_t count = ckpt_store__count(st);
+	size_t n = 0;
+	char (*names)[CKPT_NAME_MAX] = calloc(3 * (size_t)count + 2, sizeof(*names));
+	void *block = malloc(ARCHIVE_BLOCK);
+	uint64_t done = 0, total = 0;
 	int rc = -1;
 
-	if (!block)
-		return ckpt__errf(err, errlen, "%s: out of memory", archive);
-	ckpt_file__name(name, count - 1, "manifest");
-	if (count && export_file(a, st->dirfd, name, archive, block, err, errlen) < 0)
+	if (!names || !block) {
+		ckpt__errf(err, errlen, "%s: out of memory", archive);
 		goto out;
-	if (export_file(a, st->dirfd, CKPT_META_NAME, archive, block, err, errlen) < 0)
-		goto out;
-	for (uint32_t k = 0; k < count; k++) {
-		ckpt_file__name(name, k, "manifest");
-		if (k + 1 < count && export_file(a, st->dirfd, name, archive, block, err, errlen) < 0)
-			goto out;
-		ckpt_file__name(name, k, "pack");
-		if (file_exists(st->dirfd, name) &&
-		    export_file(a, st->dirfd, name, archive, block, err, errlen) < 0)
-			goto out;
-		ckpt_file__name(name, k, "log");
-		if (k + 1 < count &&
-		    export_file(a, st->dirfd, name, archive, block, err, errlen) < 0)
-			goto out;
 	}
+	if (count)
+		ckpt_file__name(names[n++], count - 1, "manifest");
+	snprintf(names[n++], CKPT_NAME_MAX, "%s", CKPT_META_NAME);
+	for (uint32_t k = 0; k < count; k++) {
+		if (k + 1 < count)
+			ckpt_file__name(names[n++], k, "manifest");
+		ckpt_file__name(names[n], k, "pack");
+		if (file_exists(st->dirfd, names[n]))
+			n++;
+		if (k + 1 < count)
+			ckpt_file__name(names[n++], k, "log");
+	}
+	for (size_t i = 0; progress && i < n; i++) {
+		struct stat sb;
+		if (fstatat(st->dirfd, names[i], &sb, AT_SYMLINK_NOFOLLOW) == 0)
+			total += (uint64_t)sb.st_size;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (export_file(a, st->dirfd, names[i], archive, block, progress, &done, total, err,
+				errlen) < 0)
+			goto out;
 	rc = 0;
 out:
 	free(block);
+	free(names);
 	return rc;
 }
 
@@ -218,7 +230,8 @@ fail:
 	return NULL;
 }
 
-int ckpt_archive__export(const char *dir, const char *archive, char *err, size_t errlen)
+int ckpt_archive__export(const char *dir, const char *archive,
+			 const struct ckpt_progress *progress, char *err, size_t errlen)
 {
 	struct ckpt_store *st;
 	struct archive *a = NULL;
@@ -242,7 +255,7 @@ int ckpt_archive__export(const char *dir, const char *archive, char *err, size_t
 		goto out;
 	}
 	a = writer_open(archive, fd, err, errlen);
-	if (!a || export_files(a, st, archive, err, errlen) < 0)
+	if (!a || export_files(a, st, archive, progress, err, errlen) < 0)
 		goto out;
 	if (archive_write_close(a) != ARCHIVE_OK) {
 		ckpt__errf(err, errlen, "%s: %s", archive, archive_error_string(a));
@@ -283,6 +296,8 @@ struct import {
 	bool top_known;
 	char *err;
 	size_t errlen;
+	const struct ckpt_progress *progress;
+	uint64_t total;             /* the archive's bytes, 0 if unknown */
 };
 
 static int import_fail(struct import *im, const char *entry, const char *fmt, ...)
@@ -522,6 +537,9 @@ static int extract_all(struct import *im, struct archive *a)
 	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
 		if (extract_entry(im, a, e) < 0)
 			return -1;
+		if (im->progress) /* the archive's bytes read, compressed */
+			im->progress->fn(im->progress->ctx, (uint64_t)archive_filter_bytes(a, -1),
+					 im->total);
 	}
 	if (r != ARCHIVE_EOF)
 		return import_fail(im, NULL, "%s", archive_error_string(a) ?
@@ -719,12 +737,17 @@ static int check_dir_absent(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
-int ckpt_archive__import(const char *archive, const char *dir, char *err, size_t errlen)
+int ckpt_archive__import(const char *archive, const char *dir,
+			 const struct ckpt_progress *progress, char *err, size_t errlen)
 {
 	struct import im = { .what = archive, .dir = dir, .tmpfd = -1, .err = err,
-			     .errlen = errlen };
+			     .errlen = errlen, .progress = progress };
 	struct archive *a;
+	struct stat sb;
 	int rc = -1;
+
+	if (stat(archive, &sb) == 0 && S_ISREG(sb.st_mode))
+		im.total = (uint64_t)sb.st_size;
 
 	if (check_dir_absent(dir, err, errlen) < 0)
 		return -1;

@@ -280,14 +280,23 @@ int ckpt_file__publish(const char *path, const void *buf, size_t len, char *err,
 
 /* ---- export and import ----------------------------------------------------- */
 
+/* How far a long operation is: done of total bytes (total 0: unknown),
+ * told now and then to fn. NULL where a function takes one: no word. */
+struct ckpt_progress {
+	void (*fn)(void *ctx, uint64_t done, uint64_t total);
+	void *ctx;
+};
+
 /* Writes the whole recording as a tar archive; the compression follows the
  * suffix (.tar, .tar.gz, .tar.xz, .tar.zst, .tar.lz4). Written to a
  * temporary name and renamed. */
-int ckpt_archive__export(const char *dir, const char *archive, char *err, size_t errlen);
+int ckpt_archive__export(const char *dir, const char *archive,
+			 const struct ckpt_progress *progress, char *err, size_t errlen);
 /* Unpacks an archive into dir (which must not exist), refusing absolute
  * paths, "..", links and unknown files, then verifies the recording. On any
  * error dir is not created. */
-int ckpt_archive__import(const char *archive, const char *dir, char *err, size_t errlen);
+int ckpt_archive__import(const char *archive, const char *dir,
+			 const struct ckpt_progress *progress, char *err, size_t errlen);
 /* The same from memory, for the fuzzer. */
 int ckpt_archive__import_memory(const void *buf, size_t len, const char *dir, char *err,
 				size_t errlen);

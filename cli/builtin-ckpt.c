@@ -274,6 +274,26 @@ out:
 	return rc;
 }
 
+/* export and import on a terminal: a line that moves with each percent */
+struct moving {
+	const char *what;
+	int shown; /* the percent (or MiB, total unknown) last shown; -1: none */
+};
+
+static void show_moving(void *ctx, uint64_t done, uint64_t total)
+{
+	struct moving *m = ctx;
+	int now = total ? (int)(done * 100 / total) : (int)(done >> 20);
+	if (now == m->shown)
+		return;
+	m->shown = now;
+	if (total)
+		fprintf(stderr, "\r%s: %3d%% (%.1f of %.1f MiB)", m->what, now,
+			(double)done / 1048576.0, (double)total / 1048576.0);
+	else
+		fprintf(stderr, "\r%s: %.1f MiB", m->what, (double)done / 1048576.0);
+}
+
 int builtin_ckpt(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -301,8 +321,14 @@ int builtin_ckpt(int argc, char **argv)
 	if (!strcmp(sub, "export") || !strcmp(sub, "import")) {
 		if (nargs != 2)
 			return usage_error("export and import take two paths");
-		int rc = !strcmp(sub, "export") ? ckpt_archive__export(args[0], args[1], err, sizeof(err))
-						: ckpt_archive__import(args[0], args[1], err, sizeof(err));
+		struct moving moving = { .what = sub, .shown = -1 };
+		struct ckpt_progress progress = { .fn = show_moving, .ctx = &moving };
+		const struct ckpt_progress *p = isatty(STDERR_FILENO) ? &progress : NULL;
+		int rc = !strcmp(sub, "export") ?
+			 ckpt_archive__export(args[0], args[1], p, err, sizeof(err)) :
+			 ckpt_archive__import(args[0], args[1], p, err, sizeof(err));
+		if (p && moving.shown >= 0)
+			fputc('\n', stderr);
 		if (rc != 0) {
 			fprintf(stderr, "simuboost ckpt: %s\n", err);
 			return 1;

@@ -231,9 +231,9 @@ static void round_trip(struct fixture *f, const char *suffix)
 	char listing_out[1024];
 
 	snprintf(f->path, sizeof(f->path), "%s/rec%s", f->tmp, suffix);
-	if (ckpt_archive__export(f->rec, f->path, err, sizeof(err)) != 0)
+	if (ckpt_archive__export(f->rec, f->path, NULL, err, sizeof(err)) != 0)
 		fail_msg("export %s: %s", suffix, err);
-	if (ckpt_archive__import(f->path, f->out, err, sizeof(err)) != 0)
+	if (ckpt_archive__import(f->path, f->out, NULL, err, sizeof(err)) != 0)
 		fail_msg("import %s: %s", suffix, err);
 	listing(f->out, listing_out, sizeof(listing_out));
 	assert_string_equal(listing_out, RECORDING_FILES);
@@ -306,6 +306,40 @@ static void archive_names(const char *path, char *out, size_t outlen)
 	archive_read_free(a);
 }
 
+struct told {
+	unsigned calls;
+	uint64_t done, total;
+	bool backwards;
+};
+
+static void tell(void *ctx, uint64_t done, uint64_t total)
+{
+	struct told *t = ctx;
+	t->backwards |= t->calls && (done < t->done || total != t->total);
+	t->calls++;
+	t->done = done;
+	t->total = total;
+}
+
+/* Progress: export counts every byte of the files it takes, up to their
+ * sum; import the archive's bytes read, up to its size. */
+static void test_progress(void **state)
+{
+	struct fixture *f = *state;
+	struct told ex = { 0 }, im = { 0 };
+	struct ckpt_progress pe = { .fn = tell, .ctx = &ex }, pi = { .fn = tell, .ctx = &im };
+	struct stat sb;
+
+	snprintf(f->path, sizeof(f->path), "%s/rec.tar.zst", f->tmp);
+	assert_int_equal(ckpt_archive__export(f->rec, f->path, &pe, err, sizeof(err)), 0);
+	assert_true(ex.calls >= 3 && !ex.backwards);
+	assert_true(ex.done > 0 && ex.done == ex.total);
+	assert_int_equal(ckpt_archive__import(f->path, f->out, &pi, err, sizeof(err)), 0);
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_true(im.calls >= 3 && !im.backwards);
+	assert_true(im.done > 0 && im.done <= im.total && im.total == (uint64_t)sb.st_size);
+}
+
 static void test_export_only_recording_files(void **state)
 {
 	struct fixture *f = *state;
@@ -319,13 +353,13 @@ static void test_export_only_recording_files(void **state)
 	snprintf(f->path, sizeof(f->path), "%s/notes.txt", f->rec);
 	spill(f->path, "mine", 4);
 	snprintf(f->path, sizeof(f->path), "%s/rec.tar.gz", f->tmp);
-	assert_int_equal(ckpt_archive__export(f->rec, f->path, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_archive__export(f->rec, f->path, NULL, err, sizeof(err)), 0);
 	archive_names(f->path, names, sizeof(names));
 	/* The last manifest leads (see test_import_refuses_cut_archive). */
 	assert_string_equal(names, "000002.manifest recording.meta 000000.manifest 000000.pack "
 			    "000000.log 000001.manifest 000001.pack 000001.log");
 	/* And the import has exactly those. */
-	assert_int_equal(ckpt_archive__import(f->path, f->out, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_archive__import(f->path, f->out, NULL, err, sizeof(err)), 0);
 	listing(f->out, names, sizeof(names));
 	assert_string_equal(names, RECORDING_FILES);
 }
@@ -335,18 +369,18 @@ static void test_export_errors(void **state)
 	struct fixture *f = *state;
 
 	snprintf(f->path, sizeof(f->path), "%s/rec.zip", f->tmp);
-	assert_int_equal(ckpt_archive__export(f->rec, f->path, err, sizeof(err)), -1);
+	assert_int_equal(ckpt_archive__export(f->rec, f->path, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "rec.zip: unknown archive suffix (use .tar, .tar.gz, "
 			       ".tar.xz, .tar.zst or .tar.lz4)"));
 	snprintf(f->path, sizeof(f->path), "%s/rec.tar.bz2", f->tmp);
-	assert_int_equal(ckpt_archive__export(f->rec, f->path, err, sizeof(err)), -1);
+	assert_int_equal(ckpt_archive__export(f->rec, f->path, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "unknown archive suffix"));
 	/* Not a recording. */
 	snprintf(f->path, sizeof(f->path), "%s/x.tar", f->tmp);
-	assert_int_equal(ckpt_archive__export(f->tmp, f->path, err, sizeof(err)), -1);
+	assert_int_equal(ckpt_archive__export(f->tmp, f->path, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "recording.meta"));
 	/* Unwritable destination. */
-	assert_int_equal(ckpt_archive__export(f->rec, "/nonexistent/dir/x.tar", err,
+	assert_int_equal(ckpt_archive__export(f->rec, "/nonexistent/dir/x.tar", NULL, err,
 					      sizeof(err)), -1);
 	assert_non_null(strstr(err, "/nonexistent/dir/x.tar.tmp: No such file or directory"));
 	assert_nothing_left(f, NULL);
@@ -459,7 +493,7 @@ static void refused_with(struct fixture *f, const struct entry *extra, size_t at
 	/* The same from a file. */
 	snprintf(f->path, sizeof(f->path), "%s/bad.tar", f->tmp);
 	spill(f->path, tar, len);
-	assert_int_equal(ckpt_archive__import(f->path, f->out, err, sizeof(err)), -1);
+	assert_int_equal(ckpt_archive__import(f->path, f->out, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "bad.tar: "));
 	if (!strstr(err, want))
 		fail_msg("expected '%s' in: %s", want, err);
@@ -589,7 +623,7 @@ static void test_import_refuses_cut_archive(void **state)
 	uint8_t *tar;
 
 	snprintf(f->path, sizeof(f->path), "%s/rec.tar", f->tmp);
-	assert_int_equal(ckpt_archive__export(f->rec, f->path, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_archive__export(f->rec, f->path, NULL, err, sizeof(err)), 0);
 	tar = slurp(f->path, &len);
 	unlink(f->path);
 	archive_read_support_format_tar(a);
@@ -660,7 +694,7 @@ static void test_import_garbage(void **state)
 	assert_nothing_left(f, NULL);
 	/* A valid archive cut short. */
 	snprintf(f->path, sizeof(f->path), "%s/rec.tar.gz", f->tmp);
-	assert_int_equal(ckpt_archive__export(f->rec, f->path, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_archive__export(f->rec, f->path, NULL, err, sizeof(err)), 0);
 	tar = slurp(f->path, &len);
 	unlink(f->path);
 	for (size_t cut = 0; cut < len; cut += len / 7 + 1) {
@@ -671,7 +705,7 @@ static void test_import_garbage(void **state)
 	free(tar);
 	/* Missing archive file. */
 	snprintf(f->path, sizeof(f->path), "%s/none.tar", f->tmp);
-	assert_int_equal(ckpt_archive__import(f->path, f->out, err, sizeof(err)), -1);
+	assert_int_equal(ckpt_archive__import(f->path, f->out, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "none.tar"));
 	assert_nothing_left(f, NULL);
 }
@@ -682,16 +716,16 @@ static void test_import_into_existing(void **state)
 	char names[256];
 
 	snprintf(f->path, sizeof(f->path), "%s/rec.tar", f->tmp);
-	assert_int_equal(ckpt_archive__export(f->rec, f->path, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_archive__export(f->rec, f->path, NULL, err, sizeof(err)), 0);
 	assert_int_equal(mkdir(f->out, 0755), 0);
-	assert_int_equal(ckpt_archive__import(f->path, f->out, err, sizeof(err)), -1);
+	assert_int_equal(ckpt_archive__import(f->path, f->out, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "imported: already exists"));
 	listing(f->out, names, sizeof(names));
 	assert_string_equal(names, "");
 	assert_int_equal(rmdir(f->out), 0);
 	/* Into a directory whose parent is missing. */
 	snprintf(names, sizeof(names), "%s/no/such", f->tmp);
-	assert_int_equal(ckpt_archive__import(f->path, names, err, sizeof(err)), -1);
+	assert_int_equal(ckpt_archive__import(f->path, names, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "no/such.import-"));
 	unlink(f->path);
 	assert_nothing_left(f, NULL);
@@ -748,6 +782,7 @@ int main(void)
 		T(test_round_trip_zst),
 		T(test_round_trip_lz4),
 		T(test_export_only_recording_files),
+		T(test_progress),
 		T(test_export_errors),
 		T(test_import_refuses_paths),
 		T(test_import_refuses_links),
