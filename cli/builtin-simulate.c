@@ -42,6 +42,9 @@ const char builtin_simulate_usage[] =
 	"                         written to OUT/secret, or a temporary file)\n"
 	"  -t, --trace DIR        full traces of every interval (see replay --trace)\n"
 	"  -A, --analysis SPEC    an analysis plugin, PLUGIN.so[,ARGS] (repeatable)\n"
+	"      --qemu-plugin SPEC a plain QEMU TCG plugin, PLUGIN.so[,ARGS], attached to\n"
+	"                         every interval's QEMU (repeatable); what it prints goes\n"
+	"                         to OUT/qemu-plugins/NNNNNN.log\n"
 	"  -o, --out DIR          reports to DIR/NAME.txt, states to DIR/states, the\n"
 	"                         schedule to DIR/schedule (default: stdout)\n"
 	"      --resume           continue the run whose schedule is in OUT\n"
@@ -297,7 +300,7 @@ static void progress(void *ctx, unsigned done, unsigned total)
 int builtin_simulate(int argc, char **argv)
 {
 	enum { OPT_LISTEN = 256, OPT_SECRET, OPT_RESUME, OPT_TIMEOUT, OPT_PAGES, OPT_NO_PREFETCH,
-	       OPT_MATERIALIZE, OPT_FOLLOW, OPT_FOLLOW_TIMEOUT, OPT_NODE_CACHE };
+	       OPT_MATERIALIZE, OPT_FOLLOW, OPT_FOLLOW_TIMEOUT, OPT_NODE_CACHE, OPT_QEMU_PLUGIN };
 	static const struct option options[] = {
 		{ "nodes", required_argument, NULL, 'n' },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -312,6 +315,7 @@ int builtin_simulate(int argc, char **argv)
 		{ "follow-timeout", required_argument, NULL, OPT_FOLLOW_TIMEOUT },
 		{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
 		{ "node-cache-mib", required_argument, NULL, OPT_NODE_CACHE },
+		{ "qemu-plugin", required_argument, NULL, OPT_QEMU_PLUGIN },
 		{ "materialize", no_argument, NULL, OPT_MATERIALIZE },
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
@@ -321,9 +325,9 @@ int builtin_simulate(int argc, char **argv)
 	bool no_prefetch = false, materialize = false, follow = false;
 	double follow_timeout_s = 60;
 	uint32_t node_cache_mib = 0; /* 0: default_cache_mib */
-	const char *specs[CLI_MAX_SPECS];
+	const char *specs[CLI_MAX_SPECS], *qemu_specs[CLI_MAX_SPECS];
 	struct analysis *an[CLI_MAX_SPECS];
-	unsigned nspecs = 0;
+	unsigned nspecs = 0, nqemu = 0;
 	long nodes = sysconf(_SC_NPROCESSORS_ONLN);
 	bool json = false, resume = false;
 	double timeout_s = 3600;
@@ -336,6 +340,10 @@ int builtin_simulate(int argc, char **argv)
 		case OPT_LISTEN: listen = optarg; break;
 		case OPT_SECRET: secret_file = optarg; break;
 		case 't': trace_dir = optarg; break;
+		case OPT_QEMU_PLUGIN:
+			if (cli__add_spec(qemu_specs, &nqemu, optarg, "simulate") != 0)
+				return EXIT_USAGE;
+			break;
 		case 'A':
 			if (cli__add_spec(specs, &nspecs, optarg, "simulate") != 0)
 				return EXIT_USAGE;
@@ -368,10 +376,10 @@ int builtin_simulate(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1 || nodes < 0 || nodes > MAX_LOCAL || (!nodes && !listen) ||
-	    (resume && !out_dir) || (json && nspecs && !out_dir)) {
+	    (resume && !out_dir) || (json && nspecs && !out_dir) || (nqemu && !out_dir)) {
 		fprintf(stderr, "simuboost simulate: expected a recording, --nodes 1..%d (or 0 with "
-				"--listen), --resume and --json with analyses only with --out\n",
-			MAX_LOCAL);
+				"--listen); --resume, --qemu-plugin and --json with analyses only "
+				"with --out\n", MAX_LOCAL);
 		return EXIT_USAGE;
 	}
 	char rec[PATH_MAX];
@@ -447,6 +455,23 @@ int builtin_simulate(int argc, char **argv)
 			goto out;
 		}
 		json_object_set_new(settings, "analysis_dir", json_string(real));
+	}
+	if (nqemu) {
+		char dir[PATH_MAX], real[PATH_MAX];
+		json_t *list = json_array();
+		for (unsigned i = 0; i < nqemu; i++) {
+			char spec[PATH_MAX + 1024];
+			cli__absolute_spec(qemu_specs[i], spec, sizeof(spec));
+			json_array_append_new(list, json_string(spec));
+		}
+		json_object_set_new(settings, "qemu_plugins", list);
+		snprintf(dir, sizeof(dir), "%s/qemu-plugins", out_dir);
+		if (cli__make_dir(out_dir, "simulate") != 0 || cli__make_dir(dir, "simulate") != 0 ||
+		    !realpath(dir, real)) {
+			json_decref(settings);
+			goto out;
+		}
+		json_object_set_new(settings, "qemu_plugin_dir", json_string(real));
 	}
 	char *settings_text = json_dumps(settings, JSON_COMPACT);
 	json_decref(settings);

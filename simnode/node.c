@@ -23,12 +23,26 @@
  * (an interval that runs longer on another node delays nothing here). */
 #define SILENCE_MS (24 * 3600 * 1000)
 
-/* The run's settings, as the coordinator's WELCOME carries them. */
-static int settings(json_t *doc, struct simnode_replay_options *o, const char **specs,
-		    char *err, size_t errlen)
+/* A list of plugin specs from the settings, into specs[MAX_SPECS]. */
+static int spec_list(json_t *list, const char **specs, unsigned *n, const char *what, char *err,
+		     size_t errlen)
 {
 	json_t *v;
 	size_t i;
+	json_array_foreach(list, i, v) {
+		if (i == MAX_SPECS || !json_is_string(v)) {
+			snprintf(err, errlen, "bad %s in the coordinator's settings", what);
+			return -1;
+		}
+		specs[(*n)++] = json_string_value(v);
+	}
+	return 0;
+}
+
+/* The run's settings, as the coordinator's WELCOME carries them. */
+static int settings(json_t *doc, struct simnode_replay_options *o, const char **specs,
+		    const char **qemu_specs, char *err, size_t errlen)
+{
 	*o = (struct simnode_replay_options){ .jobs = 1, .timeout_s = 3600 };
 	o->recording = json_string_value(json_object_get(doc, "recording"));
 	if (!o->recording) {
@@ -43,14 +57,14 @@ static int settings(json_t *doc, struct simnode_replay_options *o, const char **
 	o->materialize = json_is_true(json_object_get(doc, "materialize"));
 	if (json_is_number(json_object_get(doc, "timeout_s")))
 		o->timeout_s = json_number_value(json_object_get(doc, "timeout_s"));
-	json_array_foreach(json_object_get(doc, "analyses"), i, v) {
-		if (i == MAX_SPECS || !json_is_string(v)) {
-			snprintf(err, errlen, "bad analyses in the coordinator's settings");
-			return -1;
-		}
-		specs[o->nanalyses++] = json_string_value(v);
-	}
+	o->qemu_plugin_dir = json_string_value(json_object_get(doc, "qemu_plugin_dir"));
+	if (spec_list(json_object_get(doc, "analyses"), specs, &o->nanalyses, "analyses", err,
+		      errlen) != 0 ||
+	    spec_list(json_object_get(doc, "qemu_plugins"), qemu_specs, &o->nqemu_plugins,
+		      "QEMU plugins", err, errlen) != 0)
+		return -1;
 	o->analyses = specs;
+	o->qemu_plugins = qemu_specs;
 	return 0;
 }
 
@@ -224,7 +238,7 @@ int simnode__serve(const char *endpoint, const char *serve, const struct wire_ke
 		   uint32_t id, uint64_t cache_bytes, char *err, size_t errlen)
 {
 	struct simnode_replay_options o;
-	const char *specs[MAX_SPECS];
+	const char *specs[MAX_SPECS], *qemu_specs[MAX_SPECS];
 	struct node_pages np;
 	struct msg_assign assign;
 	json_t *doc = NULL;
@@ -260,7 +274,7 @@ int simnode__serve(const char *endpoint, const char *serve, const struct wire_ke
 		if (m.type == WIRE_WELCOME) {
 			json_decref(doc);
 			doc = json_loadb((const char *)m.payload, m.len, 0, NULL);
-			if (!doc || settings(doc, &o, specs, err, errlen) != 0) {
+			if (!doc || settings(doc, &o, specs, qemu_specs, err, errlen) != 0) {
 				if (!doc)
 					snprintf(err, errlen, "the coordinator's settings are not JSON");
 				goto out;

@@ -19,9 +19,11 @@ n=$(($(ls "$rec"/*.manifest | wc -l) - 1))
 # a run of several intervals, or a node killed mid-run proves little
 [ "$n" -ge 8 ] || fail "only $n intervals recorded"
 
-# two nodes, two analyses; the same reports as one QEMU through every interval
+# two nodes, two analyses and a plain QEMU plugin; the same reports as one
+# QEMU through every interval, and the plugin's output of every interval
 "$SIMUBOOST" simulate "$rec" --nodes 2 --json -o "$TMP/sim" \
-	--analysis "$A/insn-count.so" --analysis "$A/working-set.so" >"$TMP/sim.json" 2>"$TMP/err" ||
+	--analysis "$A/insn-count.so" --analysis "$A/working-set.so" \
+	--qemu-plugin "$SIMUBOOST_COUNT_PLUGIN,label=plain" >"$TMP/sim.json" 2>"$TMP/err" ||
 	{ cat "$TMP/err" "$TMP/sim.json"; fail "simulate --nodes 2"; }
 "$SIMUBOOST" replay "$rec" --serial -o "$TMP/serial" \
 	--analysis "$A/insn-count.so" --analysis "$A/working-set.so" >/dev/null 2>"$TMP/err" ||
@@ -38,6 +40,14 @@ assert all(i["verdict"] == "exact" for i in iv), iv
 assert {i["node"] for i in iv} == {1, 2}, "both nodes worked: %s" % [i["node"] for i in iv]
 print("simulate: %d intervals exact on 2 nodes" % len(iv))
 PY
+k=0
+while [ "$k" -lt "$n" ]; do
+	grep -q "^plain: instructions [0-9]\+ accesses [0-9]\+$" \
+		"$TMP/sim/qemu-plugins/$(printf %06d "$k").log" ||
+		fail "--qemu-plugin: interval $k: $(cat "$TMP/sim/qemu-plugins/$(printf %06d "$k").log")"
+	k=$((k + 1))
+done
+echo "simulate: a plain QEMU plugin's output for each of $n intervals"
 # demand paging from peers: every interval faulted its pages in; nodes
 # fetched from each other; the vnode sent no content twice (its upload is
 # at most one copy of what the recording stores, whatever N)
