@@ -25,4 +25,12 @@ expect run-no-cfg 2 "expected exactly one vm.cfg" -- "$S" run
 expect run-bad-timeout 2 "is not a positive number" -- "$S" run --timeout soon x.cfg
 expect qemu-cpu 0 "^kvm64,vendor=GenuineIntel" -- "$S" cpuid --qemu-cpu
 expect cpuid-table 0 "cpuid 00000000: 00000001" -- "$S" cpuid
+expect analyze-jobs-0 2 "--jobs '0': expected a count of 1 or more" -- \
+	"$S" analyze rec --trace t --analysis a.so -J 0
+expect simnode-cache-0 2 "usage: simuboost simnode" -- \
+	"$S" simnode --join ipc:///nowhere --id 1 --cache-mib 0
+expect simulate-node-cache 2 "--node-cache-mib 'lots': expected a size in MiB" -- \
+	"$S" simulate rec --node-cache-mib lots
+expect simulate-qemu-plugin-no-out 2 "--qemu-plugin .* only with --out" -- \
+	"$S" simulate rec --nodes 1 --qemu-plugin p.so
 exit $fail
