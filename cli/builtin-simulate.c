@@ -297,6 +297,18 @@ static void progress(void *ctx, unsigned done, unsigned total)
 		fputc('\n', stderr);
 }
 
+/* Plugin specs as the nodes get them: paths made absolute, arguments kept. */
+static json_t *absolute_specs(const char *const *specs, unsigned n)
+{
+	json_t *list = json_array();
+	for (unsigned i = 0; i < n; i++) {
+		char spec[PATH_MAX + 1024];
+		cli__absolute_spec(specs[i], spec, sizeof(spec));
+		json_array_append_new(list, json_string(spec));
+	}
+	return list;
+}
+
 int builtin_simulate(int argc, char **argv)
 {
 	enum { OPT_LISTEN = 256, OPT_SECRET, OPT_RESUME, OPT_TIMEOUT, OPT_PAGES, OPT_NO_PREFETCH,
@@ -441,13 +453,7 @@ int builtin_simulate(int argc, char **argv)
 	if (getenv("SIMUBOOST_QEMU"))
 		json_object_set_new(settings, "qemu", json_string(getenv("SIMUBOOST_QEMU")));
 	if (nspecs) {
-		json_t *list = json_array();
-		for (unsigned i = 0; i < nspecs; i++) {
-			char spec[PATH_MAX + 1024];
-			cli__absolute_spec(specs[i], spec, sizeof(spec));
-			json_array_append_new(list, json_string(spec));
-		}
-		json_object_set_new(settings, "analyses", list);
+		json_object_set_new(settings, "analyses", absolute_specs(specs, nspecs));
 		char real[PATH_MAX];
 		if (cli__states_dir(out_dir, states_dir, sizeof(states_dir), "simulate") != 0 ||
 		    !realpath(states_dir, real)) {
@@ -458,13 +464,7 @@ int builtin_simulate(int argc, char **argv)
 	}
 	if (nqemu) {
 		char dir[PATH_MAX], real[PATH_MAX];
-		json_t *list = json_array();
-		for (unsigned i = 0; i < nqemu; i++) {
-			char spec[PATH_MAX + 1024];
-			cli__absolute_spec(qemu_specs[i], spec, sizeof(spec));
-			json_array_append_new(list, json_string(spec));
-		}
-		json_object_set_new(settings, "qemu_plugins", list);
+		json_object_set_new(settings, "qemu_plugins", absolute_specs(qemu_specs, nqemu));
 		snprintf(dir, sizeof(dir), "%s/qemu-plugins", out_dir);
 		if (cli__make_dir(out_dir, "simulate") != 0 || cli__make_dir(dir, "simulate") != 0 ||
 		    !realpath(dir, real)) {
