@@ -45,9 +45,9 @@ recording() {
 }
 
 # grow_recording SRC DST: lays SRC's files into DST in the order `record`
-# commits them (the metadata, then per checkpoint its log, pack and, last,
-# its manifest), each through a rename, a little apart: a recording made
-# while a reader follows it, without KVM.
+# commits them (the metadata, then per checkpoint the log of the interval
+# before it, its pack and, last, its manifest), each through a rename, a
+# little apart: a recording made while a reader follows it, without KVM.
 grow_recording() {
 	mkdir -p "$2"
 	cp "$1/recording.meta" "$2/.meta.tmp" && mv "$2/.meta.tmp" "$2/recording.meta"
