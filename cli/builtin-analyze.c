@@ -508,10 +508,8 @@ int builtin_analyze(int argc, char **argv)
 	}
 	if (cli__states_dir(out_dir, states_dir, sizeof(states_dir), "analyze") != 0)
 		goto out;
-	if (!jobs) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		jobs = cpus > 0 ? (unsigned)cpus : 1;
-	}
+	if (!jobs)
+		jobs = cli__cpus();
 	ws = (struct workers){ .run = &run, .trace_dir = trace_dir, .states_dir = states_dir,
 			       .rec = argv[optind], .an = an, .n = n, .serial = serial,
 			       .first = first, .last = last, .next = first,

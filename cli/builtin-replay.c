@@ -242,10 +242,8 @@ int builtin_replay(int argc, char **argv)
 		o.first = 0;
 		o.last = count > 1 ? (uint32_t)count - 1 : 1;
 	}
-	if (!o.jobs) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		o.jobs = n > 0 ? (unsigned)n : 1;
-	}
+	if (!o.jobs)
+		o.jobs = cli__cpus();
 	if (!json && isatty(STDERR_FILENO))
 		o.progress = progress;
 	/* The plugins are loaded here too: a bad one is refused before any

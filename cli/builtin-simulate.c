@@ -340,7 +340,7 @@ int builtin_simulate(int argc, char **argv)
 	const char *specs[CLI_MAX_SPECS], *qemu_specs[CLI_MAX_SPECS];
 	struct analysis *an[CLI_MAX_SPECS];
 	unsigned nspecs = 0, nqemu = 0;
-	long nodes = sysconf(_SC_NPROCESSORS_ONLN);
+	long nodes = cli__cpus();
 	bool json = false, resume = false;
 	double timeout_s = 3600;
 	char err[1024], secret[256], endpoint[256], states_dir[PATH_MAX] = "", state_path[PATH_MAX];

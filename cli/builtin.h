@@ -55,6 +55,8 @@ int cli__apply_config(struct vnode_config *cfg, const struct cli_sets *s, bool j
 
 /* A checkpoint or interval number; -1 if s is not one. */
 int cli__parse_index(const char *s, uint32_t *out);
+/* This machine's online CPUs, at least 1: the default number of jobs. */
+unsigned cli__cpus(void);
 /* A 64-bit address or value for --json output, as "0x..." (JSON numbers
  * above 2^53, and jansson's above 2^63, do not survive a round trip). */
 struct json_t;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -59,6 +60,12 @@ int cli__apply_config(struct vnode_config *cfg, const struct cli_sets *s, bool j
 		cfg->console_out = dest;
 	}
 	return 0;
+}
+
+unsigned cli__cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
 }
 
 int cli__parse_index(const char *s, uint32_t *out)
