@@ -262,26 +262,22 @@ static int run_workers(struct workers *ws)
 	unsigned running = 0;
 	for (;;) {
 		for (unsigned s = 0; s < ws->jobs && !ws->failed; s++) {
-			if (ws->w[s].pid)
+			bool again = ws->nagain > 0;
+			if (ws->w[s].pid || (!again && ws->next >= ws->last))
 				continue;
-			if (ws->nagain) {
-				if (start_worker(ws, s, ws->again[--ws->nagain], true) != 0)
-					ws->failed = true;
-				else
-					running++;
-			} else if (ws->next < ws->last) {
-				uint32_t lo = ws->next;
-				if (start_worker(ws, s, lo, false) != 0) {
-					ws->failed = true;
-					break;
-				}
-				running++;
-				ws->next = range_end(ws, lo);
-				if (!ws->serial && ws->run->have_pages &&
-				    ckpt_pages__advance(&ws->run->pages, err, sizeof(err)) != 0) {
-					fprintf(stderr, "simuboost analyze: %s: %s\n", ws->rec, err);
-					ws->failed = true;
-				}
+			uint32_t lo = again ? ws->again[--ws->nagain] : ws->next;
+			if (start_worker(ws, s, lo, again) != 0) {
+				ws->failed = true;
+				continue;
+			}
+			running++;
+			if (again)
+				continue;
+			ws->next = range_end(ws, lo);
+			if (!ws->serial && ws->run->have_pages &&
+			    ckpt_pages__advance(&ws->run->pages, err, sizeof(err)) != 0) {
+				fprintf(stderr, "simuboost analyze: %s: %s\n", ws->rec, err);
+				ws->failed = true;
 			}
 		}
 		if (!running)
