@@ -93,7 +93,8 @@ static struct cached *slot_of(struct cached *slots, size_t cap, const struct ckp
 }
 
 /* The slots anew, without the abandoned ones (evicted, or fetches that
- * failed: nothing but a hash), twice as many if they stay half full. */
+ * failed: nothing but a hash); twice as many unless at most a quarter of
+ * them stay live. */
 static bool rebuild_cache(struct page_cache *c)
 {
 	size_t live = 0;
