@@ -58,6 +58,9 @@ const char builtin_simulate_usage[] =
 	"                         pages to the nodes (default: an ipc socket; with a\n"
 	"                         tcp --listen, a free port on the same address)\n"
 	"      --no-prefetch      demand paging without sequential prefetch\n"
+	"      --pages-over-wire  nodes started here fetch pages from their peers, as\n"
+	"                         nodes on other machines do, instead of reading the\n"
+	"                         recording's packs (to measure or test distribution)\n"
 	"      --node-cache-mib N the page cache of each node started here, in MiB\n"
 	"                         (default: a quarter of this machine's memory,\n"
 	"                         shared among them)\n"
@@ -69,7 +72,7 @@ const char builtin_simulate_usage[] =
 
 const char builtin_simnode_usage[] =
 	"usage: simuboost simnode --join ENDPOINT --id N [--secret-file F] [--serve EP]\n"
-	"                         [--cache-mib N]\n"
+	"                         [--cache-mib N] [--read-recording]\n"
 	"\n"
 	"A simulation node: joins the coordinator of `simuboost simulate` at\n"
 	"ENDPOINT, replays the intervals it assigns, and exits when it says the\n"
@@ -80,7 +83,10 @@ const char builtin_simnode_usage[] =
 	"coordinator, any free port). The recording's manifests and logs must be\n"
 	"at the same path here as for the coordinator. It keeps at most\n"
 	"--cache-mib MiB of pages (lz4; default: a quarter of this machine's\n"
-	"memory), the least recently used going first.\n";
+	"memory), the least recently used going first. With --read-recording, on\n"
+	"the vnode's host or a disk shared with it, its guests' pages are read from\n"
+	"the recording's packs instead, and no peer is asked (`simulate` starts its\n"
+	"own nodes so).\n";
 
 /* A quarter of this machine's memory, in MiB, shared by `nodes` nodes. */
 static uint32_t default_cache_mib(unsigned nodes)
@@ -121,23 +127,26 @@ int builtin_simnode(int argc, char **argv)
 		{ "secret-file", required_argument, NULL, 's' },
 		{ "serve", required_argument, NULL, 'S' },
 		{ "cache-mib", required_argument, NULL, 'c' },
+		{ "read-recording", no_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *join = NULL, *secret_file = NULL, *serve = NULL;
-	uint32_t id = 0, cache_mib = default_cache_mib(1);
+	const char *secret_file = NULL;
+	uint32_t cache_mib = default_cache_mib(1);
+	struct simnode_serve_options o = { 0 };
 	char secret[256], err[1024];
 	struct wire_key key;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "J:i:s:S:c:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "J:i:s:S:c:r", options, NULL)) != -1) {
 		switch (c) {
-		case 'J': join = optarg; break;
+		case 'J': o.join = optarg; break;
 		case 'i':
-			if (cli__parse_index(optarg, &id) != 0 || !id)
+			if (cli__parse_index(optarg, &o.id) != 0 || !o.id)
 				goto usage;
 			break;
 		case 's': secret_file = optarg; break;
-		case 'S': serve = optarg; break;
+		case 'S': o.serve = optarg; break;
+		case 'r': o.read_recording = true; break;
 		case 'c':
 			if (cli__parse_index(optarg, &cache_mib) != 0 || !cache_mib)
 				goto usage;
@@ -145,7 +154,7 @@ int builtin_simnode(int argc, char **argv)
 		default: goto usage;
 		}
 	}
-	if (!join || !id || optind != argc)
+	if (!o.join || !o.id || optind != argc)
 		goto usage;
 	if (read_secret(secret_file, secret, sizeof(secret), "simnode") != 0)
 		return EXIT_USAGE;
@@ -153,9 +162,10 @@ int builtin_simnode(int argc, char **argv)
 		fprintf(stderr, "simuboost simnode: the secret is shorter than 16 characters\n");
 		return EXIT_USAGE;
 	}
-	if (simnode__serve(join, serve, &key, id, (uint64_t)cache_mib << 20, err,
-			   sizeof(err)) != 0) {
-		fprintf(stderr, "simuboost simnode %u: %s\n", id, err);
+	o.key = &key;
+	o.cache_bytes = (uint64_t)cache_mib << 20;
+	if (simnode__serve(&o, err, sizeof(err)) != 0) {
+		fprintf(stderr, "simuboost simnode %u: %s\n", o.id, err);
 		return EXIT_FAILURE;
 	}
 	return EXIT_SUCCESS;
@@ -312,7 +322,8 @@ static json_t *absolute_specs(const char *const *specs, unsigned n)
 int builtin_simulate(int argc, char **argv)
 {
 	enum { OPT_LISTEN = 256, OPT_SECRET, OPT_RESUME, OPT_TIMEOUT, OPT_PAGES, OPT_NO_PREFETCH,
-	       OPT_MATERIALIZE, OPT_FOLLOW, OPT_FOLLOW_TIMEOUT, OPT_NODE_CACHE, OPT_QEMU_PLUGIN };
+	       OPT_MATERIALIZE, OPT_FOLLOW, OPT_FOLLOW_TIMEOUT, OPT_NODE_CACHE, OPT_QEMU_PLUGIN,
+	       OPT_OVER_WIRE };
 	static const struct option options[] = {
 		{ "nodes", required_argument, NULL, 'n' },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -329,12 +340,13 @@ int builtin_simulate(int argc, char **argv)
 		{ "node-cache-mib", required_argument, NULL, OPT_NODE_CACHE },
 		{ "qemu-plugin", required_argument, NULL, OPT_QEMU_PLUGIN },
 		{ "materialize", no_argument, NULL, OPT_MATERIALIZE },
+		{ "pages-over-wire", no_argument, NULL, OPT_OVER_WIRE },
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *listen = NULL, *secret_file = NULL, *trace_dir = NULL, *out_dir = NULL;
 	const char *pages = NULL;
-	bool no_prefetch = false, materialize = false, follow = false;
+	bool no_prefetch = false, materialize = false, follow = false, over_wire = false;
 	double follow_timeout_s = 60;
 	uint32_t node_cache_mib = 0; /* 0: default_cache_mib */
 	const char *specs[CLI_MAX_SPECS], *qemu_specs[CLI_MAX_SPECS];
@@ -381,6 +393,7 @@ int builtin_simulate(int argc, char **argv)
 			}
 			break;
 		case OPT_MATERIALIZE: materialize = true; break;
+		case OPT_OVER_WIRE: over_wire = true; break;
 		case 'j': json = true; break;
 		default:
 			fputs(builtin_simulate_usage, stderr);
@@ -514,8 +527,10 @@ int builtin_simulate(int argc, char **argv)
 		ln->pids[i] = fork();
 		if (ln->pids[i] == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGKILL); /* embedded nodes end with their coordinator */
+			/* this machine holds the recording: they read it */
 			execl("/proc/self/exe", "simuboost", "simnode", "--join", join, "--id", id,
-			      "--cache-mib", cache_mib, (char *)NULL);
+			      "--cache-mib", cache_mib, over_wire ? NULL : "--read-recording",
+			      (char *)NULL);
 			fprintf(stderr, "simuboost simulate: exec: %s\n", strerror(errno));
 			_exit(127);
 		}

@@ -2,8 +2,9 @@
  * run's settings, and replays each interval it is assigned here, with the
  * same driver as `simuboost replay` (replay.c), answering with the
  * interval's result. Its guests' RAM is demand-paged from its peers
- * (distributor.h's pages): the node keeps what it fetched and serves it
- * to the others on its own page server. */
+ * (distributor.h's pages), or on the vnode's host from the recording
+ * itself: the node keeps what it fetched and serves it to the others on
+ * its own page server. */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <netdb.h>
@@ -180,8 +181,8 @@ static void note_peer_bytes(void *ctx, uint32_t peer, uint64_t bytes)
 }
 
 /* What the interval's pages cost: bytes from each peer, cache hits. */
-static json_t *pages_result(struct node_pages *np, const struct peer_bytes *before,
-			    const struct page_client_stats *sb)
+static json_t *pages_result(struct node_pages *np, bool read_recording,
+			    const struct peer_bytes *before, const struct page_client_stats *sb)
 {
 	struct peer_bytes after = { .n = 0 };
 	struct page_client_stats sa;
@@ -202,8 +203,8 @@ static json_t *pages_result(struct node_pages *np, const struct peer_bytes *befo
 	page_server__stats(np->server, &ss);
 	uint64_t held, bytes, evicted;
 	page_cache__stats(np->cache, &held, &bytes, &evicted);
-	return json_pack("{s:o, s:I, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:o}}",
-			 "bytes_from", from,
+	return json_pack("{s:s, s:o, s:I, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:o}}",
+			 "source", read_recording ? "recording" : "peers", "bytes_from", from,
 			 "cache_hits", (json_int_t)(sa.cache_hits - sb->cache_hits), "peers_lost",
 			 (json_int_t)(sa.peers_lost - sb->peers_lost),
 			 "cache", "pages", (json_int_t)held, "bytes", (json_int_t)bytes,
@@ -234,9 +235,10 @@ static void beat(void *opaque)
 		fprintf(stderr, "simnode: heartbeat: %s\n", err);
 }
 
-int simnode__serve(const char *endpoint, const char *serve, const struct wire_key *key,
-		   uint32_t id, uint64_t cache_bytes, char *err, size_t errlen)
+int simnode__serve(const struct simnode_serve_options *so, char *err, size_t errlen)
 {
+	const char *endpoint = so->join;
+	uint32_t id = so->id;
 	struct simnode_replay_options o;
 	const char *specs[MAX_SPECS], *qemu_specs[MAX_SPECS];
 	struct node_pages np;
@@ -245,9 +247,10 @@ int simnode__serve(const char *endpoint, const char *serve, const struct wire_ke
 	struct wire_msg m;
 	int rc = -1;
 
-	if (node_pages__start(&np, endpoint, serve, key, id, cache_bytes, err, errlen) != 0)
+	if (node_pages__start(&np, endpoint, so->serve, so->key, id, so->cache_bytes, err,
+			      errlen) != 0)
 		return -1;
-	struct link *l = link__connect(endpoint, key, id, err, errlen);
+	struct link *l = link__connect(endpoint, so->key, id, err, errlen);
 	if (!l) {
 		node_pages__stop(&np);
 		return -1;
@@ -297,7 +300,8 @@ int simnode__serve(const char *endpoint, const char *serve, const struct wire_ke
 		char rerr[1024];
 		o.first = k;
 		o.last = k + 1;
-		o.page_by_hash = fetch_by_hash;
+		/* NULL: from the recording's packs */
+		o.page_by_hash = so->read_recording ? NULL : fetch_by_hash;
 		o.page_ctx = &np;
 		struct heartbeat hb = { .link = l };
 		o.tick = beat;
@@ -308,7 +312,7 @@ int simnode__serve(const char *endpoint, const char *serve, const struct wire_ke
 					      "detail", rerr);
 		json_decref(res);
 		json_object_set_new(one, "node", json_integer(id));
-		json_object_set_new(one, "pages", pages_result(&np, &before, &sb));
+		json_object_set_new(one, "pages", pages_result(&np, so->read_recording, &before, &sb));
 		const char *verdict = json_string_value(json_object_get(one, "verdict"));
 		/* an error is the node's failure, to be retried elsewhere; a
 		 * divergence is a result */

@@ -82,18 +82,31 @@ json_t *simnode__replay(const struct simnode_replay_options *o, char *err, size_
 json_t *simnode__bisect(const struct simnode_replay_options *o, const json_t *diverged,
 			char *err, size_t errlen);
 
-/* Serves a distributed run as node id: joins the coordinator at endpoint
- * (distributor.h), replays the intervals it assigns, and returns 0 when it
- * says BYE, -1 with err if the link fails. Its guests' pages come from its
- * peers, and it serves the pages it holds at serve (NULL: an ipc socket
- * for an ipc coordinator, else a free tcp port on the address that reaches
- * the coordinator). It keeps at most cache_bytes of them (lz4; 0: no
- * bound), the least recently used going first. Each result gains a pages
- * object: bytes_from (bytes received from each peer, by id; 0 is the
- * vnode), cache_hits, peers_lost, cache (pages, bytes, evicted so far). */
+/* A node of a distributed run (simnode__serve). */
 struct wire_key;
-int simnode__serve(const char *endpoint, const char *serve, const struct wire_key *key,
-		   uint32_t id, uint64_t cache_bytes, char *err, size_t errlen);
+struct simnode_serve_options {
+	const char *join;            /* the coordinator's endpoint (distributor.h) */
+	/* Where it serves the pages it holds; NULL: an ipc socket for an ipc
+	 * coordinator, else a free tcp port on the address that reaches it. */
+	const char *serve;
+	const struct wire_key *key;
+	uint32_t id;
+	uint64_t cache_bytes;        /* pages kept (lz4), least recently used first out; 0: no bound */
+	/* The node shares the recording's disk (it runs on the vnode's host):
+	 * its guests' pages are read from the recording's packs, as `replay`
+	 * reads them, and no peer is asked. It still serves what peers fetch
+	 * through it. */
+	bool read_recording;
+};
+
+/* Serves a distributed run: joins the coordinator, replays the intervals
+ * it assigns, and returns 0 when it says BYE, -1 with err if the link
+ * fails. Unless it reads the recording, its guests' pages come from its
+ * peers. Each result gains a pages object: source ("recording" or
+ * "peers"), bytes_from (bytes received from each peer, by id; 0 is the
+ * vnode), cache_hits, peers_lost, cache (pages, bytes, evicted so far),
+ * served (what its page server sent). */
+int simnode__serve(const struct simnode_serve_options *o, char *err, size_t errlen);
 
 /* The number of checkpoints of a recording, or -1 with err. */
 long simnode__checkpoints(const char *recording, char *err, size_t errlen);

@@ -48,28 +48,46 @@ while [ "$k" -lt "$n" ]; do
 	k=$((k + 1))
 done
 echo "simulate: a plain QEMU plugin's output for each of $n intervals"
-# demand paging from peers: every interval faulted its pages in; nodes
-# fetched from each other; the vnode sent no content twice (its upload is
-# at most one copy of what the recording stores, whatever N)
+# the nodes share this machine's disk: they read pages from the recording,
+# and the vnode sends none
+python3 - "$TMP/sim.json" <<'PY' || fail "demand paging from the recording"
+import json, sys
+d = json.load(open(sys.argv[1]))
+iv = d["intervals"]
+assert all(i["dsm"]["faults"] > 0 for i in iv), [i.get("dsm") for i in iv]
+assert all(i["pages"]["source"] == "recording" and not i["pages"]["bytes_from"] for i in iv), \
+    [i["pages"] for i in iv]
+assert d["vnode"]["sent_pages"] == 0, d["vnode"]
+print("simulate: demand-paged from the recording's packs; the vnode sent nothing")
+PY
+# demand paging from peers, as nodes on other machines do it: every
+# interval faulted its pages in; nodes fetched from each other; the vnode
+# sent no content twice (its upload is at most one copy of what the
+# recording stores, whatever N)
+"$SIMUBOOST" simulate "$rec" --nodes 2 --json --pages-over-wire >"$TMP/wire.json" 2>"$TMP/err" ||
+	{ cat "$TMP/err" "$TMP/wire.json"; fail "simulate --pages-over-wire"; }
 "$SIMUBOOST" ckpt ls "$rec" --json >"$TMP/ls.json"
-python3 - "$TMP/sim.json" "$TMP/ls.json" <<'PY' || fail "demand paging and page distribution"
+python3 - "$TMP/wire.json" "$TMP/ls.json" <<'PY' || fail "demand paging and page distribution"
 import json, sys
 d = json.load(open(sys.argv[1]))
 stored = sum(c["stored_pages"] for c in json.load(open(sys.argv[2]))["checkpoints"])
 iv = d["intervals"]
+assert all(i["verdict"] == "exact" for i in iv), iv
 assert all(i["dsm"]["faults"] > 0 for i in iv), [i.get("dsm") for i in iv]
 assert all(i["dsm"]["prefetch_used"] <= i["dsm"]["prefetched"] for i in iv)
+assert all(i["pages"]["source"] == "peers" for i in iv), [i["pages"] for i in iv]
 froms = [set(i["pages"]["bytes_from"]) for i in iv]
 assert any(f - {"0"} for f in froms), "no node fetched from another: %s" % froms
 sent = d["vnode"]["sent_pages"]
 assert 0 < sent <= stored, "the vnode sent %d pages; the recording stores %d" % (sent, stored)
-print("simulate: demand-paged; the vnode sent %d of %d stored pages; nodes fetched from each other" % (sent, stored))
+print("simulate: demand-paged over the wire; the vnode sent %d of %d stored pages; nodes "
+      "fetched from each other" % (sent, stored))
 PY
 
 # a node killed once the run is under way (the schedule is saved after
 # each result): every interval still comes back, exact, once; the nodes'
-# page caches stay within the bound they are given
-"$SIMUBOOST" simulate "$rec" --nodes 2 --json -o "$TMP/kill" --node-cache-mib 1 \
+# page caches, filled over the wire, stay within the bound they are given
+"$SIMUBOOST" simulate "$rec" --nodes 2 --json -o "$TMP/kill" --node-cache-mib 1 --pages-over-wire \
 	>"$TMP/kill.json" 2>"$TMP/err" &
 sim=$!
 i=0
