@@ -397,6 +397,19 @@ int cli__states_dir(const char *out_dir, char *dir, size_t len, const char *cmd)
 	return -1;
 }
 
+int cli__qemu_plugin_dir(const char *out_dir, char dir[PATH_MAX], const char *cmd)
+{
+	char made[PATH_MAX];
+	snprintf(made, sizeof(made), "%s/qemu-plugins", out_dir);
+	if (cli__make_dir(out_dir, cmd) != 0 || cli__make_dir(made, cmd) != 0)
+		return -1;
+	if (!realpath(made, dir)) {
+		fprintf(stderr, "simuboost %s: %s: %s\n", cmd, made, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 void cli__absolute_spec(const char *spec, char *out, size_t len)
 {
 	char path[PATH_MAX], real[PATH_MAX];

@@ -264,8 +264,7 @@ int builtin_replay(int argc, char **argv)
 		o.analysis_dir = states_dir;
 	}
 	if (nqemu) {
-		snprintf(qemu_dir, sizeof(qemu_dir), "%s/qemu-plugins", out_dir);
-		if (cli__make_dir(qemu_dir, "replay") != 0)
+		if (cli__qemu_plugin_dir(out_dir, qemu_dir, "replay") != 0)
 			return EXIT_FAILURE;
 		o.qemu_plugins = qemu_plugins;
 		o.nqemu_plugins = nqemu;

@@ -476,11 +476,9 @@ int builtin_simulate(int argc, char **argv)
 		json_object_set_new(settings, "analysis_dir", json_string(real));
 	}
 	if (nqemu) {
-		char dir[PATH_MAX], real[PATH_MAX];
+		char real[PATH_MAX];
 		json_object_set_new(settings, "qemu_plugins", absolute_specs(qemu_specs, nqemu));
-		snprintf(dir, sizeof(dir), "%s/qemu-plugins", out_dir);
-		if (cli__make_dir(out_dir, "simulate") != 0 || cli__make_dir(dir, "simulate") != 0 ||
-		    !realpath(dir, real)) {
+		if (cli__qemu_plugin_dir(out_dir, real, "simulate") != 0) {
 			json_decref(settings);
 			goto out;
 		}

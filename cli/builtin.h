@@ -2,6 +2,7 @@
 #ifndef SIMUBOOST_CLI_BUILTIN_H
 #define SIMUBOOST_CLI_BUILTIN_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,6 +83,9 @@ int cli__make_dir(const char *dir, const char *cmd);
 /* Where analysis states go: OUT/states (made, with OUT), or a fresh
  * temporary directory without OUT. -1 (said, and dir emptied) if neither. */
 int cli__states_dir(const char *out_dir, char *dir, size_t len, const char *cmd);
+/* Where plain QEMU plugins' output goes: OUT/qemu-plugins (made, with
+ * OUT), as an absolute path. -1 (said) if it cannot be made. */
+int cli__qemu_plugin_dir(const char *out_dir, char dir[PATH_MAX], const char *cmd);
 /* A --analysis spec with its plugin's path made absolute, for processes
  * that load it from another working directory. */
 void cli__absolute_spec(const char *spec, char *out, size_t len);
