@@ -40,6 +40,9 @@ const char builtin_record_usage[] =
 	"                            checkpoint K+1 is committed; its results go to\n"
 	"                            SIMOUT/simulate.json, reports to SIMOUT/NAME.txt\n"
 	"  -A, --analysis SPEC       with --simulate, an analysis plugin (repeatable)\n"
+	"      --qemu-plugin SPEC    with --simulate, a plain QEMU TCG plugin on every\n"
+	"                            interval (repeatable; output in SIMOUT/qemu-plugins)\n"
+	"      --trace DIR           with --simulate, full traces of every interval\n"
 	"      --simulate-out DIR    SIMOUT (default: DIR.sim beside the recording)\n"
 	"\n"
 	"Exit status: the guest's exit value, 124 on timeout, 125 if the guest\n"
@@ -200,10 +203,27 @@ static void print_json(const char *dir, const struct vnode_stats *stats,
 }
 
 
+/* What record passes on to `simulate`: option and value pairs. */
+struct simulate_args {
+	const char *v[2 * (2 * CLI_MAX_SPECS + 1)];
+	unsigned n;
+};
+
+static int simulate_args__add(struct simulate_args *a, const char *opt, const char *value)
+{
+	if (a->n + 2 > sizeof(a->v) / sizeof(a->v[0])) {
+		fprintf(stderr, "simuboost record: too many %s\n", opt);
+		return -1;
+	}
+	a->v[a->n++] = opt;
+	a->v[a->n++] = value;
+	return 0;
+}
+
 /* `simuboost simulate --follow` on the recording being made, its output in
  * out_dir/simulate.json. The pid, or -1 with err. */
 static pid_t start_simulate(const char *dir, const char *nodes, const char *out_dir,
-			    const char *const *specs, unsigned nspecs, char *err, size_t errlen)
+			    const struct simulate_args *sa, char *err, size_t errlen)
 {
 	char json_path[4200];
 	if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
@@ -216,13 +236,12 @@ static pid_t start_simulate(const char *dir, const char *nodes, const char *out_
 		snprintf(err, errlen, "%s: %s", json_path, strerror(errno));
 		return -1;
 	}
-	const char *args[16 + 2 * CLI_MAX_SPECS] = { "simuboost", "simulate", "--follow", dir,
-						  "--nodes", nodes, "--json", "-o", out_dir };
+	const char *args[10 + sizeof(sa->v) / sizeof(sa->v[0])] = {
+		"simuboost", "simulate", "--follow", dir, "--nodes", nodes, "--json", "-o", out_dir
+	};
 	unsigned n = 9;
-	for (unsigned i = 0; i < nspecs; i++) {
-		args[n++] = "--analysis";
-		args[n++] = specs[i];
-	}
+	for (unsigned i = 0; i < sa->n; i++)
+		args[n++] = sa->v[i];
 	args[n] = NULL;
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -256,7 +275,7 @@ static int finish_simulate(pid_t pid, const char *out_dir)
 
 int builtin_record(int argc, char **argv)
 {
-	enum { OPT_MODE = 256, OPT_SIMULATE, OPT_SIMULATE_OUT };
+	enum { OPT_MODE = 256, OPT_SIMULATE, OPT_SIMULATE_OUT, OPT_QEMU_PLUGIN, OPT_TRACE };
 	static const struct option options[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "interval", required_argument, NULL, 'i' },
@@ -268,10 +287,12 @@ int builtin_record(int argc, char **argv)
 		{ "simulate", required_argument, NULL, OPT_SIMULATE },
 		{ "simulate-out", required_argument, NULL, OPT_SIMULATE_OUT },
 		{ "analysis", required_argument, NULL, 'A' },
+		{ "qemu-plugin", required_argument, NULL, OPT_QEMU_PLUGIN },
+		{ "trace", required_argument, NULL, OPT_TRACE },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *simulate = NULL, *sim_out = NULL, *specs[CLI_MAX_SPECS];
-	unsigned nspecs = 0;
+	const char *simulate = NULL, *sim_out = NULL;
+	struct simulate_args sim_args = { .n = 0 };
 	pid_t sim_pid = -1;
 	char sim_dir[4200] = "";
 	struct cli_sets sets = { .n = 0 };
@@ -315,7 +336,15 @@ int builtin_record(int argc, char **argv)
 			break;
 		case OPT_SIMULATE_OUT: sim_out = optarg; break;
 		case 'A':
-			if (cli__add_spec(specs, &nspecs, optarg, "record") != 0)
+			if (simulate_args__add(&sim_args, "--analysis", optarg) != 0)
+				return EXIT_USAGE;
+			break;
+		case OPT_QEMU_PLUGIN:
+			if (simulate_args__add(&sim_args, "--qemu-plugin", optarg) != 0)
+				return EXIT_USAGE;
+			break;
+		case OPT_TRACE:
+			if (simulate_args__add(&sim_args, "--trace", optarg) != 0)
 				return EXIT_USAGE;
 			break;
 		default:
@@ -323,8 +352,9 @@ int builtin_record(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if ((nspecs || sim_out) && !simulate) {
-		fprintf(stderr, "simuboost record: --analysis and --simulate-out go with --simulate\n");
+	if ((sim_args.n || sim_out) && !simulate) {
+		fprintf(stderr, "simuboost record: --analysis, --qemu-plugin, --trace and "
+				"--simulate-out go with --simulate\n");
 		return EXIT_USAGE;
 	}
 	if (optind != argc - 1) {
@@ -373,7 +403,7 @@ int builtin_record(int argc, char **argv)
 		snprintf(sim_dir, sizeof(sim_dir), "%s", sim_out ? sim_out : "");
 		if (!sim_out)
 			snprintf(sim_dir, sizeof(sim_dir), "%s.sim", dir);
-		sim_pid = start_simulate(dir, simulate, sim_dir, specs, nspecs, err, sizeof(err));
+		sim_pid = start_simulate(dir, simulate, sim_dir, &sim_args, err, sizeof(err));
 		if (sim_pid < 0)
 			goto out_err;
 	}

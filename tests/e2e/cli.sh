@@ -33,4 +33,6 @@ expect simulate-node-cache 2 "--node-cache-mib 'lots': expected a size in MiB" -
 	"$S" simulate rec --node-cache-mib lots
 expect simulate-qemu-plugin-no-out 2 "--qemu-plugin .* only with --out" -- \
 	"$S" simulate rec --nodes 1 --qemu-plugin p.so
+expect record-trace-alone 2 "--trace and --simulate-out go with --simulate" -- \
+	"$S" record --trace t vm.cfg
 exit $fail

@@ -20,6 +20,7 @@ if ! kvm_usable; then
 else
 	"$SIMUBOOST" record --quiet --interval 20ms -o "$TMP/rec" --simulate 2 \
 		--analysis "$A/insn-count.so" --analysis "$A/working-set.so" \
+		--qemu-plugin "$SIMUBOOST_COUNT_PLUGIN,label=plain" --trace "$TMP/traces" \
 		--set "cmdline=workload=memwrite scale=2" --set console_out="$TMP/console" "$CFG" \
 		>/dev/null 2>"$TMP/err" || { cat "$TMP/err"; fail "record --simulate 2"; }
 	grep -q "every interval exact" "$TMP/err" || { cat "$TMP/err"; fail "record's word on the simulation"; }
@@ -42,6 +43,24 @@ PY
 			fail "$p: record --simulate differs from the serial replay"
 	done
 	echo "record --simulate 2: analyses equal the serial replay's"
+	# what record passed on: a plain QEMU plugin's output and a full trace
+	# of every interval, which counts what the replay counted
+	k=0
+	while [ "$k" -lt "$n" ]; do
+		grep -q "^plain: instructions [0-9]" "$TMP/rec.sim/qemu-plugins/$(printf %06d "$k").log" ||
+			fail "record --simulate --qemu-plugin: interval $k"
+		k=$((k + 1))
+	done
+	"$SIMUBOOST" trace ls --json "$TMP/traces" >"$TMP/traces.json" ||
+		fail "record --simulate --trace: trace ls"
+	python3 - "$TMP/rec.sim/simulate.json" "$TMP/traces.json" <<'PY' ||
+import json, sys
+sim = {i["interval"]: i["instructions"] for i in json.load(open(sys.argv[1]))["intervals"]}
+traced = {t["interval"]: t["instructions"] for t in json.load(open(sys.argv[2]))}
+assert traced == sim, (traced, sim)
+PY
+		fail "record --simulate --trace: the traces' instructions differ from the replay's"
+	echo "record --simulate 2: plain QEMU plugin output and a trace for each of $n intervals"
 fi
 
 # --follow before the recording exists
