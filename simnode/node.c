@@ -20,9 +20,12 @@
 #include "simnode.h"
 
 #define MAX_SPECS 16
-/* Between assignments a coordinator sends something at least this often
- * (an interval that runs longer on another node delays nothing here). */
-#define SILENCE_MS (24 * 3600 * 1000)
+/* A coordinator silent this long is gone for good: the node ends. */
+#define SILENCE_S (24 * 3600)
+/* An idle node that has heard nothing for this long says HELLO again: a
+ * coordinator that restarted (`simulate --resume` on the same endpoint)
+ * does not know it, and one that knows it just welcomes it again. */
+#define REJOIN_MS 5000
 
 /* A list of plugin specs from the settings, into specs[MAX_SPECS]. */
 static int spec_list(json_t *list, const char **specs, unsigned *n, const char *what, char *err,
@@ -256,22 +259,27 @@ int simnode__serve(const struct simnode_serve_options *so, char *err, size_t err
 		return -1;
 	}
 	/* HELLO: where this node serves pages */
-	const char *mine = page_server__endpoint(np.server);
 	struct wire_writer hello = { .ok = true };
-	msg__hello_write(&hello, mine);
-	int said = hello.ok ? link__send(l, 0, WIRE_HELLO, hello.buf, hello.len, err, errlen) : -1;
-	wire_writer__free(&hello);
-	if (said != 0)
+	msg__hello_write(&hello, page_server__endpoint(np.server));
+	if (!hello.ok || link__send(l, 0, WIRE_HELLO, hello.buf, hello.len, err, errlen) != 0)
 		goto out;
+	unsigned silent_ms = 0;
 	for (;;) {
-		int got = link__recv(l, &m, SILENCE_MS, err, errlen);
+		int got = link__recv(l, &m, REJOIN_MS, err, errlen);
 		if (got < 0)
 			goto out;
 		if (got == 0) {
-			snprintf(err, errlen, "%s: the coordinator has been silent for %d s", endpoint,
-				 SILENCE_MS / 1000);
-			goto out;
+			silent_ms += REJOIN_MS;
+			if (silent_ms >= SILENCE_S * 1000u) {
+				snprintf(err, errlen, "%s: the coordinator has been silent for %d s",
+					 endpoint, SILENCE_S);
+				goto out;
+			}
+			if (link__send(l, 0, WIRE_HELLO, hello.buf, hello.len, err, errlen) != 0)
+				goto out;
+			continue;
 		}
+		silent_ms = 0;
 		if (m.type == WIRE_BYE)
 			break;
 		if (m.type == WIRE_WELCOME) {
@@ -331,6 +339,7 @@ int simnode__serve(const struct simnode_serve_options *so, char *err, size_t err
 	}
 	rc = 0;
 out:
+	wire_writer__free(&hello);
 	json_decref(doc);
 	link__close(l);
 	node_pages__stop(&np);

@@ -136,3 +136,36 @@ assert all(i["verdict"] == "exact" for i in iv), iv
 print("simulate: coordinator killed after %s results, resumed: %d intervals exact" %
       (sys.argv[3], len(iv)))
 PY
+
+# a node from elsewhere (tcp) outlives its coordinator: the coordinator is
+# killed mid-run and resumed on the same endpoint, and the node, idle and
+# unheard of, says HELLO again and finishes the run
+port=$((20000 + $$ % 20000))
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/secret"
+set -- --nodes 0 --listen "tcp://127.0.0.1:$port" --secret-file "$TMP/secret" -o "$TMP/remote"
+"$SIMUBOOST" simulate "$rec" "$@" >/dev/null 2>&1 &
+sim=$!
+"$SIMUBOOST" simnode --join "tcp://127.0.0.1:$port" --id 7 --secret-file "$TMP/secret" \
+	2>"$TMP/node.err" &
+node=$!
+i=0
+while [ "$(ls "$TMP/remote/results" 2>/dev/null | wc -l)" -lt 2 ] && [ "$i" -lt 600 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+kill -9 "$sim"
+wait "$sim" || true
+before=$(ls "$TMP/remote/results" | wc -l)
+"$SIMUBOOST" simulate "$rec" "$@" --resume --json >"$TMP/remote.json" 2>"$TMP/err" ||
+	{ cat "$TMP/err" "$TMP/node.err" "$TMP/remote.json"; fail "simulate --resume with a remote node"; }
+rc=0
+wait "$node" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$TMP/node.err"; fail "the remote node: rc $rc after the run"; }
+python3 - "$TMP/remote.json" "$n" "$before" <<'PY' || fail "results with a node that joined again"
+import json, sys
+iv = json.load(open(sys.argv[1]))["intervals"]
+assert [i["interval"] for i in iv] == list(range(int(sys.argv[2]))), iv
+assert all(i["verdict"] == "exact" and i["node"] == 7 for i in iv), iv
+print("simulate: coordinator killed after %s results and resumed; the remote node joined again: "
+      "%d intervals exact" % (sys.argv[3], len(iv)))
+PY
