@@ -109,15 +109,18 @@ PY
 
 # the coordinator itself killed mid-run (its nodes go with it); --resume
 # finishes the run from the schedule and results it saved
+# kill_after_2 PID OUT: kill -9 the coordinator PID once OUT holds 2 results
+kill_after_2() {
+	_i=0
+	while [ "$(ls "$2/results" 2>/dev/null | wc -l)" -lt 2 ] && [ "$_i" -lt 600 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	kill -9 "$1"
+	wait "$1" || true
+}
 "$SIMUBOOST" simulate "$rec" --nodes 2 -o "$TMP/restart" >/dev/null 2>&1 &
-sim=$!
-i=0
-while [ "$(ls "$TMP/restart/results" 2>/dev/null | wc -l)" -lt 2 ] && [ "$i" -lt 600 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-kill -9 "$sim"
-wait "$sim" || true
+kill_after_2 $! "$TMP/restart"
 done_before=$(ls "$TMP/restart/results" | wc -l)
 # a result lost with the machine and one damaged since: those intervals
 # run again
@@ -148,13 +151,7 @@ sim=$!
 "$SIMUBOOST" simnode --join "tcp://127.0.0.1:$port" --id 7 --secret-file "$TMP/secret" \
 	2>"$TMP/node.err" &
 node=$!
-i=0
-while [ "$(ls "$TMP/remote/results" 2>/dev/null | wc -l)" -lt 2 ] && [ "$i" -lt 600 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-kill -9 "$sim"
-wait "$sim" || true
+kill_after_2 "$sim" "$TMP/remote"
 before=$(ls "$TMP/remote/results" | wc -l)
 "$SIMUBOOST" simulate "$rec" "$@" --resume --json >"$TMP/remote.json" 2>"$TMP/err" ||
 	{ cat "$TMP/err" "$TMP/node.err" "$TMP/remote.json"; fail "simulate --resume with a remote node"; }
