@@ -275,7 +275,7 @@ long ckpt_store__verify(struct ckpt_store *st, void (*report)(void *opaque, cons
  * fsync, rename, fsync of the directory. A reader finds the old file or the
  * whole new one, and a later file can rely on this one after a crash. For
  * what lives beside a recording (a simulation's schedule and results).
- * The name (after the last /) is at most 47 bytes. */
+ * The name (after the last /) is at most 251 bytes. */
 int ckpt_file__publish(const char *path, const void *buf, size_t len, char *err, size_t errlen);
 
 /* ---- export and import ----------------------------------------------------- */

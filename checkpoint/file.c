@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,14 +169,18 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static void tmp_name(char out[CKPT_NAME_MAX + 4], const char *name)
+/* NAME.tmp; NAME is at most PUBLISH_NAME_MAX bytes. */
+#define PUBLISH_NAME_MAX (NAME_MAX - 4)
+#define TMP_NAME_MAX (NAME_MAX + 1)
+
+static void tmp_name(char out[TMP_NAME_MAX], const char *name)
 {
-	snprintf(out, CKPT_NAME_MAX + 4, "%s.tmp", name);
+	snprintf(out, TMP_NAME_MAX, "%s.tmp", name);
 }
 
 static int open_tmp(int dirfd, const char *name, char *err, size_t errlen)
 {
-	char tmp[CKPT_NAME_MAX + 4];
+	char tmp[TMP_NAME_MAX];
 	int fd;
 
 	tmp_name(tmp, name);
@@ -189,7 +194,7 @@ static int open_tmp(int dirfd, const char *name, char *err, size_t errlen)
  * its final name before anything depends on it. Closes fd in all cases. */
 static int publish(int dirfd, int fd, const char *name, char *err, size_t errlen)
 {
-	char tmp[CKPT_NAME_MAX + 4];
+	char tmp[TMP_NAME_MAX];
 
 	tmp_name(tmp, name);
 	if (fsync(fd) < 0) {
@@ -213,7 +218,7 @@ static int publish(int dirfd, int fd, const char *name, char *err, size_t errlen
 int ckpt_file__write_atomic(int dirfd, const char *name, const struct iovec *iov, int iovcnt,
 			    char *err, size_t errlen)
 {
-	char tmp[CKPT_NAME_MAX + 4];
+	char tmp[TMP_NAME_MAX];
 	int fd = open_tmp(dirfd, name, err, errlen);
 
 	if (fd < 0)
@@ -241,9 +246,9 @@ int ckpt_file__publish(const char *path, const void *buf, size_t len, char *err,
 	char dir[4096];
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 
-	if (!*name || strlen(name) >= CKPT_NAME_MAX)
+	if (!*name || strlen(name) > PUBLISH_NAME_MAX)
 		return ckpt__errf(err, errlen, "%s: the file name must be 1 to %d bytes", path,
-				  CKPT_NAME_MAX - 1);
+				  PUBLISH_NAME_MAX);
 	if (!slash)
 		snprintf(dir, sizeof(dir), ".");
 	else if ((size_t)(slash - path) >= sizeof(dir))
@@ -284,7 +289,7 @@ int ckpt_file__write_env(int dirfd, const char *name, uint32_t kind, uint32_t in
 int ckpt_wfile__open(struct ckpt_wfile *w, int dirfd, const char *name, uint32_t kind,
 		     uint32_t index, size_t bufsize, char *err, size_t errlen)
 {
-	char tmp[CKPT_NAME_MAX + 4];
+	char tmp[TMP_NAME_MAX];
 
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
@@ -394,7 +399,7 @@ fail:
 
 void ckpt_wfile__discard(struct ckpt_wfile *w)
 {
-	char tmp[CKPT_NAME_MAX + 4];
+	char tmp[TMP_NAME_MAX];
 
 	if (w->fd >= 0) {
 		close(w->fd);

@@ -21,7 +21,7 @@
 
 #include "checkpoint.h"
 
-#define WIRE_VERSION 1u
+#define WIRE_VERSION 2u /* 2: FILE_REQUEST, FILE_DATA, OUTPUT */
 #define WIRE_HEADER_SIZE 32u
 #define WIRE_MAC_SIZE 32u
 #define WIRE_MAX_PAYLOAD (64u << 20)
@@ -37,6 +37,9 @@ enum wire_type {
 	WIRE_PAGE_DATA,     /* pages, lz4-compressed, by hash */
 	WIRE_HEARTBEAT,
 	WIRE_BYE,
+	WIRE_FILE_REQUEST,  /* part of a recording's file, for a node without it */
+	WIRE_FILE_DATA,     /* the answer */
+	WIRE_OUTPUT,        /* a file an interval produced, for the coordinator to keep */
 	WIRE_TYPE__COUNT
 };
 
@@ -282,6 +285,50 @@ struct msg_result {
 void msg__result_write(struct wire_writer *w, const struct msg_result *r);
 bool msg__result_parse(const struct wire_msg *m, struct msg_result *r);
 
+/* A node whose machine does not hold the recording asks the coordinator
+ * for the files it replays from, and sends back what its intervals
+ * produced (a node that shares the recording's filesystem does neither):
+ *   FILE_REQUEST: u32 tag, blob name, u64 offset. The name is one of the
+ *                 recording's own files: recording.meta, NNNNNN.manifest,
+ *                 NNNNNN.log (never a path, never a pack).
+ *   FILE_DATA:    u32 tag, u8 status (0: data; 1: no such file), u64 the
+ *                 file's size, u64 offset, blob of at most MSG_FILE_CHUNK
+ *                 bytes from offset.
+ *   OUTPUT:       u32 interval, u8 kind, blob name (a plain file name:
+ *                 letters, digits, '.', '-', '_', not starting with '.'),
+ *                 blob contents; sent before the interval's RESULT. */
+#define MSG_FILE_CHUNK (8u << 20)
+#define MSG_NAME_MAX 200u
+
+struct msg_file_request {
+	uint32_t tag;
+	char name[MSG_NAME_MAX + 1];
+	uint64_t offset;
+};
+void msg__file_request_write(struct wire_writer *w, const struct msg_file_request *q);
+bool msg__file_request_parse(const struct wire_msg *m, struct msg_file_request *q);
+
+struct msg_file_data {
+	uint32_t tag;
+	bool missing;
+	uint64_t size, offset;
+	const uint8_t *bytes;       /* parsing points into the message */
+	uint32_t len;
+};
+void msg__file_data_write(struct wire_writer *w, const struct msg_file_data *d);
+bool msg__file_data_parse(const struct wire_msg *m, struct msg_file_data *d);
+
+enum msg_output_kind { MSG_OUTPUT_STATE, MSG_OUTPUT_QEMU_LOG, MSG_OUTPUT__COUNT };
+struct msg_output {
+	uint32_t interval;
+	enum msg_output_kind kind;
+	char name[MSG_NAME_MAX + 1];
+	const uint8_t *bytes;       /* parsing points into the message */
+	uint32_t len;
+};
+void msg__output_write(struct wire_writer *w, const struct msg_output *o);
+bool msg__output_parse(const struct wire_msg *m, struct msg_output *o);
+
 #define MSG_PAGE_FETCH_THROUGH 1u
 #define MSG_PAGE_MAX_LZ4 (CKPT_PAGE_SIZE + CKPT_PAGE_SIZE / 255 + 16) /* LZ4_COMPRESSBOUND */
 
@@ -380,6 +427,11 @@ struct coord_options {
 	 * last), and sets *complete once no more will come. */
 	uint32_t (*available)(void *ctx, bool *complete);
 	void *ctx;
+	/* For nodes whose machine does not hold the recording: its directory
+	 * (FILE_REQUEST is answered from it; NULL: refused), and where their
+	 * OUTPUT goes, by kind (NULL: refused). */
+	const char *recording;
+	const char *output_dirs[MSG_OUTPUT__COUNT];
 };
 
 /* The results of every interval, in order ({interval, verdict, ...} as the

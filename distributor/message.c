@@ -151,3 +151,96 @@ int msg__page_data_next(struct wire_reader *r, struct ckpt_hash *h, const uint8_
 		return 0;
 	return wire_reader__blob(r, lz4, len, MSG_PAGE_MAX_LZ4) ? 1 : -1;
 }
+
+/* A name read from a blob: at most MSG_NAME_MAX bytes, no NUL. */
+static bool read_name(struct wire_reader *r, char out[MSG_NAME_MAX + 1])
+{
+	const uint8_t *p;
+	uint32_t len;
+	if (!wire_reader__blob(r, &p, &len, MSG_NAME_MAX) || !len || memchr(p, '\0', len))
+		return false;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return true;
+}
+
+/* recording.meta, or six digits then .manifest or .log */
+static bool recording_file(const char *name)
+{
+	if (!strcmp(name, "recording.meta"))
+		return true;
+	for (int i = 0; i < 6; i++)
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+	return !strcmp(name + 6, ".manifest") || !strcmp(name + 6, ".log");
+}
+
+/* A plain file name: nothing that leaves the directory or hides in it. */
+static bool plain_name(const char *name)
+{
+	if (name[0] == '.')
+		return false;
+	for (const char *c = name; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '_'))
+			return false;
+	return true;
+}
+
+void msg__file_request_write(struct wire_writer *w, const struct msg_file_request *q)
+{
+	wire_writer__u32(w, q->tag);
+	wire_writer__blob(w, q->name, (uint32_t)strnlen(q->name, MSG_NAME_MAX));
+	wire_writer__u64(w, q->offset);
+}
+
+bool msg__file_request_parse(const struct wire_msg *m, struct msg_file_request *q)
+{
+	struct wire_reader r = wire_reader__of(m);
+	return wire_reader__u32(&r, &q->tag) && read_name(&r, q->name) &&
+	       recording_file(q->name) && wire_reader__u64(&r, &q->offset) &&
+	       wire_reader__done(&r);
+}
+
+void msg__file_data_write(struct wire_writer *w, const struct msg_file_data *d)
+{
+	wire_writer__u32(w, d->tag);
+	wire_writer__u8(w, d->missing ? 1 : 0);
+	wire_writer__u64(w, d->size);
+	wire_writer__u64(w, d->offset);
+	wire_writer__blob(w, d->bytes, d->len);
+}
+
+bool msg__file_data_parse(const struct wire_msg *m, struct msg_file_data *d)
+{
+	struct wire_reader r = wire_reader__of(m);
+	uint8_t status;
+	if (!wire_reader__u32(&r, &d->tag) || !wire_reader__u8(&r, &status) || status > 1 ||
+	    !wire_reader__u64(&r, &d->size) || !wire_reader__u64(&r, &d->offset) ||
+	    !wire_reader__blob(&r, &d->bytes, &d->len, MSG_FILE_CHUNK) || !wire_reader__done(&r))
+		return false;
+	d->missing = status == 1;
+	/* the bytes lie within the file, and a missing file has none */
+	return d->offset <= d->size && d->len <= d->size - d->offset && !(d->missing && d->len);
+}
+
+void msg__output_write(struct wire_writer *w, const struct msg_output *o)
+{
+	wire_writer__u32(w, o->interval);
+	wire_writer__u8(w, (uint8_t)o->kind);
+	wire_writer__blob(w, o->name, (uint32_t)strnlen(o->name, MSG_NAME_MAX));
+	wire_writer__blob(w, o->bytes, o->len);
+}
+
+bool msg__output_parse(const struct wire_msg *m, struct msg_output *o)
+{
+	struct wire_reader r = wire_reader__of(m);
+	uint8_t kind;
+	if (!wire_reader__u32(&r, &o->interval) || !wire_reader__u8(&r, &kind) ||
+	    kind >= MSG_OUTPUT__COUNT || !read_name(&r, o->name) || !plain_name(o->name) ||
+	    !wire_reader__blob(&r, &o->bytes, &o->len, WIRE_MAX_PAYLOAD) ||
+	    !wire_reader__done(&r))
+		return false;
+	o->kind = (enum msg_output_kind)kind;
+	return true;
+}

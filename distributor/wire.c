@@ -28,7 +28,8 @@ static const char *const type_names[WIRE_TYPE__COUNT] = {
 	[WIRE_ASSIGN] = "assign",     [WIRE_RESULT] = "result",
 	[WIRE_HAVE] = "have",         [WIRE_PAGE_REQUEST] = "page-request",
 	[WIRE_PAGE_DATA] = "page-data", [WIRE_HEARTBEAT] = "heartbeat",
-	[WIRE_BYE] = "bye",
+	[WIRE_BYE] = "bye", [WIRE_FILE_REQUEST] = "file-request", [WIRE_FILE_DATA] = "file-data",
+	[WIRE_OUTPUT] = "output",
 };
 
 static const char *const verdict_names[WIRE_VERDICT__COUNT] = {

@@ -934,7 +934,7 @@ static void test_publish(void **state)
 {
 	struct fixture *f = *state;
 	char path[400], got[16] = { 0 };
-	char name[CKPT_NAME_MAX + 1];
+	char name[256];
 
 	snprintf(path, sizeof(path), "%s/result.json", f->tmp);
 	assert_int_equal(ckpt_file__publish(path, "old", 3, err, sizeof(err)), 0);
@@ -950,8 +950,13 @@ static void test_publish(void **state)
 	snprintf(path, sizeof(path), "%s/no-such-dir/x", f->tmp);
 	assert_int_equal(ckpt_file__publish(path, "x", 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "no-such-dir: No such file or directory"));
-	memset(name, 'n', CKPT_NAME_MAX);
-	name[CKPT_NAME_MAX] = '\0';
+	/* 251 bytes, the most: NAME.tmp must fit in a file name too */
+	memset(name, 'n', 251);
+	name[251] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", f->tmp, name);
+	assert_int_equal(ckpt_file__publish(path, "x", 1, err, sizeof(err)), 0);
+	name[251] = 'n';
+	name[252] = '\0';
 	snprintf(path, sizeof(path), "%s/%s", f->tmp, name);
 	assert_int_equal(ckpt_file__publish(path, "x", 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "the file name must be"));
