@@ -72,7 +72,7 @@ const char builtin_simulate_usage[] =
 
 const char builtin_simnode_usage[] =
 	"usage: simuboost simnode --join ENDPOINT --id N [--secret-file F] [--serve EP]\n"
-	"                         [--cache-mib N] [--read-recording]\n"
+	"                         [--cache-mib N] [--read-recording] [--work-dir DIR]\n"
 	"\n"
 	"A simulation node: joins the coordinator of `simuboost simulate` at\n"
 	"ENDPOINT, replays the intervals it assigns, and exits when it says the\n"
@@ -80,8 +80,12 @@ const char builtin_simnode_usage[] =
 	"Its guests' pages are faulted in from its peers (the vnode and the other\n"
 	"nodes), and it serves the pages it holds at --serve (default: an ipc\n"
 	"socket for an ipc coordinator, else tcp on the address that reaches the\n"
-	"coordinator, any free port). The recording's manifests and logs must be\n"
-	"at the same path here as for the coordinator. It keeps at most\n"
+	"coordinator, any free port). Where the recording is not at the same path\n"
+	"here as for the coordinator, the node copies the manifests and logs it\n"
+	"needs from the coordinator into a directory of its own under --work-dir\n"
+	"(default: ~/.cache/simuboost; removed when it leaves), and sends back its\n"
+	"analysis states and QEMU plugin logs; traces stay on this machine, at the\n"
+	"run's --trace path. It keeps at most\n"
 	"--cache-mib MiB of pages (lz4; default: a quarter of this machine's\n"
 	"memory), the least recently used going first. With --read-recording, on\n"
 	"the vnode's host or a disk shared with it, its guests' pages are read from\n"
@@ -128,6 +132,7 @@ int builtin_simnode(int argc, char **argv)
 		{ "serve", required_argument, NULL, 'S' },
 		{ "cache-mib", required_argument, NULL, 'c' },
 		{ "read-recording", no_argument, NULL, 'r' },
+		{ "work-dir", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *secret_file = NULL;
@@ -137,7 +142,7 @@ int builtin_simnode(int argc, char **argv)
 	struct wire_key key;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "J:i:s:S:c:r", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "J:i:s:S:c:rw:", options, NULL)) != -1) {
 		switch (c) {
 		case 'J': o.join = optarg; break;
 		case 'i':
@@ -147,6 +152,7 @@ int builtin_simnode(int argc, char **argv)
 		case 's': secret_file = optarg; break;
 		case 'S': o.serve = optarg; break;
 		case 'r': o.read_recording = true; break;
+		case 'w': o.work_dir = optarg; break;
 		case 'c':
 			if (cli__parse_index(optarg, &cache_mib) != 0 || !cache_mib)
 				goto usage;
@@ -356,6 +362,8 @@ int builtin_simulate(int argc, char **argv)
 	bool json = false, resume = false;
 	double timeout_s = 3600;
 	char err[1024], secret[256], endpoint[256], states_dir[PATH_MAX] = "", state_path[PATH_MAX];
+	/* where nodes without the recording's filesystem send their outputs */
+	char outputs[MSG_OUTPUT__COUNT][PATH_MAX] = { "" };
 	int c, status = EXIT_FAILURE;
 
 	while ((c = getopt_long(argc, argv, "n:t:A:o:j", options, NULL)) != -1) {
@@ -467,22 +475,22 @@ int builtin_simulate(int argc, char **argv)
 		json_object_set_new(settings, "qemu", json_string(getenv("SIMUBOOST_QEMU")));
 	if (nspecs) {
 		json_object_set_new(settings, "analyses", absolute_specs(specs, nspecs));
-		char real[PATH_MAX];
 		if (cli__states_dir(out_dir, states_dir, sizeof(states_dir), "simulate") != 0 ||
-		    !realpath(states_dir, real)) {
+		    !realpath(states_dir, outputs[MSG_OUTPUT_STATE])) {
 			json_decref(settings);
 			goto out;
 		}
-		json_object_set_new(settings, "analysis_dir", json_string(real));
+		json_object_set_new(settings, "analysis_dir",
+				    json_string(outputs[MSG_OUTPUT_STATE]));
 	}
 	if (nqemu) {
-		char real[PATH_MAX];
 		json_object_set_new(settings, "qemu_plugins", absolute_specs(qemu_specs, nqemu));
-		if (cli__qemu_plugin_dir(out_dir, real, "simulate") != 0) {
+		if (cli__qemu_plugin_dir(out_dir, outputs[MSG_OUTPUT_QEMU_LOG], "simulate") != 0) {
 			json_decref(settings);
 			goto out;
 		}
-		json_object_set_new(settings, "qemu_plugin_dir", json_string(real));
+		json_object_set_new(settings, "qemu_plugin_dir",
+				    json_string(outputs[MSG_OUTPUT_QEMU_LOG]));
 	}
 	char *settings_text = json_dumps(settings, JSON_COMPACT);
 	json_decref(settings);
@@ -543,6 +551,11 @@ int builtin_simulate(int argc, char **argv)
 		.resume = resume, .lost = lost_locals, .ctx = &run,
 		.available = follow ? available : NULL, .guard = &guard,
 		.progress = !json && isatty(STDERR_FILENO) ? progress : NULL,
+		.recording = rec,
+		.output_dirs = { [MSG_OUTPUT_STATE] = outputs[MSG_OUTPUT_STATE][0] ?
+							  outputs[MSG_OUTPUT_STATE] : NULL,
+				 [MSG_OUTPUT_QEMU_LOG] = outputs[MSG_OUTPUT_QEMU_LOG][0] ?
+							     outputs[MSG_OUTPUT_QEMU_LOG] : NULL },
 	};
 	json_t *results = coord__run(&co, listen ? 3600 : 10, err, sizeof(err));
 	free(settings_text);

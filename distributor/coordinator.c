@@ -1,10 +1,14 @@
 /* The coordinator of a simulation: see distributor.h. */
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "distributor.h"
@@ -186,6 +190,68 @@ static void on_result(struct coord *c, const struct wire_msg *m)
 	feed_all(c);
 }
 
+/* FILE_REQUEST: part of one of the recording's files, for a node whose
+ * machine does not hold it. Its parser allows only the recording's own
+ * file names. */
+static void on_file_request(struct coord *c, const struct wire_msg *m)
+{
+	struct msg_file_request q;
+	if (!c->o->recording || !node_of(c, m->sender) || !msg__file_request_parse(m, &q))
+		return; /* malformed, or not ours to answer: dropped */
+	char path[4400];
+	snprintf(path, sizeof(path), "%s/%s", c->o->recording, q.name);
+	struct msg_file_data d = { .tag = q.tag, .offset = q.offset };
+	uint8_t *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		d.missing = true;
+		d.offset = 0;
+	} else {
+		d.size = (uint64_t)sb.st_size;
+		d.offset = q.offset < d.size ? q.offset : d.size;
+		uint64_t want = d.size - d.offset < MSG_FILE_CHUNK ? d.size - d.offset : MSG_FILE_CHUNK;
+		buf = malloc(want ? want : 1);
+		ssize_t n = buf ? pread(fd, buf, want, (off_t)d.offset) : -1;
+		if (n < 0) {
+			fprintf(stderr, "coordinator: %s: %s\n", path,
+				buf ? strerror(errno) : "out of memory");
+			d.missing = true;
+			d.size = d.offset = 0;
+		} else {
+			d.bytes = buf;
+			d.len = (uint32_t)n;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	struct wire_writer w = { .ok = true };
+	msg__file_data_write(&w, &d);
+	if (w.ok)
+		link__send(c->link, m->sender, WIRE_FILE_DATA, w.buf, w.len, c->err, sizeof(c->err));
+	wire_writer__free(&w);
+	free(buf);
+}
+
+/* OUTPUT: a file of an interval the node is running (an analysis state, a
+ * QEMU plugin's log), kept where the run's outputs go, as if the node had
+ * written it there. */
+static void on_output(struct coord *c, const struct wire_msg *m)
+{
+	struct msg_output out;
+	uint32_t ran;
+	if (!node_of(c, m->sender) || !msg__output_parse(m, &out) || out.interval < c->o->first ||
+	    out.interval >= c->last || !c->o->output_dirs[out.kind] ||
+	    sched__state(c->sched, out.interval, &ran, NULL) != SCHED_RUNNING ||
+	    ran != m->sender)
+		return; /* malformed, or of an interval not the node's now: dropped */
+	char path[4400];
+	snprintf(path, sizeof(path), "%s/%s", c->o->output_dirs[out.kind], out.name);
+	if (ckpt_file__publish(path, out.bytes, out.len, c->err, sizeof(c->err)) != 0)
+		fprintf(stderr, "coordinator: interval %u: node %u's output: %s\n", out.interval,
+			m->sender, c->err);
+}
+
 /* More intervals committed: pending, each with room for its result. */
 static int grow(struct coord *c, uint32_t last)
 {
@@ -256,6 +322,10 @@ json_t *coord__run(const struct coord_options *o, double idle_s, char *err, size
 			on_hello(&c, &m);
 		else if (got && m.type == WIRE_RESULT)
 			on_result(&c, &m);
+		else if (got && m.type == WIRE_FILE_REQUEST)
+			on_file_request(&c, &m);
+		else if (got && m.type == WIRE_OUTPUT)
+			on_output(&c, &m);
 		struct node *from = got ? node_of(&c, m.sender) : NULL;
 		if (from)
 			from->heard = now_s();

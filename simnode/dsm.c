@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "dsm.h"
 #include "replay-dsm-msg.h"
 
@@ -30,6 +31,7 @@ struct dsm {
 	uint8_t *buf;              /* DSM_PREFETCH_MAX pages */
 	bool *zero;
 	uint64_t *gpns;
+	struct replay_dsm_page_reply *reply;
 	uint64_t last_gpn;
 	unsigned run, window;
 	uint64_t refill_at;        /* touching this prefetched page prefetches more */
@@ -217,15 +219,34 @@ static void on_fault(struct dsm *d, const struct uffd_msg *m)
 		prefetch_after(d, gpn);
 }
 
-/* The guest reached an interval's end: what follows is validation. */
+/* A page by hash for the plugin (a recording without packs). */
+static void answer_page(struct dsm *d, const struct replay_dsm_page_request *q)
+{
+	struct ckpt_hash h = { .lo = q->lo, .hi = q->hi };
+	char err[256];
+	d->reply->magic = REPLAY_DSM_PAGE_MAGIC;
+	d->reply->status = d->src.fetch_hash && d->src.fetch_hash(d->src.ctx, &h, d->reply->page,
+								  err, sizeof(err)) == 0 ? 0 : -1;
+	/* a plugin that is gone finds out by itself */
+	if (send(d->sock, d->reply, sizeof(*d->reply), MSG_NOSIGNAL) < 0)
+		return;
+}
+
+/* The guest reached an interval's end (what follows is validation), or
+ * the plugin wants a page by hash. */
 static void on_plugin_message(struct dsm *d)
 {
-	struct replay_dsm_end e;
-	ssize_t n = recv(d->sock, &e, sizeof(e), MSG_DONTWAIT);
-	if (n == (ssize_t)sizeof(e) && e.magic == REPLAY_DSM_MAGIC) {
+	union {
+		struct replay_dsm_end end;
+		struct replay_dsm_page_request page;
+	} u;
+	ssize_t n = recv(d->sock, &u, sizeof(u), MSG_DONTWAIT);
+	if (n == (ssize_t)sizeof(u.end) && u.end.magic == REPLAY_DSM_MAGIC) {
 		d->at_end = d->stats;
 		d->nlat_at_end = d->nlat;
 		d->ended = true;
+	} else if (n == (ssize_t)sizeof(u.page) && u.page.magic == REPLAY_DSM_PAGE_MAGIC) {
+		answer_page(d, &u.page);
 	}
 }
 
@@ -291,7 +312,8 @@ struct dsm *dsm__start(int sock, int memfd, uint64_t ram_bytes, const struct dsm
 	d->buf = malloc((size_t)DSM_PREFETCH_MAX * PAGE);
 	d->zero = calloc(DSM_PREFETCH_MAX, sizeof(*d->zero));
 	d->gpns = calloc(DSM_PREFETCH_MAX, sizeof(*d->gpns));
-	if (d->stop_fd < 0 || !d->installed || !d->buf || !d->zero || !d->gpns) {
+	d->reply = malloc(sizeof(*d->reply));
+	if (d->stop_fd < 0 || !d->installed || !d->buf || !d->zero || !d->gpns || !d->reply) {
 		snprintf(err, errlen, "out of memory");
 		goto bad;
 	}
@@ -308,6 +330,7 @@ bad:
 	free(d->buf);
 	free(d->zero);
 	free(d->gpns);
+	free(d->reply);
 	free(d);
 	return NULL;
 }
@@ -356,5 +379,6 @@ void dsm__stop(struct dsm *d, struct dsm_stats *stats)
 	free(d->buf);
 	free(d->zero);
 	free(d->gpns);
+	free(d->reply);
 	free(d);
 }

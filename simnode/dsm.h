@@ -16,12 +16,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ckpt_hash;
+
 /* Where page contents come from: guest pages gpn[0..n) as they are at the
  * replay's starting checkpoint, into out (n pages); zero[i] is set instead
  * for a zero page. 0, or -1 with err. Called on the fault thread only. */
 struct dsm_source {
 	int (*fetch)(void *ctx, const uint64_t *gpn, unsigned n, uint8_t *out, bool *zero,
 		     char *err, size_t errlen);
+	/* A page by content hash, for a plugin whose recording has no packs
+	 * (replay-dsm-msg.h); NULL: such requests fail. */
+	int (*fetch_hash)(void *ctx, const struct ckpt_hash *hash, uint8_t *out, char *err,
+			  size_t errlen);
 	void *ctx;
 };
 

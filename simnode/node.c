@@ -17,6 +17,7 @@
 
 #include "checkpoint.h"
 #include "distributor.h"
+#include "node-files.h"
 #include "simnode.h"
 
 #define MAX_SPECS 16
@@ -253,11 +254,17 @@ int simnode__serve(const struct simnode_serve_options *so, char *err, size_t err
 	if (node_pages__start(&np, endpoint, so->serve, so->key, id, so->cache_bytes, err,
 			      errlen) != 0)
 		return -1;
-	struct link *l = link__connect(endpoint, so->key, id, err, errlen);
+	struct node_files *files = node_files__new(so->work_dir, so->read_recording);
+	struct link *l = files ? link__connect(endpoint, so->key, id, err, errlen) : NULL;
 	if (!l) {
+		if (!files)
+			snprintf(err, errlen, "out of memory");
+		node_files__free(files);
 		node_pages__stop(&np);
 		return -1;
 	}
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
 	/* HELLO: where this node serves pages */
 	struct wire_writer hello = { .ok = true };
 	msg__hello_write(&hello, page_server__endpoint(np.server));
@@ -290,6 +297,7 @@ int simnode__serve(const struct simnode_serve_options *so, char *err, size_t err
 					snprintf(err, errlen, "the coordinator's settings are not JSON");
 				goto out;
 			}
+			node_files__new_run(files);
 			continue;
 		}
 		if (m.type != WIRE_ASSIGN || !doc || !msg__assign_parse(&m, &assign))
@@ -306,6 +314,8 @@ int simnode__serve(const struct simnode_serve_options *so, char *err, size_t err
 		struct page_client_stats sb;
 		page_client__stats(np.client, &sb, note_peer_bytes, &before);
 		char rerr[1024];
+		/* the settings as sent: node_files__prepare may point o elsewhere */
+		settings(doc, &o, specs, qemu_specs, err, errlen);
 		o.first = k;
 		o.last = k + 1;
 		/* NULL: from the recording's packs */
@@ -314,12 +324,20 @@ int simnode__serve(const struct simnode_serve_options *so, char *err, size_t err
 		struct heartbeat hb = { .link = l };
 		o.tick = beat;
 		o.opaque = &hb;
-		json_t *res = simnode__replay(&o, rerr, sizeof(rerr));
+		json_t *res = NULL;
+		if (node_files__prepare(files, l, k, &o, beat, &hb, rerr, sizeof(rerr)) == 0 &&
+		    (res = simnode__replay(&o, rerr, sizeof(rerr))) &&
+		    node_files__send_outputs(files, l, k, rerr, sizeof(rerr)) != 0) {
+			json_decref(res);
+			res = NULL;
+		}
 		json_t *one = res ? json_incref(json_array_get(res, 0)) :
 				    json_pack("{s:i, s:s, s:s}", "interval", k, "verdict", "error",
 					      "detail", rerr);
 		json_decref(res);
 		json_object_set_new(one, "node", json_integer(id));
+		json_object_set_new(one, "host", json_string(host));
+		json_object_set_new(one, "recording", json_string(node_files__mode(files)));
 		json_object_set_new(one, "pages", pages_result(&np, so->read_recording, &before, &sb));
 		const char *verdict = json_string_value(json_object_get(one, "verdict"));
 		/* an error is the node's failure, to be retried elsewhere; a
@@ -342,6 +360,7 @@ out:
 	wire_writer__free(&hello);
 	json_decref(doc);
 	link__close(l);
+	node_files__free(files);
 	node_pages__stop(&np);
 	return rc;
 }

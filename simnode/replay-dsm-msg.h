@@ -43,4 +43,19 @@ struct replay_dsm_end {
 	uint32_t interval;
 };
 
+/* And, where the recording QEMU reads has no page packs (a node's copy of
+ * it), a request for a page's content by hash, which the driver answers
+ * with the page or status -1. */
+#define REPLAY_DSM_PAGE_MAGIC 0x31504744u /* "DGP1" */
+struct replay_dsm_page_request {
+	uint32_t magic;
+	uint32_t reserved;
+	uint64_t lo, hi;    /* the content hash */
+};
+struct replay_dsm_page_reply {
+	uint32_t magic;
+	int32_t status;     /* 0: page holds it */
+	uint8_t page[4096];
+};
+
 #endif

@@ -108,3 +108,29 @@ int replay_dsm__resident(const struct replay_dsm *d, uint8_t **vec, char *err, s
 		(*vec)[i] &= 1;
 	return 0;
 }
+
+int replay_dsm__page(const struct replay_dsm *d, const struct ckpt_hash *hash, void *out,
+		     char *err, size_t errlen)
+{
+	struct replay_dsm_page_request q = { .magic = REPLAY_DSM_PAGE_MAGIC, .lo = hash->lo,
+					     .hi = hash->hi };
+	static __thread struct replay_dsm_page_reply a;
+	if (!d->attached) {
+		snprintf(err, errlen, "content %016llx%016llx: no packs here and no driver to ask",
+			 (unsigned long long)hash->hi, (unsigned long long)hash->lo);
+		return -1;
+	}
+	ssize_t n = send(d->sock, &q, sizeof(q), MSG_NOSIGNAL);
+	if (n == (ssize_t)sizeof(q))
+		do
+			n = recv(d->sock, &a, sizeof(a), 0);
+		while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(a) || a.magic != REPLAY_DSM_PAGE_MAGIC || a.status != 0) {
+		snprintf(err, errlen, "content %016llx%016llx: the driver %s",
+			 (unsigned long long)hash->hi, (unsigned long long)hash->lo,
+			 n == (ssize_t)sizeof(a) ? "could not fetch it" : "did not answer");
+		return -1;
+	}
+	memcpy(out, a.page, CKPT_PAGE_SIZE);
+	return 0;
+}

@@ -41,10 +41,26 @@ static uint8_t *pages_to_read(const struct ckpt_pages *p, const struct ckpt_mani
 	return want;
 }
 
+int replay_page_reader__read(const struct replay_page_reader *pr, const struct ckpt_pages *p,
+			     uint64_t gpn, void *out, char *err, size_t errlen)
+{
+	if (gpn >= p->npages) {
+		snprintf(err, errlen, "page 0x%llx is beyond guest RAM", (unsigned long long)gpn);
+		return -1;
+	}
+	const struct ckpt_page_ref *ref = &p->refs[gpn];
+	if (ref->flags & CKPT_PAGE_ZERO) {
+		memset(out, 0, CKPT_PAGE_SIZE);
+		return 0;
+	}
+	return pr->read(pr->ctx, ref, out, err, errlen);
+}
+
 int replay_pages__compare(struct ckpt_pages *p, const struct ckpt_manifest *end,
 			  const uint8_t *resident,
 			  bool (*read_ram)(uint64_t addr, void *buf, size_t len),
-			  struct replay_page_diff *d, char *err, size_t errlen)
+			  const struct replay_page_reader *pr, struct replay_page_diff *d,
+			  char *err, size_t errlen)
 {
 	uint8_t *chunk = malloc((size_t)CHUNK_PAGES * CKPT_PAGE_SIZE);
 	uint8_t *want = pages_to_read(p, end, resident);
@@ -79,7 +95,7 @@ int replay_pages__compare(struct ckpt_pages *p, const struct ckpt_manifest *end,
 			bool ad;
 			if (ref->flags & CKPT_PAGE_ZERO) {
 				memset(recorded, 0, sizeof(recorded));
-			} else if (ckpt_store__read_page(p->store, ref, recorded, err, errlen) != 0) {
+			} else if (pr->read(pr->ctx, ref, recorded, err, errlen) != 0) {
 				goto out;
 			}
 			ad = only_pt_ad_bits(page, recorded);

@@ -99,6 +99,7 @@ struct replay {
 	struct replay_bisect *bisect;   /* NULL unless bisecting */
 	struct replay_trace *trace;     /* NULL unless tracing */
 	struct replay_dsm dsm;          /* RAM paged in on demand (dsm=) */
+	struct replay_page_reader page_reader; /* recorded contents: packs, or the driver */
 };
 
 /* QEMU's translation and idle callbacks carry no user data, so the one
@@ -307,7 +308,8 @@ static int begin_interval(struct replay *r, uint32_t k, char *err, size_t errlen
 	r->insns_at_start = qemu_plugin_u64_sum(r->insns);
 	qemu_plugin_u64_set(r->budget_left, 0, r->budget);
 	r->wall_start_ns = now_ns();
-	if (r->trace && replay_trace__begin(r->trace, k, &r->pages, err, errlen) != 0)
+	if (r->trace &&
+	    replay_trace__begin(r->trace, k, &r->pages, &r->page_reader, err, errlen) != 0)
 		return -1;
 	skip_informational(r);
 	return 0;
@@ -336,7 +338,8 @@ static void end_interval(struct replay *r)
 	    (r->trace && replay_trace__ad_bits(r->trace, r->end, err, sizeof(err)) != 0) ||
 	    ckpt_pages__advance(&r->pages, err, sizeof(err)) != 0 ||
 	    (r->dsm.attached && replay_dsm__resident(&r->dsm, &resident, err, sizeof(err)) != 0) ||
-	    replay_pages__compare(&r->pages, r->end, resident, read_ram, &pd, err, sizeof(err)) !=
+	    replay_pages__compare(&r->pages, r->end, resident, read_ram, &r->page_reader, &pd, err,
+				  sizeof(err)) !=
 		    0) {
 		char msg[700];
 		snprintf(msg, sizeof(msg), "checkpoint %u: %s", r->interval + 1, err);
@@ -701,6 +704,18 @@ static int check_logs(struct replay *r, char *err, size_t errlen)
 	return 0;
 }
 
+static int read_packed(void *ctx, const struct ckpt_page_ref *ref, void *out, char *err,
+		       size_t errlen)
+{
+	return ckpt_store__read_page(ctx, ref, out, err, errlen);
+}
+
+static int read_by_hash(void *ctx, const struct ckpt_page_ref *ref, void *out, char *err,
+			size_t errlen)
+{
+	return replay_dsm__page(ctx, &ref->hash, out, err, errlen);
+}
+
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc,
 					   char **argv)
 {
@@ -765,6 +780,12 @@ bad:
 	    replay_dsm__attach(&r->dsm, (int)dsm_sock, ckpt_store__info(r->store)->memory_bytes, err,
 			       sizeof(err)) != 0)
 		return install_failed(r, err);
+	/* a node's copy of a recording has manifests and logs, no packs */
+	char pack0[4200];
+	snprintf(pack0, sizeof(pack0), "%s/000000.pack", rec);
+	r->page_reader = access(pack0, F_OK) == 0 ?
+		(struct replay_page_reader){ .read = read_packed, .ctx = r->store } :
+		(struct replay_page_reader){ .read = read_by_hash, .ctx = &r->dsm };
 	r->first = (uint32_t)first;
 	r->last = (uint32_t)last;
 	r->budget = budget ? budget :

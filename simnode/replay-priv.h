@@ -95,15 +95,29 @@ struct replay_page_diff {
 	} pages[REPLAY_MAX_PAGE_DIFFS];
 };
 
+/* A recorded page's content by its reference (never a zero page): from
+ * the recording's packs, or, where a node's copy of the recording has
+ * none, by hash from the driver (replay_dsm__page). */
+struct replay_page_reader {
+	int (*read)(void *ctx, const struct ckpt_page_ref *ref, void *out, char *err,
+		    size_t errlen);
+	void *ctx;
+};
+/* Page gpn of p through pr: zero pages filled, others read. */
+int replay_page_reader__read(const struct replay_page_reader *pr, const struct ckpt_pages *p,
+			     uint64_t gpn, void *out, char *err, size_t errlen);
+
 /* Compares guest RAM as read through read_ram (len bytes at guest
  * physical address addr) with p, the recorded pages at the checkpoint that
- * ends the interval, whose manifest is end. resident: NULL, or one byte per
- * page, 1 if it is in RAM (replay-dsm.c); a page not in RAM has not been
- * touched since the replay started and is read only if end changed it. */
+ * ends the interval, whose manifest is end, read through pr where they
+ * differ. resident: NULL, or one byte per page, 1 if it is in RAM
+ * (replay-dsm.c); a page not in RAM has not been touched since the replay
+ * started and is read only if end changed it. */
 int replay_pages__compare(struct ckpt_pages *p, const struct ckpt_manifest *end,
 			  const uint8_t *resident,
 			  bool (*read_ram)(uint64_t addr, void *buf, size_t len),
-			  struct replay_page_diff *d, char *err, size_t errlen);
+			  const struct replay_page_reader *pr, struct replay_page_diff *d,
+			  char *err, size_t errlen);
 
 /* ---- demand-paged RAM (replay-dsm.c; the driver's side is dsm.c) ---- */
 
@@ -122,6 +136,10 @@ int replay_dsm__attach(struct replay_dsm *d, int sock, uint64_t ram_bytes, char 
 void replay_dsm__interval_end(const struct replay_dsm *d, uint32_t interval);
 /* One byte per guest page, 1 if it is in RAM, malloc'd into *vec. */
 int replay_dsm__resident(const struct replay_dsm *d, uint8_t **vec, char *err, size_t errlen);
+/* A page's content by hash, from the driver (which asks its source: a
+ * node's peers). For a copy of a recording without packs. */
+int replay_dsm__page(const struct replay_dsm *d, const struct ckpt_hash *hash, void *out,
+		     char *err, size_t errlen);
 
 /* ---- --bisect's finer checks (replay-bisect.c) ---- */
 
@@ -154,9 +172,10 @@ int replay_trace__attach(struct replay_trace *t, qemu_plugin_u64 insns,
 			 const uint64_t *insns_at_start, char *err, size_t errlen);
 /* Starts interval k: its trace, DIR/NNNNNN.trace (written on commit
  * only), and the analyses' interval. start: the guest's pages at the
- * interval's start (checkpoint k), which stay so until the interval ends. */
+ * interval's start (checkpoint k), which stay so until the interval ends,
+ * read through pr. */
 int replay_trace__begin(struct replay_trace *t, uint32_t interval, struct ckpt_pages *start,
-			char *err, size_t errlen);
+			const struct replay_page_reader *pr, char *err, size_t errlen);
 /* Instruments a block for its instructions' records; s is the state it is
  * translated in (privilege level, IDT). Then each of its instructions,
  * number index in the block: its accesses' records, and its event if it

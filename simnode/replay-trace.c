@@ -41,6 +41,7 @@ struct replay_trace {
 	qemu_plugin_u64 insns;      /* the replay's instruction counter, */
 	const uint64_t *insns_at_start; /* and its value when the interval began */
 	struct ckpt_pages *start;   /* guest pages at the interval's start */
+	struct replay_page_reader pages; /* reads start's contents */
 	/* Pages as the interval's recorded stores leave them: guest page
 	 * number -> 4096 bytes, made from start at the first store. */
 	GHashTable *shadow;
@@ -205,11 +206,12 @@ static void read_idt(struct replay_trace *t, const struct qemu_plugin_x86_cpu_st
 }
 
 int replay_trace__begin(struct replay_trace *t, uint32_t interval, struct ckpt_pages *start,
-			char *err, size_t errlen)
+			const struct replay_page_reader *pr, char *err, size_t errlen)
 {
 	char path[4200];
 	t->interval = interval;
 	t->start = start;
+	t->pages = *pr;
 	g_hash_table_remove_all(t->shadow);
 	memset(t->recent, 0, sizeof(t->recent));
 	/* the running block goes on in this interval, counted from 0 */
@@ -297,8 +299,14 @@ static uint8_t *shadow_of(struct replay_trace *t, uint64_t gpn)
 		uint64_t *key = g_new(uint64_t, 1);
 		*key = gpn;
 		page = g_malloc(CKPT_PAGE_SIZE);
-		if (ckpt_pages__read(t->start, gpn, page, err, sizeof(err)) != 0)
+		if (gpn >= t->start->npages) {
 			memset(page, 0, CKPT_PAGE_SIZE); /* MMIO, beyond RAM */
+		} else if (replay_page_reader__read(&t->pages, t->start, gpn, page, err,
+						    sizeof(err)) != 0) {
+			/* the shadow would be wrong, and with it the A/D events */
+			snprintf(t->err, sizeof(t->err), "%s", err);
+			memset(page, 0, CKPT_PAGE_SIZE);
+		}
 		g_hash_table_insert(t->shadow, key, page);
 	}
 	slot->gpn = gpn;
@@ -692,7 +700,7 @@ int replay_trace__ad_bits(struct replay_trace *t, const struct ckpt_manifest *en
 		const uint8_t *stored = g_hash_table_lookup(t->shadow, &gpn);
 		if (stored)
 			memcpy(was, stored, sizeof(was));
-		else if (ckpt_pages__read(t->start, gpn, was, err, errlen) != 0)
+		else if (replay_page_reader__read(&t->pages, t->start, gpn, was, err, errlen) != 0)
 			return -1;
 		if (!qemu_plugin_read_memory_phys(gpn * CKPT_PAGE_SIZE, now, sizeof(now))) {
 			snprintf(err, errlen, "page 0x%" PRIx64 ": cannot read it", gpn);

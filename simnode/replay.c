@@ -121,6 +121,19 @@ static int fetch_pages(void *ctx, const uint64_t *gpn, unsigned n, uint8_t *out,
 	return 0;
 }
 
+/* For a plugin whose recording has no packs: a page by hash, from the
+ * node's peers. */
+static int fetch_hash(void *ctx, const struct ckpt_hash *hash, uint8_t *out, char *err,
+		      size_t errlen)
+{
+	struct ram_source *s = ctx;
+	if (!s->o->page_by_hash) {
+		snprintf(err, errlen, "no source of pages by hash");
+		return -1;
+	}
+	return s->o->page_by_hash(s->o->page_ctx, hash, 1, out, err, errlen);
+}
+
 static void ram_source__free(struct ram_source *s)
 {
 	if (!s)
@@ -402,7 +415,7 @@ static int start_job(struct job *j, const struct simnode_replay_options *o,
 	if (j->ram_fd < 0)
 		return -1;
 	if (!o->materialize) {
-		struct dsm_source src = { .fetch = fetch_pages };
+		struct dsm_source src = { .fetch = fetch_pages, .fetch_hash = fetch_hash };
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
 			snprintf(err, errlen, "socketpair: %s", strerror(errno));
 			goto bad;

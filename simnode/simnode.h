@@ -97,15 +97,22 @@ struct simnode_serve_options {
 	 * reads them, and no peer is asked. It still serves what peers fetch
 	 * through it. */
 	bool read_recording;
+	/* Where a node whose machine does not hold the recording keeps its
+	 * copy of what it replays from, a directory per run; NULL:
+	 * $XDG_CACHE_HOME/simuboost (~/.cache/simuboost). */
+	const char *work_dir;
 };
 
 /* Serves a distributed run: joins the coordinator, replays the intervals
  * it assigns, and returns 0 when it says BYE, -1 with err if the link
  * fails. Unless it reads the recording, its guests' pages come from its
- * peers. Each result gains a pages object: source ("recording" or
- * "peers"), bytes_from (bytes received from each peer, by id; 0 is the
- * vnode), cache_hits, peers_lost, cache (pages, bytes, evicted so far),
- * served (what its page server sent). */
+ * peers. Where its machine does not hold the recording, it copies the
+ * manifests and logs from the coordinator and sends back its analysis
+ * states and QEMU plugin logs; its traces stay here. Each result gains
+ * node, host, recording ("shared" or "fetched"), and a pages object:
+ * source ("recording" or "peers"), bytes_from (bytes received from each
+ * peer, by id; 0 is the vnode), cache_hits, peers_lost, cache (pages,
+ * bytes, evicted so far), served (what its page server sent). */
 int simnode__serve(const struct simnode_serve_options *o, char *err, size_t errlen);
 
 /* The number of checkpoints of a recording, or -1 with err. */

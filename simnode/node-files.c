@@ -1,0 +1,344 @@
+/* A distributed node's files: see node-files.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "distributor.h"
+#include "node-files.h"
+#include "simnode.h"
+
+/* How long the coordinator may take to answer a FILE_REQUEST. */
+#define FETCH_TIMEOUT_S 60
+#define WAIT_MS 1000
+
+enum mode { UNDECIDED, SHARED, FETCHED };
+
+struct node_files {
+	char work_dir[PATH_MAX];
+	bool told_shared;
+	enum mode mode;
+	/* FETCHED: this run's copy of the recording, and where the
+	 * interval's outputs wait to be sent */
+	char copy[PATH_MAX], outputs[MSG_OUTPUT__COUNT][PATH_MAX + 16];
+	uint32_t manifests;         /* 0..manifests-1 are in the copy */
+	uint32_t tag;
+};
+
+static const char *const output_dir_names[MSG_OUTPUT__COUNT] = {
+	[MSG_OUTPUT_STATE] = "states", [MSG_OUTPUT_QEMU_LOG] = "qemu-plugins",
+};
+
+/* mkdir -p */
+static int make_dirs(const char *path, char *err, size_t errlen)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *s = p + 1;; s++) {
+		if (*s && *s != '/')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "%s: %s", p, strerror(errno));
+			return -1;
+		}
+		if (!c)
+			return 0;
+		*s = c;
+	}
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	remove(path);
+	return 0;
+}
+
+struct node_files *node_files__new(const char *work_dir, bool shared)
+{
+	struct node_files *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	if (work_dir)
+		snprintf(f->work_dir, sizeof(f->work_dir), "%s", work_dir);
+	else if (cache && *cache)
+		snprintf(f->work_dir, sizeof(f->work_dir), "%s/simuboost", cache);
+	else
+		snprintf(f->work_dir, sizeof(f->work_dir), "%s/.cache/simuboost",
+			 home && *home ? home : "/tmp");
+	f->told_shared = shared;
+	return f;
+}
+
+void node_files__new_run(struct node_files *f)
+{
+	if (f->mode == FETCHED)
+		nftw(f->copy, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	f->mode = UNDECIDED;
+	f->manifests = 0;
+}
+
+void node_files__free(struct node_files *f)
+{
+	if (!f)
+		return;
+	node_files__new_run(f);
+	free(f);
+}
+
+const char *node_files__mode(const struct node_files *f)
+{
+	return f->mode == FETCHED ? "fetched" : "shared";
+}
+
+/* The whole of one of the recording's files from the coordinator, into
+ * *buf (malloc'd): 1, 0 if it has no such file, -1 with err. */
+static int fetch(struct node_files *f, struct link *l, const char *name, uint8_t **buf,
+		 size_t *len, void (*tick)(void *), void *opaque, char *err, size_t errlen)
+{
+	uint64_t size = 0, have = 0;
+	bool first = true;
+	*buf = NULL;
+	do {
+		struct msg_file_request q = { .tag = ++f->tag, .offset = have };
+		snprintf(q.name, sizeof(q.name), "%s", name);
+		struct wire_writer w = { .ok = true };
+		msg__file_request_write(&w, &q);
+		int sent = w.ok ? link__send(l, 0, WIRE_FILE_REQUEST, w.buf, w.len, err, errlen) : -1;
+		wire_writer__free(&w);
+		if (sent != 0)
+			goto bad;
+		struct msg_file_data d;
+		struct wire_msg m;
+		for (int waited_ms = 0;;) {
+			int got = link__recv(l, &m, WAIT_MS, err, errlen);
+			if (got < 0)
+				goto bad;
+			if (got == 0) {
+				if (tick)
+					tick(opaque);
+				waited_ms += WAIT_MS;
+				if (waited_ms >= FETCH_TIMEOUT_S * 1000) {
+					snprintf(err, errlen, "%s: the coordinator has not answered in %d s",
+						 name, FETCH_TIMEOUT_S);
+					goto bad;
+				}
+				continue;
+			}
+			/* anything else now is stale or not for a busy node */
+			if (m.type == WIRE_FILE_DATA && msg__file_data_parse(&m, &d) && d.tag == q.tag)
+				break;
+		}
+		if (d.missing) {
+			free(*buf);
+			*buf = NULL;
+			return 0;
+		}
+		if (first) {
+			size = d.size;
+			*buf = malloc(size ? size : 1);
+			if (!*buf) {
+				snprintf(err, errlen, "%s: out of memory for %" PRIu64 " bytes", name, size);
+				return -1;
+			}
+			first = false;
+		}
+		if (d.size != size || d.offset != have || (!d.len && have < size)) {
+			snprintf(err, errlen, "%s: the coordinator's copy changed while it was fetched",
+				 name);
+			goto bad;
+		}
+		memcpy(*buf + have, d.bytes, d.len);
+		have += d.len;
+	} while (have < size);
+	*len = (size_t)size;
+	return 1;
+bad:
+	free(*buf);
+	*buf = NULL;
+	return -1;
+}
+
+/* The coordinator's file name into the copy, unless it is there. */
+static int copy_file(struct node_files *f, struct link *l, const char *name,
+		     void (*tick)(void *), void *opaque, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/%s", f->copy, name);
+	if (access(path, F_OK) == 0)
+		return 0;
+	uint8_t *buf;
+	size_t len;
+	int got = fetch(f, l, name, &buf, &len, tick, opaque, err, errlen);
+	if (got == 0)
+		snprintf(err, errlen, "the coordinator's recording has no %s", name);
+	if (got != 1)
+		return -1;
+	/* its checksums are checked where it is read, as for any recording */
+	int rc = ckpt_file__publish(path, buf, len, err, errlen);
+	free(buf);
+	return rc;
+}
+
+/* Shared if the recording at the settings' path holds the coordinator's
+ * recording.meta; else a copy is started. */
+static int decide(struct node_files *f, struct link *l, const char *recording,
+		  void (*tick)(void *), void *opaque, char *err, size_t errlen)
+{
+	if (f->told_shared) {
+		f->mode = SHARED;
+		return 0;
+	}
+	uint8_t *theirs;
+	size_t len;
+	int got = fetch(f, l, "recording.meta", &theirs, &len, tick, opaque, err, errlen);
+	if (got == 0)
+		snprintf(err, errlen, "the coordinator's recording has no recording.meta");
+	if (got != 1)
+		return -1;
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/recording.meta", recording);
+	bool same = false;
+	FILE *mine = fopen(path, "rb");
+	if (mine) {
+		uint8_t *buf = malloc(len + 1);
+		same = buf && fread(buf, 1, len + 1, mine) == len && !memcmp(buf, theirs, len);
+		free(buf);
+		fclose(mine);
+	}
+	if (same) {
+		free(theirs);
+		f->mode = SHARED;
+		return 0;
+	}
+	snprintf(f->copy, sizeof(f->copy), "%s/run-XXXXXX", f->work_dir);
+	int rc = -1;
+	if (make_dirs(f->work_dir, err, errlen) != 0)
+		goto out;
+	if (!mkdtemp(f->copy)) {
+		snprintf(err, errlen, "%s: %s", f->copy, strerror(errno));
+		goto out;
+	}
+	f->mode = FETCHED; /* from here on, removed with the run */
+	for (int kind = 0; kind < MSG_OUTPUT__COUNT; kind++) {
+		snprintf(f->outputs[kind], sizeof(f->outputs[kind]), "%s/%s", f->copy,
+			 output_dir_names[kind]);
+		if (mkdir(f->outputs[kind], 0755) != 0) {
+			snprintf(err, errlen, "%s: %s", f->outputs[kind], strerror(errno));
+			goto out;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/recording.meta", f->copy);
+	rc = ckpt_file__publish(path, theirs, len, err, errlen);
+out:
+	free(theirs);
+	return rc;
+}
+
+int node_files__prepare(struct node_files *f, struct link *l, uint32_t k,
+			struct simnode_replay_options *o, void (*tick)(void *), void *opaque,
+			char *err, size_t errlen)
+{
+	if (f->mode == UNDECIDED && decide(f, l, o->recording, tick, opaque, err, errlen) != 0)
+		return -1;
+	if (f->mode == SHARED)
+		return 0;
+	if (o->materialize) {
+		snprintf(err, errlen, "--materialize needs the recording's page packs, and this "
+				      "node's machine does not hold the recording");
+		return -1;
+	}
+	char name[32];
+	for (; f->manifests <= k + 1; f->manifests++) {
+		snprintf(name, sizeof(name), "%06" PRIu32 ".manifest", f->manifests);
+		if (copy_file(f, l, name, tick, opaque, err, errlen) != 0)
+			return -1;
+	}
+	snprintf(name, sizeof(name), "%06" PRIu32 ".log", k);
+	if (copy_file(f, l, name, tick, opaque, err, errlen) != 0)
+		return -1;
+	o->recording = f->copy;
+	if (o->analysis_dir)
+		o->analysis_dir = f->outputs[MSG_OUTPUT_STATE];
+	if (o->qemu_plugin_dir)
+		o->qemu_plugin_dir = f->outputs[MSG_OUTPUT_QEMU_LOG];
+	/* traces stay here, at the run's path */
+	return o->trace_dir ? make_dirs(o->trace_dir, err, errlen) : 0;
+}
+
+/* Sends one output file and removes it. */
+static int send_output(struct link *l, uint32_t k, enum msg_output_kind kind, const char *dir,
+		       const char *name, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 300];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *in = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	long len = -1;
+	if (in && fseek(in, 0, SEEK_END) == 0 && (len = ftell(in)) >= 0 &&
+	    len <= (long)(WIRE_MAX_PAYLOAD - 4096) && fseek(in, 0, SEEK_SET) == 0 &&
+	    (buf = malloc((size_t)len + 1)) && fread(buf, 1, (size_t)len, in) != (size_t)len)
+		len = -1;
+	if (in)
+		fclose(in);
+	if (!buf || len < 0 || len > (long)(WIRE_MAX_PAYLOAD - 4096)) {
+		snprintf(err, errlen, "%s: %s", path,
+			 len > (long)(WIRE_MAX_PAYLOAD - 4096) ? "too large to send" :
+			 errno ? strerror(errno) : "cannot read it");
+		free(buf);
+		return -1;
+	}
+	struct msg_output out = { .interval = k, .kind = kind, .bytes = buf, .len = (uint32_t)len };
+	snprintf(out.name, sizeof(out.name), "%s", name);
+	struct wire_writer w = { .ok = true };
+	msg__output_write(&w, &out);
+	int rc = w.ok ? link__send(l, 0, WIRE_OUTPUT, w.buf, w.len, err, errlen) : -1;
+	if (!w.ok)
+		snprintf(err, errlen, "%s: out of memory", path);
+	wire_writer__free(&w);
+	free(buf);
+	unlink(path);
+	return rc;
+}
+
+int node_files__send_outputs(struct node_files *f, struct link *l, uint32_t k, char *err,
+			     size_t errlen)
+{
+	if (f->mode != FETCHED)
+		return 0;
+	int rc = 0;
+	for (int kind = 0; kind < MSG_OUTPUT__COUNT; kind++) {
+		DIR *d = opendir(f->outputs[kind]);
+		if (!d) {
+			snprintf(err, errlen, "%s: %s", f->outputs[kind], strerror(errno));
+			return -1;
+		}
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			if (rc == 0) {
+				rc = send_output(l, k, (enum msg_output_kind)kind, f->outputs[kind],
+						 e->d_name, err, errlen);
+				continue;
+			}
+			/* after a failure: nothing of k may go out with a later interval */
+			char path[PATH_MAX + 300];
+			snprintf(path, sizeof(path), "%s/%s", f->outputs[kind], e->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	return rc;
+}
