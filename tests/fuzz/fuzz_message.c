@@ -2,9 +2,11 @@
  * coordinator, node or page server parses after a frame is accepted: the
  * input is a payload, given to every parser.
  *
- * Properties besides the sanitizers': a parsed HELLO, ASSIGN, RESULT or
- * PAGE_REQUEST written again parses to the same thing; what a parser
- * points at lies inside the input; PAGE_DATA's entries never run past it.
+ * Properties besides the sanitizers': a parsed HELLO, ASSIGN, RESULT,
+ * PAGE_REQUEST, FILE_REQUEST, FILE_DATA or OUTPUT written again parses to
+ * the same thing; what a parser points at lies inside the input; PAGE_DATA's
+ * entries never run past it; a file name parsed never leaves its directory
+ * (no '/', no leading '.').
  *
  * Seed corpus: corpus/message/, a valid payload of each type. */
 #include <stddef.h>
@@ -115,6 +117,65 @@ static void page_data(const uint8_t *data, size_t size)
 	}
 }
 
+static void plain(const char *name)
+{
+	if (!name[0] || name[0] == '.' || strchr(name, '/'))
+		abort();
+}
+
+static void file_request(const uint8_t *data, size_t size)
+{
+	struct msg_file_request q, again;
+	struct wire_msg m = as_msg(WIRE_FILE_REQUEST, data, size);
+	if (!msg__file_request_parse(&m, &q))
+		return;
+	plain(q.name);
+	struct wire_writer w = { .ok = true };
+	msg__file_request_write(&w, &q);
+	m = as_msg(WIRE_FILE_REQUEST, w.buf, w.len);
+	if (!w.ok || !msg__file_request_parse(&m, &again) || again.tag != q.tag ||
+	    again.offset != q.offset || strcmp(again.name, q.name))
+		abort();
+	wire_writer__free(&w);
+}
+
+static void file_data(const uint8_t *data, size_t size)
+{
+	struct msg_file_data d, again;
+	struct wire_msg m = as_msg(WIRE_FILE_DATA, data, size);
+	if (!msg__file_data_parse(&m, &d))
+		return;
+	if (!inside(d.bytes, d.len, data, size) || d.offset > d.size || d.len > d.size - d.offset)
+		abort();
+	struct wire_writer w = { .ok = true };
+	msg__file_data_write(&w, &d);
+	m = as_msg(WIRE_FILE_DATA, w.buf, w.len);
+	if (!w.ok || !msg__file_data_parse(&m, &again) || again.tag != d.tag ||
+	    again.missing != d.missing || again.size != d.size || again.offset != d.offset ||
+	    again.len != d.len || memcmp(again.bytes, d.bytes, d.len))
+		abort();
+	wire_writer__free(&w);
+}
+
+static void output(const uint8_t *data, size_t size)
+{
+	struct msg_output o, again;
+	struct wire_msg m = as_msg(WIRE_OUTPUT, data, size);
+	if (!msg__output_parse(&m, &o))
+		return;
+	plain(o.name);
+	if (!inside(o.bytes, o.len, data, size) || o.kind >= MSG_OUTPUT__COUNT)
+		abort();
+	struct wire_writer w = { .ok = true };
+	msg__output_write(&w, &o);
+	m = as_msg(WIRE_OUTPUT, w.buf, w.len);
+	if (!w.ok || !msg__output_parse(&m, &again) || again.interval != o.interval ||
+	    again.kind != o.kind || strcmp(again.name, o.name) || again.len != o.len ||
+	    memcmp(again.bytes, o.bytes, o.len))
+		abort();
+	wire_writer__free(&w);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	hello(data, size);
@@ -122,5 +183,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	result(data, size);
 	page_request(data, size);
 	page_data(data, size);
+	file_request(data, size);
+	file_data(data, size);
+	output(data, size);
 	return 0;
 }

@@ -1,10 +1,13 @@
 /* distributor/wire: frames round-trip; anything short, long, foreign,
  * tampered with or replayed is refused and counted by reason; payload
- * fields never read past their message. */
+ * fields never read past their message. The file messages name only the
+ * recording's own files and plain output names. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,7 +88,7 @@ static void test_refused(void **state)
 	 * made here as a peer with the key would */
 	for (int which = 0; which < 2; which++) {
 		memcpy(bad, frame, n);
-		uint16_t v = which ? 2 : 999;
+		uint16_t v = which ? WIRE_VERSION + 1 : 999;
 		memcpy(bad + (which ? 4 : 6), &v, 2);
 		crypto_auth_hmacsha256(bad + n - WIRE_MAC_SIZE, bad, n - WIRE_MAC_SIZE, key.bytes);
 		assert_int_equal(wire__decode(&key, bad, n, &m),
@@ -153,6 +156,73 @@ static void test_fields(void **state)
 	wire_writer__free(&w);
 }
 
+/* A FILE_REQUEST for name, parsed. */
+static bool request_parses(const char *name)
+{
+	struct wire_writer w = { .ok = true };
+	wire_writer__u32(&w, 5);
+	wire_writer__blob(&w, name, (uint32_t)strlen(name));
+	wire_writer__u64(&w, 0);
+	struct wire_msg m = { .type = WIRE_FILE_REQUEST, .payload = w.buf, .len = w.len };
+	struct msg_file_request q;
+	bool ok = msg__file_request_parse(&m, &q) && q.tag == 5 && !strcmp(q.name, name);
+	wire_writer__free(&w);
+	return ok;
+}
+
+/* An OUTPUT named name, parsed. */
+static bool output_parses(const char *name)
+{
+	struct msg_output o = { .interval = 3, .kind = MSG_OUTPUT_STATE,
+				.bytes = (const uint8_t *)"state", .len = 5 };
+	snprintf(o.name, sizeof(o.name), "%s", name);
+	struct wire_writer w = { .ok = true };
+	msg__output_write(&w, &o);
+	struct wire_msg m = { .type = WIRE_OUTPUT, .payload = w.buf, .len = w.len };
+	struct msg_output got;
+	bool ok = msg__output_parse(&m, &got) && got.interval == 3 && got.len == 5 &&
+		  !strcmp(got.name, name);
+	wire_writer__free(&w);
+	return ok;
+}
+
+static bool data_parses(bool missing, uint64_t size, uint64_t offset, uint32_t len)
+{
+	static const uint8_t bytes[8] = "abcdefg";
+	struct msg_file_data d = { .tag = 1, .missing = missing, .size = size, .offset = offset,
+				   .bytes = bytes, .len = len };
+	struct wire_writer w = { .ok = true };
+	msg__file_data_write(&w, &d);
+	struct wire_msg m = { .type = WIRE_FILE_DATA, .payload = w.buf, .len = w.len };
+	struct msg_file_data got;
+	bool ok = msg__file_data_parse(&m, &got) && got.len == len && got.offset == offset;
+	wire_writer__free(&w);
+	return ok;
+}
+
+static void test_file_messages(void **state)
+{
+	(void)state;
+	assert_true(request_parses("recording.meta"));
+	assert_true(request_parses("000017.manifest"));
+	assert_true(request_parses("000017.log"));
+	assert_false(request_parses("000017.pack")); /* pages travel by hash */
+	assert_false(request_parses("../000017.log"));
+	assert_false(request_parses("/etc/passwd"));
+	assert_false(request_parses("00017.log"));
+	assert_false(request_parses("000017.manifest.tmp"));
+	assert_true(output_parses("insn-count.000003-000004.state"));
+	assert_true(output_parses("000003.log"));
+	assert_false(output_parses("../schedule"));
+	assert_false(output_parses("states/x"));
+	assert_false(output_parses(".hidden"));
+	assert_true(data_parses(false, 10, 3, 7));
+	assert_true(data_parses(true, 0, 0, 0));
+	assert_false(data_parses(false, 10, 4, 7)); /* past the file's end */
+	assert_false(data_parses(false, 3, 5, 0));
+	assert_false(data_parses(true, 7, 0, 7)); /* a missing file with bytes */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +230,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_guard),
 		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_file_messages),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
