@@ -77,20 +77,21 @@ const char builtin_simnode_usage[] =
 	"A simulation node: joins the coordinator of `simuboost simulate` at\n"
 	"ENDPOINT, replays the intervals it assigns, and exits when it says the\n"
 	"run is over. The secret comes from --secret-file or $SIMUBOOST_SECRET.\n"
+	"\n"
 	"Its guests' pages are faulted in from its peers (the vnode and the other\n"
 	"nodes), and it serves the pages it holds at --serve (default: an ipc\n"
 	"socket for an ipc coordinator, else tcp on the address that reaches the\n"
-	"coordinator, any free port). Where the recording is not at the same path\n"
-	"here as for the coordinator, the node copies the manifests and logs it\n"
-	"needs from the coordinator into a directory of its own under --work-dir\n"
-	"(default: ~/.cache/simuboost; removed when it leaves), and sends back its\n"
-	"analysis states and QEMU plugin logs; traces stay on this machine, at the\n"
-	"run's --trace path. It keeps at most\n"
-	"--cache-mib MiB of pages (lz4; default: a quarter of this machine's\n"
-	"memory), the least recently used going first. With --read-recording, on\n"
-	"the vnode's host or a disk shared with it, its guests' pages are read from\n"
-	"the recording's packs instead, and no peer is asked (`simulate` starts its\n"
-	"own nodes so).\n";
+	"coordinator, any free port). It keeps at most --cache-mib MiB of pages\n"
+	"(lz4; default: a quarter of this machine's memory), the least recently\n"
+	"used going first. With --read-recording, on the vnode's host or a disk\n"
+	"shared with it, its guests' pages are read from the recording's packs\n"
+	"instead, and no peer is asked (`simulate` starts its own nodes so).\n"
+	"\n"
+	"Where the recording is not at the same path here as for the coordinator,\n"
+	"the node copies the manifests and logs it needs from the coordinator\n"
+	"into a directory of its own under --work-dir (default: ~/.cache/simuboost;\n"
+	"removed when it leaves), and sends back its analysis states and QEMU\n"
+	"plugin logs. Traces stay on this machine, at the run's --trace path.\n";
 
 /* A quarter of this machine's memory, in MiB, shared by `nodes` nodes. */
 static uint32_t default_cache_mib(unsigned nodes)
