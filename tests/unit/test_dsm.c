@@ -1,6 +1,7 @@
 /* simnode/dsm.c, the fault server of demand-paged RAM: this test plays
  * QEMU's part (replay-dsm.c): it maps a memfd, registers it with
- * userfaultfd and hands the descriptor over, then touches the pages. */
+ * userfaultfd and hands the descriptor over, then touches the pages, and
+ * asks for pages by hash as the plugin does over a copy without packs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -19,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "checkpoint.h"
 #include "dsm.h"
 #include "replay-dsm-msg.h"
 
@@ -49,6 +51,20 @@ static int fetch(void *ctx, const uint64_t *gpn, unsigned n, uint8_t *out, bool 
 	return 0;
 }
 
+/* By hash: the page whose every byte is the hash's low byte; hash lo 0
+ * is held by no one. */
+static int fetch_hash(void *ctx, const struct ckpt_hash *h, uint8_t *out, char *err,
+		      size_t errlen)
+{
+	(void)ctx;
+	if (!h->lo) {
+		snprintf(err, errlen, "no peer has it");
+		return -1;
+	}
+	memset(out, (int)(h->lo & 0xff), PAGE);
+	return 0;
+}
+
 struct ram {
 	int memfd, uffd, sv[2];
 	uint8_t *base;
@@ -66,7 +82,7 @@ static void ram_up(struct ram *r, bool prefetch)
 	r->base = mmap(NULL, (size_t)NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, r->memfd, 0);
 	assert_true(r->base != MAP_FAILED);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, r->sv), 0);
-	struct dsm_source s = { .fetch = fetch, .ctx = &r->src };
+	struct dsm_source s = { .fetch = fetch, .fetch_hash = fetch_hash, .ctx = &r->src };
 	r->dsm = dsm__start(r->sv[0], r->memfd, (uint64_t)NPAGES * PAGE, &s, prefetch, err,
 			    sizeof(err));
 	assert_non_null(r->dsm);
@@ -173,6 +189,31 @@ static void test_a_page_that_cannot_be_had_is_named(void **state)
 	pthread_join(t, NULL);
 }
 
+/* The plugin's side of a page by hash (replay_dsm__page): request, reply. */
+static int ask_page(const struct ram *r, uint64_t lo, struct replay_dsm_page_reply *a)
+{
+	struct replay_dsm_page_request q = { .magic = REPLAY_DSM_PAGE_MAGIC, .lo = lo, .hi = 9 };
+	assert_int_equal(send(r->sv[1], &q, sizeof(q), 0), (ssize_t)sizeof(q));
+	assert_int_equal(recv(r->sv[1], a, sizeof(*a), 0), (ssize_t)sizeof(*a));
+	assert_int_equal(a->magic, REPLAY_DSM_PAGE_MAGIC);
+	return a->status;
+}
+
+static void test_page_by_hash_for_the_plugin(void **state)
+{
+	(void)state;
+	struct ram r = { 0 };
+	static struct replay_dsm_page_reply a;
+	ram_up(&r, false);
+	check_page(&r, 5); /* faults are served between requests as before */
+	assert_int_equal(ask_page(&r, 0x5a, &a), 0);
+	for (unsigned i = 0; i < PAGE; i += 511)
+		assert_int_equal(a.page[i], 0x5a);
+	assert_int_equal(ask_page(&r, 0, &a), -1); /* nobody holds it */
+	check_page(&r, 6);
+	ram_down(&r, NULL);
+}
+
 static void test_qemu_that_never_attaches(void **state)
 {
 	(void)state;
@@ -196,6 +237,7 @@ int main(void)
 		cmocka_unit_test(test_sequential_with_prefetch),
 		cmocka_unit_test(test_without_prefetch_every_page_faults),
 		cmocka_unit_test(test_a_page_that_cannot_be_had_is_named),
+		cmocka_unit_test(test_page_by_hash_for_the_plugin),
 		cmocka_unit_test(test_qemu_that_never_attaches),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
