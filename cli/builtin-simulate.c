@@ -314,6 +314,23 @@ static void progress(void *ctx, unsigned done, unsigned total)
 		fputc('\n', stderr);
 }
 
+/* n random bytes, as 2n hex digits into out. */
+static int random_hex(char *out, size_t n)
+{
+	unsigned char raw[64];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (n > sizeof(raw) || fd < 0 || read(fd, raw, n) != (ssize_t)n) {
+		fprintf(stderr, "simuboost simulate: /dev/urandom: %s\n", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	return 0;
+}
+
 /* Plugin specs as the nodes get them: paths made absolute, arguments kept. */
 static json_t *absolute_specs(const char *const *specs, unsigned n)
 {
@@ -447,17 +464,14 @@ int builtin_simulate(int argc, char **argv)
 	if (secret_file || (getenv("SIMUBOOST_SECRET") && listen)) {
 		if (read_secret(secret_file, secret, sizeof(secret), "simulate") != 0)
 			return EXIT_USAGE;
-	} else {
-		unsigned char raw[24];
-		int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || read(fd, raw, sizeof(raw)) != (ssize_t)sizeof(raw)) {
-			fprintf(stderr, "simuboost simulate: /dev/urandom: %s\n", strerror(errno));
-			return EXIT_FAILURE;
-		}
-		close(fd);
-		for (size_t i = 0; i < sizeof(raw); i++)
-			snprintf(secret + 2 * i, 3, "%02x", raw[i]);
+	} else if (random_hex(secret, 24) != 0) {
+		return EXIT_FAILURE;
 	}
+	/* names this run for the nodes: what they copied for another is not
+	 * this one's, even of a recording at the same path */
+	char run_id[33];
+	if (random_hex(run_id, 16) != 0)
+		return EXIT_FAILURE;
 	struct wire_key key;
 	if (wire_key__from_secret(&key, secret) != 0) {
 		fprintf(stderr, "simuboost simulate: the secret is shorter than 16 characters\n");
@@ -467,8 +481,9 @@ int builtin_simulate(int argc, char **argv)
 		return EXIT_USAGE;
 
 	/* the settings every node replays with */
-	json_t *settings = json_pack("{s:s, s:f, s:b, s:b}", "recording", rec, "timeout_s",
-				     timeout_s, "no_prefetch", no_prefetch, "materialize", materialize);
+	json_t *settings = json_pack("{s:s, s:s, s:f, s:b, s:b}", "run", run_id, "recording", rec,
+				     "timeout_s", timeout_s, "no_prefetch", no_prefetch,
+				     "materialize", materialize);
 	char abs_trace[PATH_MAX];
 	if (trace_dir && realpath(trace_dir, abs_trace))
 		json_object_set_new(settings, "trace_dir", json_string(abs_trace));

@@ -290,14 +290,19 @@ int simnode__serve(const struct simnode_serve_options *so, char *err, size_t err
 		if (m.type == WIRE_BYE)
 			break;
 		if (m.type == WIRE_WELCOME) {
-			json_decref(doc);
+			json_t *was = doc;
 			doc = json_loadb((const char *)m.payload, m.len, 0, NULL);
 			if (!doc || settings(doc, &o, specs, qemu_specs, err, errlen) != 0) {
 				if (!doc)
 					snprintf(err, errlen, "the coordinator's settings are not JSON");
+				json_decref(was);
 				goto out;
 			}
-			node_files__new_run(files);
+			/* welcomed again after a HELLO of an idle node: the same run,
+			 * whose files are still good */
+			if (!was || !json_equal(was, doc))
+				node_files__new_run(files);
+			json_decref(was);
 			continue;
 		}
 		if (m.type != WIRE_ASSIGN || !doc || !msg__assign_parse(&m, &assign))
