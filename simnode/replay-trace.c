@@ -304,7 +304,8 @@ static uint8_t *shadow_of(struct replay_trace *t, uint64_t gpn)
 		} else if (replay_page_reader__read(&t->pages, t->start, gpn, page, err,
 						    sizeof(err)) != 0) {
 			/* the shadow would be wrong, and with it the A/D events */
-			snprintf(t->err, sizeof(t->err), "%s", err);
+			if (!t->err[0])
+				snprintf(t->err, sizeof(t->err), "%s", err);
 			memset(page, 0, CKPT_PAGE_SIZE);
 		}
 		g_hash_table_insert(t->shadow, key, page);
