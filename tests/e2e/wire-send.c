@@ -4,8 +4,9 @@
  * random bytes, truncated and oversized frames, a length that lies, frames
  * under another secret, of another version, of an unknown type, a replayed
  * frame, a message in several parts, and authentic messages whose payloads
- * are malformed (HELLO, RESULT, PAGE_REQUEST) or name an interval never
- * assigned. Prints one line per kind with how many frames it sent, and
+ * are malformed (HELLO, RESULT, PAGE_REQUEST, FILE_REQUEST of a path or a
+ * pack, OUTPUT named "/") or name an interval never assigned, and a
+ * stranger's well-formed FILE_REQUEST and OUTPUT. Prints one line per kind with how many frames it sent, and
  * what came back (a page server answers a page request it can parse). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,6 +147,23 @@ int main(int argc, char **argv)
 	n = frame(&o, &o.key, WIRE_PAGE_REQUEST, w.buf, w.len, buf, sizeof(buf));
 	raw(&o, buf, n);
 	wire_writer__free(&w);
+	/* file names that leave the recording's directory, or are no file of it */
+	static const char *const names[] = { "../schedule", "/etc/passwd", "000001.pack" };
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		w = (struct wire_writer){ .ok = true };
+		wire_writer__u32(&w, 1);
+		wire_writer__blob(&w, names[i], (uint32_t)strlen(names[i]));
+		wire_writer__u64(&w, 0);
+		n = frame(&o, &o.key, WIRE_FILE_REQUEST, w.buf, w.len, buf, sizeof(buf));
+		raw(&o, buf, n);
+		wire_writer__free(&w);
+	}
+	w = (struct wire_writer){ .ok = true };
+	msg__output_write(&w, &(struct msg_output){ .interval = 0, .name = "x", .len = 0 });
+	memcpy(w.buf + 9, "/", 1); /* the name "/" */
+	n = frame(&o, &o.key, WIRE_OUTPUT, w.buf, w.len, buf, sizeof(buf));
+	raw(&o, buf, n);
+	wire_writer__free(&w);
 	kind(&o, "malformed payloads");
 
 	/* authentic and well formed, but meaningless: a result for an interval
@@ -164,7 +182,19 @@ int main(int argc, char **argv)
 	n = frame(&o, &o.key, WIRE_PAGE_REQUEST, w.buf, w.len, buf, sizeof(buf));
 	raw(&o, buf, n);
 	wire_writer__free(&w);
-	kind(&o, "unassigned result, no page");
+	/* a stranger's: the recording's metadata, an output of an interval */
+	w = (struct wire_writer){ .ok = true };
+	msg__file_request_write(&w, &(struct msg_file_request){ .tag = 2, .name = "recording.meta" });
+	n = frame(&o, &o.key, WIRE_FILE_REQUEST, w.buf, w.len, buf, sizeof(buf));
+	raw(&o, buf, n);
+	wire_writer__free(&w);
+	w = (struct wire_writer){ .ok = true };
+	msg__output_write(&w, &(struct msg_output){ .interval = 0, .name = "schedule",
+						    .bytes = (const uint8_t *)"{}", .len = 2 });
+	n = frame(&o, &o.key, WIRE_OUTPUT, w.buf, w.len, buf, sizeof(buf));
+	raw(&o, buf, n);
+	wire_writer__free(&w);
+	kind(&o, "unassigned result, no page, a stranger's file request and output");
 
 	/* a page server answers the one request it could parse */
 	zmq_pollitem_t item = { .socket = o.sock, .events = ZMQ_POLLIN };
