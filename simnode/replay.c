@@ -327,6 +327,9 @@ static void collect(struct job *j, int status, bool timed_out, const char *pagin
 {
 	struct dsm_stats ds;
 	bool paged = j->dsm != NULL;
+	char paging_failed[600] = "";
+	if (paging) /* d's own text: it goes with d */
+		snprintf(paging_failed, sizeof(paging_failed), "%s", paging);
 	dsm__stop(j->dsm, &ds);
 	j->dsm = NULL;
 	ram_source__free(j->src);
@@ -345,7 +348,7 @@ static void collect(struct job *j, int status, bool timed_out, const char *pagin
 	}
 	last_line(j->log, line, sizeof(line));
 	if (paging)
-		snprintf(why, sizeof(why), "demand paging: %s; QEMU killed", paging);
+		snprintf(why, sizeof(why), "demand paging: %s; QEMU killed", paging_failed);
 	else if (timed_out)
 		snprintf(why, sizeof(why), "no result after the time limit; QEMU killed");
 	else if (strstr(line, "undefined symbol: qemu_plugin_"))

@@ -153,7 +153,8 @@ sim=$!
 node=$!
 kill_after_2 "$sim" "$TMP/remote"
 before=$(ls "$TMP/remote/results" | wc -l)
-"$SIMUBOOST" simulate "$rec" "$@" --resume --json >"$TMP/remote.json" 2>"$TMP/err" ||
+# (bounded: a node that does not come back leaves the coordinator waiting)
+timeout 300 "$SIMUBOOST" simulate "$rec" "$@" --resume --json >"$TMP/remote.json" 2>"$TMP/err" ||
 	{ cat "$TMP/err" "$TMP/node.err" "$TMP/remote.json"; fail "simulate --resume with a remote node"; }
 rc=0
 wait "$node" || rc=$?

@@ -185,8 +185,13 @@ static void test_a_page_that_cannot_be_had_is_named(void **state)
 	assert_non_null(why);
 	assert_non_null(strstr(why, "page 0x4d"));
 	assert_non_null(strstr(why, "no peer has it"));
-	ram_down(&r, NULL); /* the waiting thread is woken */
+	/* unregistering wakes the waiting thread, whose touch then reads the
+	 * memfd; it must be done before ram_down unmaps the memory */
+	struct uffdio_range range = { .start = (uint64_t)(uintptr_t)r.base,
+				      .len = (uint64_t)NPAGES * PAGE };
+	assert_int_equal(ioctl(r.uffd, UFFDIO_UNREGISTER, &range), 0);
 	pthread_join(t, NULL);
+	ram_down(&r, NULL);
 }
 
 /* The plugin's side of a page by hash (replay_dsm__page): request, reply. */
