@@ -107,8 +107,11 @@ void cli__print_results(json_t *results, FILE *out)
 {
 	size_t i;
 	json_t *r;
-	fprintf(out, "%8s  %-9s %14s %8s %7s  %s\n", "interval", "verdict", "instructions",
-		"events", "wall s", "first divergence");
+	bool nodes = false; /* simulate's: which node ran each */
+	json_array_foreach(results, i, r)
+		nodes |= json_object_get(r, "node") != NULL;
+	fprintf(out, "%8s  %-9s %14s %8s %7s  %s%s\n", "interval", "verdict", "instructions",
+		"events", "wall s", nodes ? " node  " : "", "first divergence");
 	json_array_foreach(results, i, r) {
 		json_t *div = json_object_get(r, "divergence");
 		fprintf(out, "%8lld  %-9s %14lld %8lld %7.2f  ",
@@ -117,6 +120,8 @@ void cli__print_results(json_t *results, FILE *out)
 			(long long)json_integer_value(json_object_get(r, "instructions")),
 			(long long)json_integer_value(json_object_get(r, "events")),
 			json_real_value(json_object_get(r, "wall_s")));
+		if (nodes)
+			fprintf(out, "%5lld  ", (long long)json_integer_value(json_object_get(r, "node")));
 		if (div)
 			fprintf(out, "%s at event %lld, rip %s, instruction %lld: %s", field(div, "kind"),
 				(long long)json_integer_value(json_object_get(div, "event")),
