@@ -534,6 +534,7 @@ int builtin_simulate(int argc, char **argv)
 	struct local_nodes *ln = &run.ln;
 	struct wire_guard guard;
 	wire_guard__init(&guard);
+	uint64_t dropped = 0;
 	ln->n = (unsigned)nodes;
 	char join[512];
 	snprintf(join, sizeof(join), "%s", endpoint);
@@ -565,7 +566,7 @@ int builtin_simulate(int argc, char **argv)
 		.state_path = out_dir ? state_path : NULL,
 		.results_dir = results_dir,
 		.resume = resume, .lost = lost_locals, .ctx = &run,
-		.available = follow ? available : NULL, .guard = &guard,
+		.available = follow ? available : NULL, .guard = &guard, .dropped = &dropped,
 		.progress = !json && isatty(STDERR_FILENO) ? progress : NULL,
 		.recording = rec,
 		.output_dirs = { [MSG_OUTPUT_STATE] = outputs[MSG_OUTPUT_STATE][0] ?
@@ -598,7 +599,8 @@ int builtin_simulate(int argc, char **argv)
 	json_array_foreach(results, i, r)
 		exact += !strcmp(json_string_value(json_object_get(r, "verdict")) ?: "", "exact");
 	if (json) {
-		json_t *doc = json_pack("{s:s, s:i, s:I, s:I, s:O, s:{s:I, s:I, s:I, s:I, s:o}, s:o}",
+		json_t *doc = json_pack("{s:s, s:i, s:I, s:I, s:O, s:{s:I, s:I, s:I, s:I, s:o}, s:o, "
+					"s:I}",
 					"recording", rec, "nodes", (int)nodes, "exact",
 					(json_int_t)exact, "intervals_total",
 					(json_int_t)json_array_size(results), "intervals", results,
@@ -606,7 +608,8 @@ int builtin_simulate(int argc, char **argv)
 					(json_int_t)sent.sent_pages, "requests", (json_int_t)sent.requests,
 					"malformed", (json_int_t)sent.malformed, "refused",
 					wire__refusals_json(sent.refused), "coordinator_refused",
-					wire__refusals_json(guard.counts));
+					wire__refusals_json(guard.counts), "coordinator_dropped",
+					(json_int_t)dropped);
 		json_dumpf(doc, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(doc);

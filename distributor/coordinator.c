@@ -34,6 +34,7 @@ struct coord {
 	json_t **results;            /* by interval - first */
 	struct node nodes[MAX_NODES];
 	unsigned nnodes;
+	uint64_t dropped;            /* authentic messages not acted on */
 	char err[512];
 };
 
@@ -123,8 +124,10 @@ static void feed_all(struct coord *c)
 static void on_hello(struct coord *c, const struct wire_msg *m)
 {
 	char pages[PAGE_ENDPOINT_MAX];
-	if (!msg__hello_parse(m, pages))
-		return; /* malformed: dropped, like a refused frame */
+	if (!msg__hello_parse(m, pages)) {
+		c->dropped++; /* malformed */
+		return;
+	}
 	struct node *n = node_of(c, m->sender);
 	if (!n) {
 		if (c->nnodes == MAX_NODES)
@@ -148,14 +151,17 @@ static void on_result(struct coord *c, const struct wire_msg *m)
 {
 	struct msg_result mr;
 	struct node *n = node_of(c, m->sender);
-	if (!n || !msg__result_parse(m, &mr))
-		return; /* malformed: dropped, like a refused frame */
+	if (!n || !msg__result_parse(m, &mr)) {
+		c->dropped++; /* a stranger's, or malformed */
+		return;
+	}
 	uint32_t k = mr.interval;
 	bool ok = mr.ran;
 	json_t *res = json_loadb((const char *)mr.json, mr.len, 0, NULL);
 	n->busy = false; /* a node runs one interval at a time */
 	if (!json_is_object(res) || sched__done(c->sched, n->id, k, ok && res) != 1) {
-		json_decref(res); /* late, twice, or never assigned: dropped */
+		json_decref(res); /* late, twice, or never assigned */
+		c->dropped++;
 		feed(c, n);
 		return;
 	}
@@ -196,8 +202,10 @@ static void on_result(struct coord *c, const struct wire_msg *m)
 static void on_file_request(struct coord *c, const struct wire_msg *m)
 {
 	struct msg_file_request q;
-	if (!c->o->recording || !node_of(c, m->sender) || !msg__file_request_parse(m, &q))
-		return; /* malformed, or not ours to answer: dropped */
+	if (!c->o->recording || !node_of(c, m->sender) || !msg__file_request_parse(m, &q)) {
+		c->dropped++; /* a stranger's, malformed, or not ours to answer */
+		return;
+	}
 	char path[4400];
 	snprintf(path, sizeof(path), "%s/%s", c->o->recording, q.name);
 	struct msg_file_data d = { .tag = q.tag, .offset = q.offset };
@@ -243,8 +251,10 @@ static void on_output(struct coord *c, const struct wire_msg *m)
 	if (!node_of(c, m->sender) || !msg__output_parse(m, &out) || out.interval < c->o->first ||
 	    out.interval >= c->last || !c->o->output_dirs[out.kind] ||
 	    sched__state(c->sched, out.interval, &ran, NULL) != SCHED_RUNNING ||
-	    ran != m->sender)
-		return; /* malformed, or of an interval not the node's now: dropped */
+	    ran != m->sender) {
+		c->dropped++; /* a stranger's, malformed, or of an interval not the node's now */
+		return;
+	}
 	char path[4400];
 	snprintf(path, sizeof(path), "%s/%s", c->o->output_dirs[out.kind], out.name);
 	if (ckpt_file__publish(path, out.bytes, out.len, c->err, sizeof(c->err)) != 0)
@@ -370,6 +380,8 @@ out:
 	free(c.results);
 	if (o->guard && c.link)
 		*o->guard = *link__guard(c.link);
+	if (o->dropped)
+		*o->dropped = c.dropped;
 	link__close(c.link);
 	sched__free(c.sched);
 	return out;

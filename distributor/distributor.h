@@ -415,6 +415,10 @@ struct coord_options {
 	const char *settings;       /* JSON text for WELCOME */
 	const char *pages_endpoint; /* the vnode's page server, sent with each ASSIGN */
 	struct wire_guard *guard;   /* if set, gets the frames received by verdict */
+	/* If set, gets how many authentic messages were dropped: malformed,
+	 * from a sender that never said HELLO, or about an interval that was
+	 * not the sender's (a late or second result). */
+	uint64_t *dropped;
 	const char *state_path;     /* the schedule, saved after each result; NULL: none */
 	const char *results_dir;    /* each interval's result, NNNNNN.json, with state_path */
 	bool resume;                /* start from state_path and results_dir */

@@ -67,6 +67,10 @@ def check(name, refused):
     missing = every - set(refused)
     assert not missing, "%s did not refuse %s: %s" % (name, missing, refused)
 check("the coordinator", d["coordinator_refused"])
+# authentic but malformed or a stranger's: HELLO, RESULT, 3 file requests
+# and an output malformed, an unassigned result, a stranger's file
+# request and output
+assert d["coordinator_dropped"] >= 9, d["coordinator_dropped"]
 check("the vnode", d["vnode"]["refused"])
 assert d["vnode"]["malformed"] >= 2, d["vnode"]
 node1 = [i["pages"]["served"] for i in iv if i["node"] == 1]
