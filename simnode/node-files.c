@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -26,6 +28,7 @@ struct node_files {
 	char work_dir[PATH_MAX];
 	bool told_shared;
 	enum mode mode;
+	int lock_fd;                /* FETCHED: held on copy/.lock while the copy is in use */
 	/* FETCHED: this run's copy of the recording, and where the
 	 * interval's outputs wait to be sent */
 	char copy[PATH_MAX], outputs[MSG_OUTPUT__COUNT][PATH_MAX + 16];
@@ -64,11 +67,38 @@ static int remove_one(const char *path, const struct stat *sb, int flag, struct 
 	return 0;
 }
 
+/* Copies of nodes that died (kill -9, a crash) stay behind: a copy
+ * whose lock no one holds is removed. One without a lock yet is another
+ * node's that is just being made, unless it is old. */
+static void remove_stale_copies(const char *work_dir)
+{
+	DIR *d = opendir(work_dir);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char dir[PATH_MAX + 300], lock[PATH_MAX + 310];
+		struct stat sb;
+		if (strncmp(e->d_name, "run-", 4))
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", work_dir, e->d_name);
+		snprintf(lock, sizeof(lock), "%s/.lock", dir);
+		int fd = open(lock, O_RDWR | O_CLOEXEC);
+		bool stale = fd >= 0 ? flock(fd, LOCK_EX | LOCK_NB) == 0 :
+				       stat(dir, &sb) == 0 && time(NULL) - sb.st_mtime > 3600;
+		if (stale)
+			nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (d)
+		closedir(d);
+}
+
 struct node_files *node_files__new(const char *work_dir, bool shared)
 {
 	struct node_files *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
+	f->lock_fd = -1;
 	const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	if (work_dir)
 		snprintf(f->work_dir, sizeof(f->work_dir), "%s", work_dir);
@@ -78,6 +108,8 @@ struct node_files *node_files__new(const char *work_dir, bool shared)
 		snprintf(f->work_dir, sizeof(f->work_dir), "%s/.cache/simuboost",
 			 home && *home ? home : "/tmp");
 	f->told_shared = shared;
+	if (!shared)
+		remove_stale_copies(f->work_dir);
 	return f;
 }
 
@@ -85,6 +117,9 @@ void node_files__new_run(struct node_files *f)
 {
 	if (f->mode == FETCHED)
 		nftw(f->copy, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (f->lock_fd >= 0)
+		close(f->lock_fd);
+	f->lock_fd = -1;
 	f->mode = UNDECIDED;
 	f->manifests = 0;
 }
@@ -231,6 +266,13 @@ static int decide(struct node_files *f, struct link *l, const char *recording,
 		goto out;
 	}
 	f->mode = FETCHED; /* from here on, removed with the run */
+	char lock[PATH_MAX + 16];
+	snprintf(lock, sizeof(lock), "%s/.lock", f->copy);
+	f->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (f->lock_fd < 0 || flock(f->lock_fd, LOCK_EX) != 0) {
+		snprintf(err, errlen, "%s: %s", lock, strerror(errno));
+		goto out;
+	}
 	for (int kind = 0; kind < MSG_OUTPUT__COUNT; kind++) {
 		snprintf(f->outputs[kind], sizeof(f->outputs[kind]), "%s/%s", f->copy,
 			 output_dir_names[kind]);
