@@ -321,6 +321,19 @@ static int write_atomic(const char *path, const void *buf, size_t len, char *err
 		snprintf(err, errlen, "%s: rename: %s", path, strerror(errno));
 		goto fail;
 	}
+	/* the rename itself survives a crash of the machine once its directory
+	 * is on disk: a merge may then rely on the state being there */
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	int dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) != 0) {
+		snprintf(err, errlen, "%s: fsync of its directory: %s", path, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	close(dfd);
 	return 0;
 fail:
 	if (fd >= 0)
