@@ -226,8 +226,25 @@ static int copy_file(struct node_files *f, struct link *l, const char *name,
 	return rc;
 }
 
-/* Shared if the recording at the settings' path holds the coordinator's
- * recording.meta; else a copy is started. */
+/* Whether the file dir/name holds exactly buf. */
+static bool holds(const char *dir, const char *name, const uint8_t *buf, size_t len)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *mine = fopen(path, "rb");
+	if (!mine)
+		return false;
+	uint8_t *have = malloc(len + 1);
+	bool same = have && fread(have, 1, len + 1, mine) == len && !memcmp(have, buf, len);
+	free(have);
+	fclose(mine);
+	return same;
+}
+
+/* Shared if the recording at the settings' path is the coordinator's:
+ * the same recording.meta, and the same first interval's manifest (two
+ * recordings of one config have the same metadata, and rarely the same
+ * interval boundaries). Else a copy is started. */
 static int decide(struct node_files *f, struct link *l, const char *recording,
 		  void (*tick)(void *), void *opaque, char *err, size_t errlen)
 {
@@ -235,22 +252,24 @@ static int decide(struct node_files *f, struct link *l, const char *recording,
 		f->mode = SHARED;
 		return 0;
 	}
-	uint8_t *theirs;
-	size_t len;
+	uint8_t *theirs, *first = NULL;
+	size_t len, first_len;
 	int got = fetch(f, l, "recording.meta", &theirs, &len, tick, opaque, err, errlen);
 	if (got == 0)
 		snprintf(err, errlen, "the coordinator's recording has no recording.meta");
 	if (got != 1)
 		return -1;
-	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/recording.meta", recording);
-	bool same = false;
-	FILE *mine = fopen(path, "rb");
-	if (mine) {
-		uint8_t *buf = malloc(len + 1);
-		same = buf && fread(buf, 1, len + 1, mine) == len && !memcmp(buf, theirs, len);
-		free(buf);
-		fclose(mine);
+	bool same = holds(recording, "recording.meta", theirs, len);
+	if (same) {
+		/* an interval is assigned once the checkpoint that ends it is
+		 * committed: the first one's is there */
+		got = fetch(f, l, "000001.manifest", &first, &first_len, tick, opaque, err, errlen);
+		if (got < 0) {
+			free(theirs);
+			return -1;
+		}
+		same = got == 1 && holds(recording, "000001.manifest", first, first_len);
+		free(first);
 	}
 	if (same) {
 		free(theirs);
@@ -281,6 +300,7 @@ static int decide(struct node_files *f, struct link *l, const char *recording,
 			goto out;
 		}
 	}
+	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/recording.meta", f->copy);
 	rc = ckpt_file__publish(path, theirs, len, err, errlen);
 out:
