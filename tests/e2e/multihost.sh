@@ -16,6 +16,7 @@ set -eu
 SIMUBOOST=$1 GUEST_DIR=$2
 A="$SIMUBOOST_ANALYSES"
 TMP=$(mktemp -d)
+STAGE=$(mktemp -d) # outside TMP, which the nodes' machines do not see
 P="sbh$$"
 BR="${P}br" HOSTS="v n1 n2 n3"
 cleanup() {
@@ -24,7 +25,7 @@ cleanup() {
 		ip netns del "$P$h" 2>/dev/null || true
 	done
 	ip netns del "$BR" 2>/dev/null || true
-	rm -rf "$TMP"
+	rm -rf "$TMP" "$STAGE"
 }
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
@@ -68,11 +69,20 @@ on v "$SIMUBOOST" simulate "$rec" --nodes 0 --listen tcp://10.79.0.1:7460 \
 	--secret-file "$TMP/secret" --json -o "$TMP/out" --analysis "$A/insn-count.so" \
 	--analysis "$A/working-set.so" >"$TMP/sim.json" 2>"$TMP/sim.err" &
 sim=$!
+# n3's machine has another recording at the same path, of the same config
+# (the same recording.meta) but not the same: it must not take it for the
+# vnode's
+other="$STAGE/other.rec"
+mkdir -p "$other"
+cp "$rec/recording.meta" "$other/"
+cp "$rec/000002.manifest" "$other/000001.manifest"
 k=1
 for h in n1 n2 n3; do
-	# the node's machine: its own empty $TMP, where it keeps its copy
+	# the node's machine: its own $TMP, empty but for n3's other recording
+	[ "$h" = n3 ] && place="$other" || place=""
 	SIMUBOOST_SECRET=$(cat "$TMP/secret") on "$h" unshare -m sh -c \
-		'mount -t tmpfs none "$1" && shift && exec "$@"' - "$TMP" \
+		'mount -t tmpfs none "$1" && { [ -z "$2" ] || cp -r "$2" "$3"; } && shift 3 &&
+		exec "$@"' - "$TMP" "$place" "$rec" \
 		"$SIMUBOOST" simnode --join tcp://10.79.0.1:7460 --id "$k" --work-dir "$TMP/work" \
 		2>"$TMP/$h.err" &
 	k=$((k + 1))
@@ -95,7 +105,10 @@ d = json.load(open(sys.argv[1]))
 iv = d["intervals"]
 assert [i["interval"] for i in iv] == list(range(int(sys.argv[2]))), [i["interval"] for i in iv]
 assert all(i["verdict"] == "exact" for i in iv), iv
-assert all(i["recording"] == "fetched" for i in iv), [i["recording"] for i in iv]
+# n3 too: its recording at the same path has the same metadata, not the
+# same first manifest
+assert all(i["recording"] == "fetched" for i in iv), [(i["node"], i["recording"]) for i in iv]
+assert 3 in {i["node"] for i in iv}, "n3 ran nothing"
 nodes = {i["node"] for i in iv}
 assert nodes <= {1, 2, 3} and len(nodes) >= 2, nodes
 peers = set().union(*(i["pages"]["bytes_from"] for i in iv))
