@@ -4,6 +4,7 @@
  * machine. simuboost simnode: a node that joins a coordinator, from here
  * or from another machine. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -314,6 +315,22 @@ static void progress(void *ctx, unsigned done, unsigned total)
 		fputc('\n', stderr);
 }
 
+/* Parts of outputs whose node died while sending them (NAME.part): the
+ * interval ran again, and its output came whole. */
+static void remove_parts(const char *dir)
+{
+	DIR *d = dir[0] ? opendir(dir) : NULL;
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		if (n > 5 && !strcmp(e->d_name + n - 5, ".part") && unlinkat(dirfd(d), e->d_name, 0))
+			fprintf(stderr, "simuboost simulate: %s/%s: %s\n", dir, e->d_name,
+				strerror(errno));
+	}
+	if (d)
+		closedir(d);
+}
+
 /* n random bytes, as 2n hex digits into out. */
 static int random_hex(char *out, size_t n)
 {
@@ -484,9 +501,8 @@ int builtin_simulate(int argc, char **argv)
 	json_t *settings = json_pack("{s:s, s:s, s:f, s:b, s:b}", "run", run_id, "recording", rec,
 				     "timeout_s", timeout_s, "no_prefetch", no_prefetch,
 				     "materialize", materialize);
-	char abs_trace[PATH_MAX];
-	if (trace_dir && realpath(trace_dir, abs_trace))
-		json_object_set_new(settings, "trace_dir", json_string(abs_trace));
+	if (trace_dir && realpath(trace_dir, outputs[MSG_OUTPUT_TRACE]))
+		json_object_set_new(settings, "trace_dir", json_string(outputs[MSG_OUTPUT_TRACE]));
 	if (getenv("SIMUBOOST_QEMU"))
 		json_object_set_new(settings, "qemu", json_string(getenv("SIMUBOOST_QEMU")));
 	if (nspecs) {
@@ -572,10 +588,14 @@ int builtin_simulate(int argc, char **argv)
 		.output_dirs = { [MSG_OUTPUT_STATE] = outputs[MSG_OUTPUT_STATE][0] ?
 							  outputs[MSG_OUTPUT_STATE] : NULL,
 				 [MSG_OUTPUT_QEMU_LOG] = outputs[MSG_OUTPUT_QEMU_LOG][0] ?
-							     outputs[MSG_OUTPUT_QEMU_LOG] : NULL },
+							     outputs[MSG_OUTPUT_QEMU_LOG] : NULL,
+				 [MSG_OUTPUT_TRACE] = outputs[MSG_OUTPUT_TRACE][0] ?
+							  outputs[MSG_OUTPUT_TRACE] : NULL },
 	};
 	json_t *results = coord__run(&co, listen ? 3600 : 10, err, sizeof(err));
 	free(settings_text);
+	for (int kind = 0; kind < MSG_OUTPUT__COUNT; kind++)
+		remove_parts(outputs[kind]);
 	for (unsigned i = 0; i < ln->n; i++)
 		if (ln->pids[i] > 0) {
 			/* after BYE they leave; one that does not is stopped */

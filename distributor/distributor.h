@@ -296,7 +296,10 @@ bool msg__result_parse(const struct wire_msg *m, struct msg_result *r);
  *                 bytes from offset.
  *   OUTPUT:       u32 interval, u8 kind, blob name (a plain file name:
  *                 letters, digits, '.', '-', '_', not starting with '.'),
- *                 blob contents; sent before the interval's RESULT. */
+ *                 u64 the file's size, u64 offset, blob of at most
+ *                 MSG_FILE_CHUNK bytes from offset; a file in order, in
+ *                 as many as it takes, all sent before the interval's
+ *                 RESULT. */
 #define MSG_FILE_CHUNK (8u << 20)
 #define MSG_NAME_MAX 200u
 
@@ -318,11 +321,17 @@ struct msg_file_data {
 void msg__file_data_write(struct wire_writer *w, const struct msg_file_data *d);
 bool msg__file_data_parse(const struct wire_msg *m, struct msg_file_data *d);
 
-enum msg_output_kind { MSG_OUTPUT_STATE, MSG_OUTPUT_QEMU_LOG, MSG_OUTPUT__COUNT };
+enum msg_output_kind {
+	MSG_OUTPUT_STATE,           /* an analysis state */
+	MSG_OUTPUT_QEMU_LOG,        /* what a plain QEMU plugin printed */
+	MSG_OUTPUT_TRACE,           /* an interval's trace */
+	MSG_OUTPUT__COUNT
+};
 struct msg_output {
 	uint32_t interval;
 	enum msg_output_kind kind;
 	char name[MSG_NAME_MAX + 1];
+	uint64_t size, offset;      /* the whole file's, and this part's */
 	const uint8_t *bytes;       /* parsing points into the message */
 	uint32_t len;
 };

@@ -229,6 +229,8 @@ void msg__output_write(struct wire_writer *w, const struct msg_output *o)
 	wire_writer__u32(w, o->interval);
 	wire_writer__u8(w, (uint8_t)o->kind);
 	wire_writer__blob(w, o->name, (uint32_t)strnlen(o->name, MSG_NAME_MAX));
+	wire_writer__u64(w, o->size);
+	wire_writer__u64(w, o->offset);
 	wire_writer__blob(w, o->bytes, o->len);
 }
 
@@ -238,9 +240,10 @@ bool msg__output_parse(const struct wire_msg *m, struct msg_output *o)
 	uint8_t kind;
 	if (!wire_reader__u32(&r, &o->interval) || !wire_reader__u8(&r, &kind) ||
 	    kind >= MSG_OUTPUT__COUNT || !read_name(&r, o->name) || !plain_name(o->name) ||
-	    !wire_reader__blob(&r, &o->bytes, &o->len, WIRE_MAX_PAYLOAD) ||
-	    !wire_reader__done(&r))
+	    !wire_reader__u64(&r, &o->size) || !wire_reader__u64(&r, &o->offset) ||
+	    !wire_reader__blob(&r, &o->bytes, &o->len, MSG_FILE_CHUNK) || !wire_reader__done(&r))
 		return false;
 	o->kind = (enum msg_output_kind)kind;
-	return true;
+	/* the part lies within the file */
+	return o->offset <= o->size && o->len <= o->size - o->offset;
 }

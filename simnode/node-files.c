@@ -38,6 +38,7 @@ struct node_files {
 
 static const char *const output_dir_names[MSG_OUTPUT__COUNT] = {
 	[MSG_OUTPUT_STATE] = "states", [MSG_OUTPUT_QEMU_LOG] = "qemu-plugins",
+	[MSG_OUTPUT_TRACE] = "traces",
 };
 
 /* mkdir -p */
@@ -335,40 +336,60 @@ int node_files__prepare(struct node_files *f, struct link *l, uint32_t k,
 		o->analysis_dir = f->outputs[MSG_OUTPUT_STATE];
 	if (o->qemu_plugin_dir)
 		o->qemu_plugin_dir = f->outputs[MSG_OUTPUT_QEMU_LOG];
-	/* traces stay here, at the run's path */
-	return o->trace_dir ? make_dirs(o->trace_dir, err, errlen) : 0;
+	if (o->trace_dir)
+		o->trace_dir = f->outputs[MSG_OUTPUT_TRACE];
+	return 0;
 }
 
-/* Sends one output file and removes it. */
+/* Parts of at most this many bytes; $SIMUBOOST_OUTPUT_CHUNK makes them
+ * smaller, so that tests see small files travel in several. */
+static uint32_t output_chunk(void)
+{
+	const char *env = getenv("SIMUBOOST_OUTPUT_CHUNK");
+	unsigned long n = env ? strtoul(env, NULL, 10) : 0;
+	return n && n < MSG_FILE_CHUNK ? (uint32_t)n : MSG_FILE_CHUNK;
+}
+
+/* Sends one output file, in parts, and removes it. */
 static int send_output(struct link *l, uint32_t k, enum msg_output_kind kind, const char *dir,
 		       const char *name, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 300];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	FILE *in = fopen(path, "rb");
-	uint8_t *buf = NULL;
-	long len = -1;
-	if (in && fseek(in, 0, SEEK_END) == 0 && (len = ftell(in)) >= 0 &&
-	    len <= (long)(WIRE_MAX_PAYLOAD - 4096) && fseek(in, 0, SEEK_SET) == 0 &&
-	    (buf = malloc((size_t)len + 1)) && fread(buf, 1, (size_t)len, in) != (size_t)len)
-		len = -1;
-	if (in)
-		fclose(in);
-	if (!buf || len < 0 || len > (long)(WIRE_MAX_PAYLOAD - 4096)) {
-		snprintf(err, errlen, "%s: %s", path,
-			 len > (long)(WIRE_MAX_PAYLOAD - 4096) ? "too large to send" :
-			 errno ? strerror(errno) : "cannot read it");
-		free(buf);
-		return -1;
-	}
-	struct msg_output out = { .interval = k, .kind = kind, .bytes = buf, .len = (uint32_t)len };
+	struct msg_output out = { .interval = k, .kind = kind };
 	snprintf(out.name, sizeof(out.name), "%s", name);
-	struct wire_writer w = { .ok = true };
-	msg__output_write(&w, &out);
-	int rc = w.ok ? link__send(l, 0, WIRE_OUTPUT, w.buf, w.len, err, errlen) : -1;
-	if (!w.ok)
-		snprintf(err, errlen, "%s: out of memory", path);
-	wire_writer__free(&w);
+	uint32_t chunk = output_chunk();
+	struct stat sb;
+	uint8_t *buf = malloc(chunk);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+	if (!buf || fd < 0 || fstat(fd, &sb) != 0) {
+		snprintf(err, errlen, "%s: %s", path, buf ? strerror(errno) : "out of memory");
+		goto out;
+	}
+	out.size = (uint64_t)sb.st_size;
+	do {
+		uint64_t left = out.size - out.offset;
+		ssize_t n = pread(fd, buf, left < chunk ? (size_t)left : chunk, (off_t)out.offset);
+		if (n < 0 || (n == 0 && left)) {
+			snprintf(err, errlen, "%s: read: %s", path, n ? strerror(errno) : "it shrank");
+			goto out;
+		}
+		out.bytes = buf;
+		out.len = (uint32_t)n;
+		struct wire_writer w = { .ok = true };
+		msg__output_write(&w, &out);
+		int sent = w.ok ? link__send(l, 0, WIRE_OUTPUT, w.buf, w.len, err, errlen) : -1;
+		if (!w.ok)
+			snprintf(err, errlen, "%s: out of memory", path);
+		wire_writer__free(&w);
+		if (sent != 0)
+			goto out;
+		out.offset += (uint64_t)n;
+	} while (out.offset < out.size);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
 	free(buf);
 	unlink(path);
 	return rc;

@@ -8,9 +8,9 @@
  * One that does not keeps a copy of what it replays from in a directory of
  * its own: recording.meta, the manifests up to the interval's end and the
  * interval's log, asked of the coordinator (FILE_REQUEST), never the page
- * packs, whose contents come from peers by hash. Its analysis states and
- * QEMU plugin logs go back to the coordinator (OUTPUT) before the result;
- * its traces stay on its own machine, at the run's trace path. */
+ * packs, whose contents come from peers by hash. Its analysis states,
+ * QEMU plugin logs and traces go back to the coordinator (OUTPUT) before
+ * the result, and are removed here. */
 #ifndef SIMUBOOST_SIMNODE_NODE_FILES_H
 #define SIMUBOOST_SIMNODE_NODE_FILES_H
 

@@ -6,9 +6,9 @@
 # and fault their guests' pages in from it and from each other. The nodes
 # do not see the vnode's files (each mounts a private tmpfs over the test's
 # directory): they copy the manifests and logs from the coordinator and
-# send back their analysis states. One node is killed mid-run: the run
-# still completes, every interval exact and once, and the analysis equals
-# a serial replay's.
+# send back their analysis states and traces. One node is killed mid-run:
+# the run still completes, every interval exact and once, the analyses
+# equal a serial replay's, and every interval's trace is back.
 # Everything is created here and removed at exit. Skipped (77) where
 # network namespaces cannot be made (not root).
 # usage: multihost.sh SIMUBOOST GUEST_DIR   (env SIMUBOOST_ANALYSES)
@@ -67,7 +67,7 @@ head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/secret"
 
 on v "$SIMUBOOST" simulate "$rec" --nodes 0 --listen tcp://10.79.0.1:7460 \
 	--secret-file "$TMP/secret" --json -o "$TMP/out" --analysis "$A/insn-count.so" \
-	--analysis "$A/working-set.so" >"$TMP/sim.json" 2>"$TMP/sim.err" &
+	--analysis "$A/working-set.so" --trace "$TMP/traces" >"$TMP/sim.json" 2>"$TMP/sim.err" &
 sim=$!
 # n3's machine has another recording at the same path, of the same config
 # (the same recording.meta) but not the same: it must not take it for the
@@ -80,7 +80,8 @@ k=1
 for h in n1 n2 n3; do
 	# the node's machine: its own $TMP, empty but for n3's other recording
 	[ "$h" = n3 ] && place="$other" || place=""
-	SIMUBOOST_SECRET=$(cat "$TMP/secret") on "$h" unshare -m sh -c \
+	# (outputs travel in parts of 4 KiB, so that traces take several)
+	SIMUBOOST_SECRET=$(cat "$TMP/secret") SIMUBOOST_OUTPUT_CHUNK=4096 on "$h" unshare -m sh -c \
 		'mount -t tmpfs none "$1" && { [ -z "$2" ] || cp -r "$2" "$3"; } && shift 3 &&
 		exec "$@"' - "$TMP" "$place" "$rec" \
 		"$SIMUBOOST" simnode --join tcp://10.79.0.1:7460 --id "$k" --work-dir "$TMP/work" \
@@ -126,3 +127,15 @@ for p in insn-count working-set; do
 		fail "$p: the nodes' states, sent back, differ from a serial replay's"
 done
 echo "multihost: the nodes copied the manifests and logs; their analyses equal a serial replay's"
+# the nodes' traces came back, whole, one per interval
+"$SIMUBOOST" trace ls --json "$TMP/traces" >"$TMP/traces.json" || fail "trace ls of the nodes' traces"
+python3 - "$TMP/sim.json" "$TMP/traces.json" "$TMP/traces" <<'PY' || fail "the nodes' traces"
+import json, os, sys
+sim = {i["interval"]: i["instructions"] for i in json.load(open(sys.argv[1]))["intervals"]}
+traced = {t["interval"]: t["instructions"] for t in json.load(open(sys.argv[2]))}
+assert traced == sim, (traced, sim)
+assert not [f for f in os.listdir(sys.argv[3]) if f.endswith(".part")], os.listdir(sys.argv[3])
+big = max(t["file_bytes"] for t in json.load(open(sys.argv[2])))
+print("multihost: %d traces sent back by the nodes (the largest %d bytes, in 4 KiB parts)"
+      % (len(traced), big))
+PY

@@ -189,7 +189,7 @@ int main(int argc, char **argv)
 	raw(&o, buf, n);
 	wire_writer__free(&w);
 	w = (struct wire_writer){ .ok = true };
-	msg__output_write(&w, &(struct msg_output){ .interval = 0, .name = "schedule",
+	msg__output_write(&w, &(struct msg_output){ .interval = 0, .name = "schedule", .size = 2,
 						    .bytes = (const uint8_t *)"{}", .len = 2 });
 	n = frame(&o, &o.key, WIRE_OUTPUT, w.buf, w.len, buf, sizeof(buf));
 	raw(&o, buf, n);

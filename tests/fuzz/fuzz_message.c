@@ -164,13 +164,15 @@ static void output(const uint8_t *data, size_t size)
 	if (!msg__output_parse(&m, &o))
 		return;
 	plain(o.name);
-	if (!inside(o.bytes, o.len, data, size) || o.kind >= MSG_OUTPUT__COUNT)
+	if (!inside(o.bytes, o.len, data, size) || o.kind >= MSG_OUTPUT__COUNT ||
+	    o.offset > o.size || o.len > o.size - o.offset)
 		abort();
 	struct wire_writer w = { .ok = true };
 	msg__output_write(&w, &o);
 	m = as_msg(WIRE_OUTPUT, w.buf, w.len);
 	if (!w.ok || !msg__output_parse(&m, &again) || again.interval != o.interval ||
-	    again.kind != o.kind || strcmp(again.name, o.name) || again.len != o.len ||
+	    again.kind != o.kind || strcmp(again.name, o.name) || again.size != o.size ||
+	    again.offset != o.offset || again.len != o.len ||
 	    memcmp(again.bytes, o.bytes, o.len))
 		abort();
 	wire_writer__free(&w);

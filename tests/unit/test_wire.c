@@ -173,7 +173,7 @@ static bool request_parses(const char *name)
 /* An OUTPUT named name, parsed. */
 static bool output_parses(const char *name)
 {
-	struct msg_output o = { .interval = 3, .kind = MSG_OUTPUT_STATE,
+	struct msg_output o = { .interval = 3, .kind = MSG_OUTPUT_STATE, .size = 5,
 				.bytes = (const uint8_t *)"state", .len = 5 };
 	snprintf(o.name, sizeof(o.name), "%s", name);
 	struct wire_writer w = { .ok = true };
@@ -216,6 +216,21 @@ static void test_file_messages(void **state)
 	assert_false(output_parses("../schedule"));
 	assert_false(output_parses("states/x"));
 	assert_false(output_parses(".hidden"));
+	/* a part of a trace: within its file, or refused */
+	struct msg_output part = { .interval = 3, .kind = MSG_OUTPUT_TRACE, .name = "000003.trace",
+				   .size = 100, .offset = 96, .bytes = (const uint8_t *)"tail",
+				   .len = 4 }, got;
+	struct wire_writer w = { .ok = true };
+	msg__output_write(&w, &part);
+	struct wire_msg m = { .type = WIRE_OUTPUT, .payload = w.buf, .len = w.len };
+	assert_true(msg__output_parse(&m, &got) && got.offset == 96 && got.size == 100);
+	wire_writer__free(&w);
+	part.offset = 97;
+	w = (struct wire_writer){ .ok = true };
+	msg__output_write(&w, &part);
+	m = (struct wire_msg){ .type = WIRE_OUTPUT, .payload = w.buf, .len = w.len };
+	assert_false(msg__output_parse(&m, &got));
+	wire_writer__free(&w);
 	assert_true(data_parses(false, 10, 3, 7));
 	assert_true(data_parses(true, 0, 0, 0));
 	assert_false(data_parses(false, 10, 4, 7)); /* past the file's end */
