@@ -91,8 +91,8 @@ const char builtin_simnode_usage[] =
 	"Where the recording is not at the same path here as for the coordinator,\n"
 	"the node copies the manifests and logs it needs from the coordinator\n"
 	"into a directory of its own under --work-dir (default: ~/.cache/simuboost;\n"
-	"removed when it leaves), and sends back its analysis states and QEMU\n"
-	"plugin logs. Traces stay on this machine, at the run's --trace path.\n";
+	"removed when it leaves), and sends back its analysis states, QEMU plugin\n"
+	"logs and traces.\n";
 
 /* A quarter of this machine's memory, in MiB, shared by `nodes` nodes. */
 static uint32_t default_cache_mib(unsigned nodes)

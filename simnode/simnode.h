@@ -108,7 +108,7 @@ struct simnode_serve_options {
  * fails. Unless it reads the recording, its guests' pages come from its
  * peers. Where its machine does not hold the recording, it copies the
  * manifests and logs from the coordinator and sends back its analysis
- * states and QEMU plugin logs; its traces stay here. Each result gains
+ * states, QEMU plugin logs and traces. Each result gains
  * node, host, recording ("shared" or "fetched"), and a pages object:
  * source ("recording" or "peers"), bytes_from (bytes received from each
  * peer, by id; 0 is the vnode), cache_hits, peers_lost, cache (pages,
