@@ -202,13 +202,29 @@ bool msg__file_request_parse(const struct wire_msg *m, struct msg_file_request *
 	       wire_reader__done(&r);
 }
 
+/* A part of a file: u64 the file's size, u64 offset, blob of bytes. */
+static void write_part(struct wire_writer *w, uint64_t size, uint64_t offset,
+		       const uint8_t *bytes, uint32_t len)
+{
+	wire_writer__u64(w, size);
+	wire_writer__u64(w, offset);
+	wire_writer__blob(w, bytes, len);
+}
+
+/* The same read, ending the payload; the part lies within the file. */
+static bool read_part(struct wire_reader *r, uint64_t *size, uint64_t *offset,
+		      const uint8_t **bytes, uint32_t *len)
+{
+	return wire_reader__u64(r, size) && wire_reader__u64(r, offset) &&
+	       wire_reader__blob(r, bytes, len, MSG_FILE_CHUNK) && wire_reader__done(r) &&
+	       *offset <= *size && *len <= *size - *offset;
+}
+
 void msg__file_data_write(struct wire_writer *w, const struct msg_file_data *d)
 {
 	wire_writer__u32(w, d->tag);
 	wire_writer__u8(w, d->missing ? 1 : 0);
-	wire_writer__u64(w, d->size);
-	wire_writer__u64(w, d->offset);
-	wire_writer__blob(w, d->bytes, d->len);
+	write_part(w, d->size, d->offset, d->bytes, d->len);
 }
 
 bool msg__file_data_parse(const struct wire_msg *m, struct msg_file_data *d)
@@ -216,12 +232,10 @@ bool msg__file_data_parse(const struct wire_msg *m, struct msg_file_data *d)
 	struct wire_reader r = wire_reader__of(m);
 	uint8_t status;
 	if (!wire_reader__u32(&r, &d->tag) || !wire_reader__u8(&r, &status) || status > 1 ||
-	    !wire_reader__u64(&r, &d->size) || !wire_reader__u64(&r, &d->offset) ||
-	    !wire_reader__blob(&r, &d->bytes, &d->len, MSG_FILE_CHUNK) || !wire_reader__done(&r))
+	    !read_part(&r, &d->size, &d->offset, &d->bytes, &d->len))
 		return false;
 	d->missing = status == 1;
-	/* the bytes lie within the file, and a missing file has none */
-	return d->offset <= d->size && d->len <= d->size - d->offset && !(d->missing && d->len);
+	return !(d->missing && d->len); /* a missing file has no bytes */
 }
 
 void msg__output_write(struct wire_writer *w, const struct msg_output *o)
@@ -229,9 +243,7 @@ void msg__output_write(struct wire_writer *w, const struct msg_output *o)
 	wire_writer__u32(w, o->interval);
 	wire_writer__u8(w, (uint8_t)o->kind);
 	wire_writer__blob(w, o->name, (uint32_t)strnlen(o->name, MSG_NAME_MAX));
-	wire_writer__u64(w, o->size);
-	wire_writer__u64(w, o->offset);
-	wire_writer__blob(w, o->bytes, o->len);
+	write_part(w, o->size, o->offset, o->bytes, o->len);
 }
 
 bool msg__output_parse(const struct wire_msg *m, struct msg_output *o)
@@ -240,10 +252,8 @@ bool msg__output_parse(const struct wire_msg *m, struct msg_output *o)
 	uint8_t kind;
 	if (!wire_reader__u32(&r, &o->interval) || !wire_reader__u8(&r, &kind) ||
 	    kind >= MSG_OUTPUT__COUNT || !read_name(&r, o->name) || !plain_name(o->name) ||
-	    !wire_reader__u64(&r, &o->size) || !wire_reader__u64(&r, &o->offset) ||
-	    !wire_reader__blob(&r, &o->bytes, &o->len, MSG_FILE_CHUNK) || !wire_reader__done(&r))
+	    !read_part(&r, &o->size, &o->offset, &o->bytes, &o->len))
 		return false;
 	o->kind = (enum msg_output_kind)kind;
-	/* the part lies within the file */
-	return o->offset <= o->size && o->len <= o->size - o->offset;
+	return true;
 }
