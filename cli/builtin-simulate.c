@@ -89,10 +89,10 @@ const char builtin_simnode_usage[] =
 	"instead, and no peer is asked (`simulate` starts its own nodes so).\n"
 	"\n"
 	"Where the recording is not at the same path here as for the coordinator,\n"
-	"the node copies the manifests and logs it needs from the coordinator\n"
-	"into a directory of its own under --work-dir (default: ~/.cache/simuboost;\n"
-	"removed when it leaves), and sends back its analysis states, QEMU plugin\n"
-	"logs and traces.\n";
+	"the node copies the manifests, logs and plugins it needs from the\n"
+	"coordinator into a directory of its own under --work-dir (default:\n"
+	"~/.cache/simuboost; removed when it leaves), and sends back its analysis\n"
+	"states, QEMU plugin logs and traces.\n";
 
 /* A quarter of this machine's memory, in MiB, shared by `nodes` nodes. */
 static uint32_t default_cache_mib(unsigned nodes)
@@ -399,6 +399,10 @@ int builtin_simulate(int argc, char **argv)
 	char err[1024], secret[256], endpoint[256], states_dir[PATH_MAX] = "", state_path[PATH_MAX];
 	/* where nodes without the recording's filesystem send their outputs */
 	char outputs[MSG_OUTPUT__COUNT][PATH_MAX] = { "" };
+	/* the plugins' files, analyses then QEMU plugins, for such nodes */
+	char plugin_paths[2 * CLI_MAX_SPECS][PATH_MAX];
+	const char *plugins[2 * CLI_MAX_SPECS];
+	unsigned nplugins = 0;
 	int c, status = EXIT_FAILURE;
 
 	while ((c = getopt_long(argc, argv, "n:t:A:o:j", options, NULL)) != -1) {
@@ -496,6 +500,13 @@ int builtin_simulate(int argc, char **argv)
 	}
 	if (cli__load_analyses(specs, nspecs, an, "simulate") != 0)
 		return EXIT_USAGE;
+	for (unsigned i = 0; i < nspecs + nqemu; i++) {
+		char spec[PATH_MAX + 1024];
+		cli__absolute_spec(i < nspecs ? specs[i] : qemu_specs[i - nspecs], spec, sizeof(spec));
+		snprintf(plugin_paths[nplugins], PATH_MAX, "%.*s", (int)strcspn(spec, ","), spec);
+		plugins[nplugins] = plugin_paths[nplugins];
+		nplugins++;
+	}
 
 	/* the settings every node replays with */
 	json_t *settings = json_pack("{s:s, s:s, s:f, s:b, s:b}", "run", run_id, "recording", rec,
@@ -584,7 +595,7 @@ int builtin_simulate(int argc, char **argv)
 		.resume = resume, .lost = lost_locals, .ctx = &run,
 		.available = follow ? available : NULL, .guard = &guard, .dropped = &dropped,
 		.progress = !json && isatty(STDERR_FILENO) ? progress : NULL,
-		.recording = rec,
+		.recording = rec, .plugins = plugins, .nplugins = nplugins,
 		.output_dirs = { [MSG_OUTPUT_STATE] = outputs[MSG_OUTPUT_STATE][0] ?
 							  outputs[MSG_OUTPUT_STATE] : NULL,
 				 [MSG_OUTPUT_QEMU_LOG] = outputs[MSG_OUTPUT_QEMU_LOG][0] ?

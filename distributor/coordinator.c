@@ -196,9 +196,9 @@ static void on_result(struct coord *c, const struct wire_msg *m)
 	feed_all(c);
 }
 
-/* FILE_REQUEST: part of one of the recording's files, for a node whose
- * machine does not hold it. Its parser allows only the recording's own
- * file names. */
+/* FILE_REQUEST: part of one of the recording's files, or of the run's
+ * plugins, for a node whose machine does not hold them. Its parser allows
+ * only the recording's own file names and plugin.N. */
 static void on_file_request(struct coord *c, const struct wire_msg *m)
 {
 	struct msg_file_request q;
@@ -206,8 +206,14 @@ static void on_file_request(struct coord *c, const struct wire_msg *m)
 		c->dropped++; /* a stranger's, malformed, or not ours to answer */
 		return;
 	}
-	char path[4400];
-	snprintf(path, sizeof(path), "%s/%s", c->o->recording, q.name);
+	char path[4400] = ""; /* none: missing */
+	if (strncmp(q.name, "plugin.", 7)) {
+		snprintf(path, sizeof(path), "%s/%s", c->o->recording, q.name);
+	} else {
+		unsigned long plugin = strtoul(q.name + 7, NULL, 10);
+		if (plugin < c->o->nplugins)
+			snprintf(path, sizeof(path), "%s", c->o->plugins[plugin]);
+	}
 	struct msg_file_data d = { .tag = q.tag, .offset = q.offset };
 	uint8_t *buf = NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -290,7 +290,9 @@ bool msg__result_parse(const struct wire_msg *m, struct msg_result *r);
  * produced (a node that shares the recording's filesystem does neither):
  *   FILE_REQUEST: u32 tag, blob name, u64 offset. The name is one of the
  *                 recording's own files: recording.meta, NNNNNN.manifest,
- *                 NNNNNN.log (never a path, never a pack).
+ *                 NNNNNN.log (never a path, never a pack), or plugin.N,
+ *                 the run's Nth plugin (its analyses, then its QEMU
+ *                 plugins, from 0).
  *   FILE_DATA:    u32 tag, u8 status (0: data; 1: no such file), u64 the
  *                 file's size, u64 offset, blob of at most MSG_FILE_CHUNK
  *                 bytes from offset.
@@ -441,9 +443,11 @@ struct coord_options {
 	uint32_t (*available)(void *ctx, bool *complete);
 	void *ctx;
 	/* For nodes whose machine does not hold the recording: its directory
-	 * (FILE_REQUEST is answered from it; NULL: refused), and where their
-	 * OUTPUT goes, by kind (NULL: refused). */
+	 * (FILE_REQUEST is answered from it; NULL: refused), the run's plugin
+	 * files, and where their OUTPUT goes, by kind (NULL: refused). */
 	const char *recording;
+	const char *const *plugins;  /* plugin.N's files */
+	unsigned nplugins;
 	const char *output_dirs[MSG_OUTPUT__COUNT];
 };
 

@@ -164,11 +164,17 @@ static bool read_name(struct wire_reader *r, char out[MSG_NAME_MAX + 1])
 	return true;
 }
 
-/* recording.meta, or six digits then .manifest or .log */
+/* recording.meta, six digits then .manifest or .log, or plugin.N (the
+ * run's analyses, then its QEMU plugins, N from 0) */
 static bool recording_file(const char *name)
 {
 	if (!strcmp(name, "recording.meta"))
 		return true;
+	if (!strncmp(name, "plugin.", 7)) {
+		const char *n = name + 7;
+		size_t digits = strspn(n, "0123456789");
+		return digits >= 1 && digits <= 3 && !n[digits] && (n[0] != '0' || digits == 1);
+	}
 	for (int i = 0; i < 6; i++)
 		if (name[i] < '0' || name[i] > '9')
 			return false;

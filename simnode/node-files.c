@@ -18,6 +18,7 @@
 #include "node-files.h"
 #include "simnode.h"
 
+#define NODE_MAX_PLUGINS 32
 /* How long the coordinator may take to answer a FILE_REQUEST. */
 #define FETCH_TIMEOUT_S 60
 #define WAIT_MS 1000
@@ -34,6 +35,11 @@ struct node_files {
 	char copy[PATH_MAX], outputs[MSG_OUTPUT__COUNT][PATH_MAX + 16];
 	uint32_t manifests;         /* 0..manifests-1 are in the copy */
 	uint32_t tag;
+	/* the run's plugins, copied into copy/plugins, and their specs
+	 * pointing there: analyses, then QEMU plugins */
+	bool plugins_copied;
+	char plugin_specs[NODE_MAX_PLUGINS][PATH_MAX + 1100];
+	const char *analyses[NODE_MAX_PLUGINS], *qemu_plugins[NODE_MAX_PLUGINS];
 };
 
 static const char *const output_dir_names[MSG_OUTPUT__COUNT] = {
@@ -123,6 +129,7 @@ void node_files__new_run(struct node_files *f)
 	f->lock_fd = -1;
 	f->mode = UNDECIDED;
 	f->manifests = 0;
+	f->plugins_copied = false;
 }
 
 void node_files__free(struct node_files *f)
@@ -206,12 +213,13 @@ bad:
 	return -1;
 }
 
-/* The coordinator's file name into the copy, unless it is there. */
-static int copy_file(struct node_files *f, struct link *l, const char *name,
+/* The coordinator's file name into the copy as local (NULL: as name),
+ * unless it is there. */
+static int copy_file(struct node_files *f, struct link *l, const char *name, const char *local,
 		     void (*tick)(void *), void *opaque, char *err, size_t errlen)
 {
-	char path[PATH_MAX + 64];
-	snprintf(path, sizeof(path), "%s/%s", f->copy, name);
+	char path[PATH_MAX + 320];
+	snprintf(path, sizeof(path), "%s/%s", f->copy, local ? local : name);
 	if (access(path, F_OK) == 0)
 		return 0;
 	uint8_t *buf;
@@ -302,11 +310,52 @@ static int decide(struct node_files *f, struct link *l, const char *recording,
 		}
 	}
 	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/plugins", f->copy);
+	if (mkdir(path, 0755) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
 	snprintf(path, sizeof(path), "%s/recording.meta", f->copy);
 	rc = ckpt_file__publish(path, theirs, len, err, errlen);
 out:
 	free(theirs);
 	return rc;
+}
+
+/* The run's plugins (analyses, QEMU plugins) as the coordinator has them,
+ * into copy/plugins once a run; o's specs then load them from there. */
+static int copy_plugins(struct node_files *f, struct link *l, struct simnode_replay_options *o,
+			void (*tick)(void *), void *opaque, char *err, size_t errlen)
+{
+	unsigned na = o->nanalyses, n = na + o->nqemu_plugins;
+	if (n > NODE_MAX_PLUGINS) {
+		snprintf(err, errlen, "more than %d plugins", NODE_MAX_PLUGINS);
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		const char *spec = i < na ? o->analyses[i] : o->qemu_plugins[i - na];
+		size_t path_len = strcspn(spec, ",");
+		const char *base = spec + path_len;
+		while (base > spec && base[-1] != '/')
+			base--;
+		char name[32], local[300];
+		snprintf(name, sizeof(name), "plugin.%u", i);
+		snprintf(local, sizeof(local), "plugins/%u-%.*s", i, (int)(spec + path_len - base),
+			 base);
+		if (!f->plugins_copied &&
+		    copy_file(f, l, name, local, tick, opaque, err, errlen) != 0)
+			return -1;
+		snprintf(f->plugin_specs[i], sizeof(f->plugin_specs[i]), "%s/%s%s", f->copy, local,
+			 spec + path_len);
+		if (i < na)
+			f->analyses[i] = f->plugin_specs[i];
+		else
+			f->qemu_plugins[i - na] = f->plugin_specs[i];
+	}
+	f->plugins_copied = true;
+	o->analyses = f->analyses;
+	o->qemu_plugins = f->qemu_plugins;
+	return 0;
 }
 
 int node_files__prepare(struct node_files *f, struct link *l, uint32_t k,
@@ -325,11 +374,12 @@ int node_files__prepare(struct node_files *f, struct link *l, uint32_t k,
 	char name[32];
 	for (; f->manifests <= k + 1; f->manifests++) {
 		snprintf(name, sizeof(name), "%06" PRIu32 ".manifest", f->manifests);
-		if (copy_file(f, l, name, tick, opaque, err, errlen) != 0)
+		if (copy_file(f, l, name, NULL, tick, opaque, err, errlen) != 0)
 			return -1;
 	}
 	snprintf(name, sizeof(name), "%06" PRIu32 ".log", k);
-	if (copy_file(f, l, name, tick, opaque, err, errlen) != 0)
+	if (copy_file(f, l, name, NULL, tick, opaque, err, errlen) != 0 ||
+	    copy_plugins(f, l, o, tick, opaque, err, errlen) != 0)
 		return -1;
 	o->recording = f->copy;
 	if (o->analysis_dir)

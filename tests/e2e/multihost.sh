@@ -5,8 +5,8 @@
 # the recording's pages); three are simulation nodes that join it over tcp
 # and fault their guests' pages in from it and from each other. The nodes
 # do not see the vnode's files (each mounts a private tmpfs over the test's
-# directory): they copy the manifests and logs from the coordinator and
-# send back their analysis states and traces. One node is killed mid-run:
+# directory): they copy the manifests, logs and analysis plugins from the
+# coordinator and send back their analysis states and traces. One node is killed mid-run:
 # the run still completes, every interval exact and once, the analyses
 # equal a serial replay's, and every interval's trace is back.
 # Everything is created here and removed at exit. Skipped (77) where
@@ -65,9 +65,13 @@ n=$(($(ls "$rec"/*.manifest | wc -l) - 1))
 [ "$n" -ge 8 ] || fail "only $n intervals recorded"
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/secret"
 
+# the plugins too are where only the vnode sees them
+mkdir "$TMP/plugins"
+cp "$A/insn-count.so" "$A/working-set.so" "$TMP/plugins/"
 on v "$SIMUBOOST" simulate "$rec" --nodes 0 --listen tcp://10.79.0.1:7460 \
-	--secret-file "$TMP/secret" --json -o "$TMP/out" --analysis "$A/insn-count.so" \
-	--analysis "$A/working-set.so" --trace "$TMP/traces" >"$TMP/sim.json" 2>"$TMP/sim.err" &
+	--secret-file "$TMP/secret" --json -o "$TMP/out" --analysis "$TMP/plugins/insn-count.so" \
+	--analysis "$TMP/plugins/working-set.so,top=3" --trace "$TMP/traces" \
+	>"$TMP/sim.json" 2>"$TMP/sim.err" &
 sim=$!
 # n3's machine has another recording at the same path, of the same config
 # (the same recording.meta) but not the same: it must not take it for the
@@ -121,7 +125,8 @@ PY
 # working-set traces memory: the nodes read the starting pages' contents
 # (shadows for the page-table A/D events) by hash, having no packs
 "$SIMUBOOST" replay "$rec" --serial -o "$TMP/serial" --analysis "$A/insn-count.so" \
-	--analysis "$A/working-set.so" >/dev/null 2>"$TMP/err" || { cat "$TMP/err"; fail "replay --serial"; }
+	--analysis "$A/working-set.so,top=3" >/dev/null 2>"$TMP/err" ||
+	{ cat "$TMP/err"; fail "replay --serial"; }
 for p in insn-count working-set; do
 	cmp "$TMP/out/$p.txt" "$TMP/serial/$p.txt" ||
 		fail "$p: the nodes' states, sent back, differ from a serial replay's"

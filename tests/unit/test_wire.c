@@ -211,6 +211,12 @@ static void test_file_messages(void **state)
 	assert_false(request_parses("/etc/passwd"));
 	assert_false(request_parses("00017.log"));
 	assert_false(request_parses("000017.manifest.tmp"));
+	assert_true(request_parses("plugin.0")); /* the run's plugins, by number */
+	assert_true(request_parses("plugin.12"));
+	assert_false(request_parses("plugin."));
+	assert_false(request_parses("plugin.01"));
+	assert_false(request_parses("plugin.1234"));
+	assert_false(request_parses("plugin.1/x"));
 	assert_true(output_parses("insn-count.000003-000004.state"));
 	assert_true(output_parses("000003.log"));
 	assert_false(output_parses("../schedule"));
