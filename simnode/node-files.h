@@ -2,16 +2,15 @@
  * simnode/): where it reads the recording, and where what its intervals
  * produce goes.
  *
- * A node that shares the coordinator's filesystem (the recording's
- * recording.meta at the same path holds the same bytes) reads the
- * recording there and writes its outputs where the run's settings say.
- * One that does not keeps a copy of what it replays from in a directory of
- * its own: recording.meta, the manifests up to the interval's end, the
- * interval's log and the run's plugins, asked of the coordinator
- * (FILE_REQUEST), never the page packs, whose contents come from peers by
- * hash. Its analysis states,
- * QEMU plugin logs and traces go back to the coordinator (OUTPUT) before
- * the result, and are removed here. */
+ * A node that shares the coordinator's filesystem (at the same path, the
+ * same recording.meta and first manifest) reads the recording there and
+ * writes its outputs where the run's settings say. One that does not
+ * keeps a copy of what it replays from in a directory of its own:
+ * recording.meta, the manifests up to the interval's end, the interval's
+ * log and the run's plugins, asked of the coordinator (FILE_REQUEST),
+ * never the page packs, whose contents come from peers by hash. Its
+ * analysis states, QEMU plugin logs and traces go back to the coordinator
+ * (OUTPUT) before the result, and are removed here. */
 #ifndef SIMUBOOST_SIMNODE_NODE_FILES_H
 #define SIMUBOOST_SIMNODE_NODE_FILES_H
 
