@@ -35,13 +35,8 @@ assert [i["interval"] for i in iv] == list(range(int(sys.argv[2]))), [i["interva
 assert all(i["verdict"] == "exact" for i in iv), iv
 print("record --simulate 2: %d intervals exact" % len(iv))
 PY
-	"$SIMUBOOST" replay "$TMP/rec" --serial -o "$TMP/serial" \
-		--analysis "$A/insn-count.so" --analysis "$A/working-set.so" >/dev/null 2>"$TMP/err" ||
-		{ cat "$TMP/err"; fail "replay --serial"; }
-	for p in insn-count working-set; do
-		cmp "$TMP/rec.sim/$p.txt" "$TMP/serial/$p.txt" ||
-			fail "$p: record --simulate differs from the serial replay"
-	done
+	same_as_serial "$TMP/rec" "$TMP/rec.sim" "record --simulate" "$A/insn-count.so" \
+		"$A/working-set.so"
 	echo "record --simulate 2: analyses equal the serial replay's"
 	# what record passed on: a plain QEMU plugin's output and a full trace
 	# of every interval, which counts what the replay counted

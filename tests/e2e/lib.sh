@@ -14,6 +14,24 @@ E2E_FIXTURE="$E2E_DATA/devread-10ms.tar"
 
 fail() { echo "FAIL $*"; exit 1; }
 
+# same_as_serial REC DIR WHAT SPEC...: the reports DIR/NAME.txt that WHAT
+# wrote with the analyses SPEC (PLUGIN.so[,ARGS]) are byte for byte those
+# of `replay --serial` of REC with them (one QEMU through every interval).
+same_as_serial() {
+	_rec=$1 _dir=$2 _what=$3
+	shift 3
+	_n=$#
+	for _spec in "$@"; do set -- "$@" --analysis "$_spec"; done
+	shift "$_n"
+	_serial=$(mktemp -d "$TMP/serial.XXXXXX")
+	"$SIMUBOOST" replay "$_rec" --serial -o "$_serial" "$@" >/dev/null 2>"$_serial.err" ||
+		{ cat "$_serial.err"; fail "replay --serial"; }
+	for _report in "$_serial"/*.txt; do
+		_name=$(basename "$_report")
+		cmp "$_dir/$_name" "$_report" || fail "${_name%.txt}: $_what differs from a serial replay"
+	done
+}
+
 kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 
 # need_kvm WHAT: skip the test (77) where the vnode cannot run.

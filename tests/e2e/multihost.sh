@@ -124,13 +124,8 @@ print("multihost: %d intervals exact across namespaces, nodes %s, a node killed;
 PY
 # working-set traces memory: the nodes read the starting pages' contents
 # (shadows for the page-table A/D events) by hash, having no packs
-"$SIMUBOOST" replay "$rec" --serial -o "$TMP/serial" --analysis "$A/insn-count.so" \
-	--analysis "$A/working-set.so,top=3" >/dev/null 2>"$TMP/err" ||
-	{ cat "$TMP/err"; fail "replay --serial"; }
-for p in insn-count working-set; do
-	cmp "$TMP/out/$p.txt" "$TMP/serial/$p.txt" ||
-		fail "$p: the nodes' states, sent back, differ from a serial replay's"
-done
+same_as_serial "$rec" "$TMP/out" "the nodes' states, sent back," "$A/insn-count.so" \
+	"$A/working-set.so,top=3"
 echo "multihost: the nodes copied the manifests and logs; their analyses equal a serial replay's"
 # the nodes' traces came back, whole, one per interval
 "$SIMUBOOST" trace ls --json "$TMP/traces" >"$TMP/traces.json" || fail "trace ls of the nodes' traces"

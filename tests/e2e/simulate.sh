@@ -25,12 +25,7 @@ n=$(($(ls "$rec"/*.manifest | wc -l) - 1))
 	--analysis "$A/insn-count.so" --analysis "$A/working-set.so" \
 	--qemu-plugin "$SIMUBOOST_COUNT_PLUGIN,label=plain" >"$TMP/sim.json" 2>"$TMP/err" ||
 	{ cat "$TMP/err" "$TMP/sim.json"; fail "simulate --nodes 2"; }
-"$SIMUBOOST" replay "$rec" --serial -o "$TMP/serial" \
-	--analysis "$A/insn-count.so" --analysis "$A/working-set.so" >/dev/null 2>"$TMP/err" ||
-	{ cat "$TMP/err"; fail "replay --serial"; }
-for p in insn-count working-set; do
-	cmp "$TMP/sim/$p.txt" "$TMP/serial/$p.txt" || fail "$p: simulate differs from the serial replay"
-done
+same_as_serial "$rec" "$TMP/sim" simulate "$A/insn-count.so" "$A/working-set.so"
 python3 - "$TMP/sim.json" "$n" <<'PY' || fail "simulate results"
 import json, sys
 d = json.load(open(sys.argv[1]))
