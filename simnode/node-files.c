@@ -226,7 +226,7 @@ static int copy_file(struct node_files *f, struct link *l, const char *name, con
 	size_t len;
 	int got = fetch(f, l, name, &buf, &len, tick, opaque, err, errlen);
 	if (got == 0)
-		snprintf(err, errlen, "the coordinator's recording has no %s", name);
+		snprintf(err, errlen, "the coordinator has no %s", name);
 	if (got != 1)
 		return -1;
 	/* its checksums are checked where it is read, as for any recording */
@@ -319,6 +319,8 @@ static int decide(struct node_files *f, struct link *l, const char *recording,
 	rc = ckpt_file__publish(path, theirs, len, err, errlen);
 out:
 	free(theirs);
+	if (rc != 0)
+		node_files__new_run(f); /* undecided again, nothing half made left */
 	return rc;
 }
 
