@@ -24,6 +24,9 @@ struct node {
 	bool busy, gone;
 	double heard;                  /* when its last message came */
 	char pages[PAGE_ENDPOINT_MAX]; /* where it serves pages; "" if it does not */
+	/* an output of its interval that could not be kept (a full disk): its
+	 * result is then a failed run */
+	char output_lost[300];
 };
 
 struct coord {
@@ -139,6 +142,7 @@ static void on_hello(struct coord *c, const struct wire_msg *m)
 		sched__node_lost(c->sched, n->id); /* it restarted: its interval is lost */
 	memcpy(n->pages, pages, sizeof(pages));
 	n->busy = n->gone = false;
+	n->output_lost[0] = '\0';
 	if (link__send(c->link, n->id, WIRE_WELCOME, c->o->settings,
 		       (uint32_t)strlen(c->o->settings), c->err, sizeof(c->err)) != 0) {
 		n->gone = true;
@@ -159,6 +163,13 @@ static void on_result(struct coord *c, const struct wire_msg *m)
 	bool ok = mr.ran;
 	json_t *res = json_loadb((const char *)mr.json, mr.len, 0, NULL);
 	n->busy = false; /* a node runs one interval at a time */
+	if (n->output_lost[0] && json_is_object(res)) {
+		/* run again, elsewhere if it can be; if not, an error that says why */
+		ok = false;
+		json_object_set_new(res, "verdict", json_string("error"));
+		json_object_set_new(res, "detail", json_string(n->output_lost));
+		n->output_lost[0] = '\0';
+	}
 	if (!json_is_object(res) || sched__done(c->sched, n->id, k, ok && res) != 1) {
 		json_decref(res); /* late, twice, or never assigned */
 		c->dropped++;
@@ -309,9 +320,14 @@ static void on_output(struct coord *c, const struct wire_msg *m)
 	int rc = out.offset == 0 && out.len == out.size ?
 			 ckpt_file__publish(path, out.bytes, out.len, c->err, sizeof(c->err)) :
 			 write_part(dir, path, &out, c->err, sizeof(c->err));
-	if (rc != 0)
+	if (rc != 0) {
+		struct node *n = node_of(c, m->sender);
 		fprintf(stderr, "coordinator: interval %u: node %u's output: %s\n", out.interval,
 			m->sender, c->err);
+		if (!n->output_lost[0])
+			snprintf(n->output_lost, sizeof(n->output_lost),
+				 "interval %u: an output could not be kept: %s", out.interval, c->err);
+	}
 }
 
 /* More intervals committed: pending, each with room for its result. */

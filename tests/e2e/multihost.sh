@@ -8,7 +8,9 @@
 # directory): they copy the manifests, logs and analysis plugins from the
 # coordinator and send back their analysis states and traces. One node is killed mid-run:
 # the run still completes, every interval exact and once, the analyses
-# equal a serial replay's, and every interval's trace is back.
+# equal a serial replay's, and every interval's trace is back. Then the
+# vnode's disk is full: intervals whose traces cannot be kept end in
+# errors that say so, and the run ends.
 # Everything is created here and removed at exit. Skipped (77) where
 # network namespaces cannot be made (not root).
 # usage: multihost.sh SIMUBOOST GUEST_DIR   (env SIMUBOOST_ANALYSES)
@@ -20,6 +22,7 @@ STAGE=$(mktemp -d) # outside TMP, which the nodes' machines do not see
 P="sbh$$"
 BR="${P}br" HOSTS="v n1 n2 n3"
 cleanup() {
+	umount "$TMP/full" 2>/dev/null || true
 	for h in $HOSTS; do
 		ip netns pids "$P$h" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
 		ip netns del "$P$h" 2>/dev/null || true
@@ -80,18 +83,19 @@ other="$STAGE/other.rec"
 mkdir -p "$other"
 cp "$rec/recording.meta" "$other/"
 cp "$rec/000002.manifest" "$other/000001.manifest"
-k=1
-for h in n1 n2 n3; do
-	# the node's machine: its own $TMP, empty but for n3's other recording
-	[ "$h" = n3 ] && place="$other" || place=""
-	# (outputs travel in parts of 4 KiB, so that traces take several)
-	SIMUBOOST_SECRET=$(cat "$TMP/secret") SIMUBOOST_OUTPUT_CHUNK=4096 on "$h" unshare -m sh -c \
+# node HOST ID PORT [RECORDING]: a node on HOST's machine, whose $TMP is its
+# own, empty but for RECORDING (placed at the vnode's recording's path);
+# its outputs travel in parts of 4 KiB, so that traces take several
+node() {
+	SIMUBOOST_SECRET=$(cat "$TMP/secret") SIMUBOOST_OUTPUT_CHUNK=4096 on "$1" unshare -m sh -c \
 		'mount -t tmpfs none "$1" && { [ -z "$2" ] || cp -r "$2" "$3"; } && shift 3 &&
-		exec "$@"' - "$TMP" "$place" "$rec" \
-		"$SIMUBOOST" simnode --join tcp://10.79.0.1:7460 --id "$k" --work-dir "$TMP/work" \
-		2>"$TMP/$h.err" &
-	k=$((k + 1))
-done
+		exec "$@"' - "$TMP" "${4:-}" "$rec" \
+		"$SIMUBOOST" simnode --join "tcp://10.79.0.1:$3" --id "$2" --work-dir "$TMP/work" \
+		2>>"$TMP/$1.err" &
+}
+node n1 1 7460
+node n2 2 7460
+node n3 3 7460 "$other"
 # n2 goes down once results are coming in
 i=0
 while [ "$(ls "$TMP/out/results" 2>/dev/null | wc -l)" -lt 1 ] && [ "$i" -lt 1200 ]; do
@@ -138,4 +142,29 @@ assert not [f for f in os.listdir(sys.argv[3]) if f.endswith(".part")], os.listd
 big = max(t["file_bytes"] for t in json.load(open(sys.argv[2])))
 print("multihost: %d traces sent back by the nodes (the largest %d bytes, in 4 KiB parts)"
       % (len(traced), big))
+PY
+
+# the vnode's disk full: outputs that cannot be kept fail their interval,
+# which runs again and, after its last attempt, is an error that says why;
+# nothing crashes and the run ends
+mkdir "$TMP/full"
+mount -t tmpfs -o size=64k none "$TMP/full"
+rc=0
+on v "$SIMUBOOST" simulate "$rec" --nodes 0 --listen tcp://10.79.0.1:7461 \
+	--secret-file "$TMP/secret" --json --trace "$TMP/full/traces" >"$TMP/full.json" \
+	2>"$TMP/full.err" &
+sim=$!
+node n1 1 7461
+wait "$sim" || rc=$?
+[ "$rc" -eq 1 ] || { cat "$TMP/full.err" "$TMP/n1.err"; fail "simulate onto a full disk: rc $rc"; }
+python3 - "$TMP/full.json" "$n" <<'PY' || { cat "$TMP/full.err"; fail "results onto a full disk"; }
+import json, sys
+iv = json.load(open(sys.argv[1]))["intervals"]
+assert [i["interval"] for i in iv] == list(range(int(sys.argv[2]))), [i["interval"] for i in iv]
+lost = [i for i in iv if i["verdict"] == "error"]
+assert lost and all("could not be kept" in i["detail"] and "No space left on device" in i["detail"]
+                    for i in lost), lost
+assert all(i["verdict"] in ("exact", "error") for i in iv), iv
+print("multihost: onto a full disk, %d intervals exact, %d errors that say why" %
+      (len(iv) - len(lost), len(lost)))
 PY
