@@ -277,6 +277,11 @@ long ckpt_store__verify(struct ckpt_store *st, void (*report)(void *opaque, cons
  * what lives beside a recording (a simulation's schedule and results).
  * The name (after the last /) is at most 251 bytes. */
 int ckpt_file__publish(const char *path, const void *buf, size_t len, char *err, size_t errlen);
+/* The same for a file that comes in parts, in order: each is written at
+ * offset into PATH.tmp (the one at offset 0 starts it afresh), and the last
+ * publishes it. */
+int ckpt_file__publish_part(const char *path, uint64_t offset, const void *buf, size_t len,
+			    bool last, char *err, size_t errlen);
 
 /* ---- export and import ----------------------------------------------------- */
 

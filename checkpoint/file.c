@@ -239,12 +239,12 @@ fail:
 	return -1;
 }
 
-int ckpt_file__publish(const char *path, const void *buf, size_t len, char *err, size_t errlen)
+int ckpt_file__publish_part(const char *path, uint64_t offset, const void *buf, size_t len,
+			    bool last, char *err, size_t errlen)
 {
 	const char *slash = strrchr(path, '/');
 	const char *name = slash ? slash + 1 : path;
-	char dir[4096];
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	char dir[4096], tmp[TMP_NAME_MAX];
 
 	if (!*name || strlen(name) > PUBLISH_NAME_MAX)
 		return ckpt__errf(err, errlen, "%s: the file name must be 1 to %d bytes", path,
@@ -258,7 +258,29 @@ int ckpt_file__publish(const char *path, const void *buf, size_t len, char *err,
 	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return ckpt__errf(err, errlen, "%s: %s", dir, strerror(errno));
-	int rc = ckpt_file__write_atomic(dirfd, name, &iov, 1, err, errlen);
+	tmp_name(tmp, name);
+	/* the first part starts the file afresh; a later one finds it */
+	int fd = offset ? openat(dirfd, tmp, O_WRONLY | O_CLOEXEC) : open_tmp(dirfd, name, err, errlen);
+	int rc = -1;
+	if (fd < 0) {
+		if (offset)
+			ckpt__errf(err, errlen, "%s: open: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (lseek(fd, (off_t)offset, SEEK_SET) < 0 || write_all(fd, buf, len) < 0) {
+		ckpt__errf(err, errlen, "%s: write: %s", name, strerror(errno));
+		close(fd);
+		unlinkat(dirfd, tmp, 0);
+		goto out;
+	}
+	if (!last) {
+		rc = close(fd) < 0 ? ckpt__errf(err, errlen, "%s: close: %s", tmp, strerror(errno)) : 0;
+		goto out;
+	}
+	rc = publish(dirfd, fd, name, err, errlen);
+	if (rc < 0)
+		unlinkat(dirfd, tmp, 0);
+out:
 	close(dirfd);
 	if (rc != 0) { /* the error names the file alone: the directory first */
 		char inner[512];
@@ -266,6 +288,11 @@ int ckpt_file__publish(const char *path, const void *buf, size_t len, char *err,
 		snprintf(err, errlen, "%s/%s", dir, inner);
 	}
 	return rc;
+}
+
+int ckpt_file__publish(const char *path, const void *buf, size_t len, char *err, size_t errlen)
+{
+	return ckpt_file__publish_part(path, 0, buf, len, true, err, errlen);
 }
 
 int ckpt_file__write_env(int dirfd, const char *name, uint32_t kind, uint32_t index,

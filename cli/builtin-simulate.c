@@ -315,15 +315,15 @@ static void progress(void *ctx, unsigned done, unsigned total)
 		fputc('\n', stderr);
 }
 
-/* Parts of outputs whose node died while sending them (NAME.part): the
- * interval ran again, and its output came whole. */
+/* Outputs never finished (NAME.tmp: a node died while sending a trace, or
+ * while writing one there): their intervals ran again, and came whole. */
 static void remove_parts(const char *dir)
 {
 	DIR *d = dir[0] ? opendir(dir) : NULL;
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
 		size_t n = strlen(e->d_name);
-		if (n > 5 && !strcmp(e->d_name + n - 5, ".part") && unlinkat(dirfd(d), e->d_name, 0))
+		if (n > 4 && !strcmp(e->d_name + n - 4, ".tmp") && unlinkat(dirfd(d), e->d_name, 0))
 			fprintf(stderr, "simuboost simulate: %s/%s: %s\n", dir, e->d_name,
 				strerror(errno));
 	}

@@ -258,48 +258,6 @@ static void on_file_request(struct coord *c, const struct wire_msg *m)
 	free(buf);
 }
 
-/* A part of an output that comes in several (a trace): into PATH.part at
- * its offset; the last part makes it PATH, durably, as ckpt_file__publish
- * would. */
-static int write_part(const char *dir, const char *path, const struct msg_output *out,
-		      char *err, size_t errlen)
-{
-	char part[4410];
-	snprintf(part, sizeof(part), "%s.part", path);
-	int fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC | (out->offset ? 0 : O_TRUNC), 0644);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", part, strerror(errno));
-		return -1;
-	}
-	for (uint32_t done = 0; done < out->len;) {
-		ssize_t n = pwrite(fd, out->bytes + done, out->len - done, (off_t)(out->offset + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			snprintf(err, errlen, "%s: write: %s", part, n ? strerror(errno) : "no space");
-			close(fd);
-			unlink(part);
-			return -1;
-		}
-		done += (uint32_t)n;
-	}
-	if (out->offset + out->len < out->size)
-		return close(fd);
-	int dfd = -1;
-	bool bad = ftruncate(fd, (off_t)out->size) != 0 || fsync(fd) != 0;
-	bad |= close(fd) != 0;
-	if (bad || rename(part, path) != 0 ||
-	    (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
-		unlink(part);
-		return -1;
-	}
-	close(dfd);
-	return 0;
-}
-
 /* OUTPUT: a file of an interval the node is running (an analysis state, a
  * QEMU plugin's log), kept where the run's outputs go, as if the node had
  * written it there. */
@@ -315,12 +273,9 @@ static void on_output(struct coord *c, const struct wire_msg *m)
 		return;
 	}
 	char path[4400];
-	const char *dir = c->o->output_dirs[out.kind];
-	snprintf(path, sizeof(path), "%s/%s", dir, out.name);
-	int rc = out.offset == 0 && out.len == out.size ?
-			 ckpt_file__publish(path, out.bytes, out.len, c->err, sizeof(c->err)) :
-			 write_part(dir, path, &out, c->err, sizeof(c->err));
-	if (rc != 0) {
+	snprintf(path, sizeof(path), "%s/%s", c->o->output_dirs[out.kind], out.name);
+	if (ckpt_file__publish_part(path, out.offset, out.bytes, out.len,
+				    out.offset + out.len == out.size, c->err, sizeof(c->err)) != 0) {
 		struct node *n = node_of(c, m->sender);
 		fprintf(stderr, "coordinator: interval %u: node %u's output: %s\n", out.interval,
 			m->sender, c->err);

@@ -138,7 +138,7 @@ import json, os, sys
 sim = {i["interval"]: i["instructions"] for i in json.load(open(sys.argv[1]))["intervals"]}
 traced = {t["interval"]: t["instructions"] for t in json.load(open(sys.argv[2]))}
 assert traced == sim, (traced, sim)
-assert not [f for f in os.listdir(sys.argv[3]) if f.endswith(".part")], os.listdir(sys.argv[3])
+assert not [f for f in os.listdir(sys.argv[3]) if f.endswith(".tmp")], os.listdir(sys.argv[3])
 big = max(t["file_bytes"] for t in json.load(open(sys.argv[2])))
 print("multihost: %d traces sent back by the nodes (the largest %d bytes, in 4 KiB parts)"
       % (len(traced), big))

@@ -962,10 +962,37 @@ static void test_publish(void **state)
 	assert_non_null(strstr(err, "the file name must be"));
 }
 
+/* ckpt_file__publish_part: nothing under the name until the last part;
+ * a later part whose first is missing is refused. */
+static void test_publish_in_parts(void **state)
+{
+	struct fixture *f = *state;
+	char path[400], tmp[420], got[16] = { 0 };
+
+	snprintf(path, sizeof(path), "%s/000003.trace", f->tmp);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	assert_int_equal(ckpt_file__publish_part(path, 0, "abcd", 4, false, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_file__publish_part(path, 4, "efgh", 4, false, err, sizeof(err)), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(ckpt_file__publish_part(path, 8, "ij", 2, true, err, sizeof(err)), 0);
+	assert_int_equal(access(tmp, F_OK), -1);
+	FILE *in = fopen(path, "rb");
+	assert_non_null(in);
+	assert_int_equal(fread(got, 1, sizeof(got) - 1, in), 10);
+	fclose(in);
+	assert_string_equal(got, "abcdefghij");
+
+	snprintf(path, sizeof(path), "%s/000004.trace", f->tmp);
+	assert_int_equal(ckpt_file__publish_part(path, 4, "efgh", 4, true, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "000004.trace.tmp: open: No such file or directory"));
+	assert_int_equal(access(path, F_OK), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_publish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_in_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedup_and_zero, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_materialize, setup, teardown),
