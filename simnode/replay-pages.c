@@ -92,13 +92,9 @@ int replay_pages__compare(struct ckpt_pages *p, const struct ckpt_manifest *end,
 			struct ckpt_hash h = ckpt_hash__page(page);
 			if (ckpt_hash__eq(&h, &ref->hash))
 				continue;
-			bool ad;
-			if (ref->flags & CKPT_PAGE_ZERO) {
-				memset(recorded, 0, sizeof(recorded));
-			} else if (pr->read(pr->ctx, ref, recorded, err, errlen) != 0) {
+			if (replay_page_reader__read(pr, p, base + i, recorded, err, errlen) != 0)
 				goto out;
-			}
-			ad = only_pt_ad_bits(page, recorded);
+			bool ad = only_pt_ad_bits(page, recorded);
 			d->differing++;
 			if (ad)
 				d->pt_ad_only++;
