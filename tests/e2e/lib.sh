@@ -14,6 +14,17 @@ E2E_FIXTURE="$E2E_DATA/devread-10ms.tar"
 
 fail() { echo "FAIL $*"; exit 1; }
 
+# wait_results OUT N: waits until a run's OUT/results holds N results; 1
+# if that takes more than 120 s.
+wait_results() {
+	_i=0
+	while [ "$(ls "$1/results" 2>/dev/null | wc -l)" -lt "$2" ]; do
+		[ "$_i" -lt 1200 ] || return 1
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
+
 # same_as_serial REC DIR WHAT SPEC...: the reports DIR/NAME.txt that WHAT
 # wrote with the analyses SPEC (PLUGIN.so[,ARGS]) are byte for byte those
 # of `replay --serial` of REC with them (one QEMU through every interval).

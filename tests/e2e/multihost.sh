@@ -97,12 +97,7 @@ node n1 1 7460
 node n2 2 7460
 node n3 3 7460 "$other"
 # n2 goes down once results are coming in
-i=0
-while [ "$(ls "$TMP/out/results" 2>/dev/null | wc -l)" -lt 1 ] && [ "$i" -lt 1200 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-[ "$i" -lt 1200 ] || { cat "$TMP/sim.err"; fail "no result came"; }
+wait_results "$TMP/out" 1 || { cat "$TMP/sim.err"; fail "no result came"; }
 # n2 dies: every process of its namespace, the node and its QEMU
 ip netns pids "${P}n2" | xargs -r kill -9 2>/dev/null || true
 rc=0

@@ -106,11 +106,7 @@ PY
 # finishes the run from the schedule and results it saved
 # kill_after_2 PID OUT: kill -9 the coordinator PID once OUT holds 2 results
 kill_after_2() {
-	_i=0
-	while [ "$(ls "$2/results" 2>/dev/null | wc -l)" -lt 2 ] && [ "$_i" -lt 600 ]; do
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	wait_results "$2" 2 || true
 	kill -9 "$1"
 	wait "$1" || true
 }
