@@ -928,22 +928,29 @@ static void test_cpu_print(void **state)
 	free(text);
 }
 
+/* The file at path holds exactly want. */
+static void assert_file_holds(const char *path, const char *want)
+{
+	char got[64] = { 0 };
+	FILE *in = fopen(path, "rb");
+	assert_non_null(in);
+	assert_int_equal(fread(got, 1, sizeof(got) - 1, in), strlen(want));
+	fclose(in);
+	assert_string_equal(got, want);
+}
+
 /* ckpt_file__publish: the whole file or the old one, no temporary left,
  * and errors that name the path. */
 static void test_publish(void **state)
 {
 	struct fixture *f = *state;
-	char path[400], got[16] = { 0 };
+	char path[400];
 	char name[256];
 
 	snprintf(path, sizeof(path), "%s/result.json", f->tmp);
 	assert_int_equal(ckpt_file__publish(path, "old", 3, err, sizeof(err)), 0);
 	assert_int_equal(ckpt_file__publish(path, "{\"new\":1}", 9, err, sizeof(err)), 0);
-	FILE *in = fopen(path, "rb");
-	assert_non_null(in);
-	assert_int_equal(fread(got, 1, sizeof(got) - 1, in), 9);
-	fclose(in);
-	assert_string_equal(got, "{\"new\":1}");
+	assert_file_holds(path, "{\"new\":1}");
 	snprintf(path, sizeof(path), "%s/result.json.tmp", f->tmp);
 	assert_int_equal(access(path, F_OK), -1);
 
@@ -967,7 +974,7 @@ static void test_publish(void **state)
 static void test_publish_in_parts(void **state)
 {
 	struct fixture *f = *state;
-	char path[400], tmp[420], got[16] = { 0 };
+	char path[400], tmp[420];
 
 	snprintf(path, sizeof(path), "%s/000003.trace", f->tmp);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -976,11 +983,7 @@ static void test_publish_in_parts(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 	assert_int_equal(ckpt_file__publish_part(path, 8, "ij", 2, true, err, sizeof(err)), 0);
 	assert_int_equal(access(tmp, F_OK), -1);
-	FILE *in = fopen(path, "rb");
-	assert_non_null(in);
-	assert_int_equal(fread(got, 1, sizeof(got) - 1, in), 10);
-	fclose(in);
-	assert_string_equal(got, "abcdefghij");
+	assert_file_holds(path, "abcdefghij");
 
 	snprintf(path, sizeof(path), "%s/000004.trace", f->tmp);
 	assert_int_equal(ckpt_file__publish_part(path, 4, "efgh", 4, true, err, sizeof(err)), -1);
