@@ -1,11 +1,13 @@
 #!/bin/sh
-# fetch-linux.sh DIR - puts Debian's stock x86-64 kernel at DIR/vmlinuz.
+# fetch-linux.sh DIR - puts Debian's stock x86-64 kernel at DIR/vmlinuz,
+# and the modules scripts/nested-kvm.sh loads (KVM, virtio block) in
+# DIR/modules.
 #
 # Resolves the versioned package behind the linux-image-amd64 metapackage
 # (its Depends: linux-image-<version>-amd64, or the -unsigned variant),
 # downloads it with `apt-get download` (no root, nothing installed) and
 # extracts /boot/vmlinuz-* from it. DIR/vmlinuz-version records which
-# kernel it is. Idempotent: does nothing if DIR/vmlinuz already exists.
+# kernel it is. Idempotent: does nothing if both are there already.
 #
 # Needs: apt-get, apt-cache, dpkg-deb and an apt source with the package
 # (run `apt-get update` once if apt-cache knows nothing about it).
@@ -20,7 +22,7 @@ usage() {
 [ $# -eq 1 ] || usage
 DIR=$1
 
-if [ -s "$DIR/vmlinuz" ]; then
+if [ -s "$DIR/vmlinuz" ] && [ -d "$DIR/modules" ]; then
 	echo "fetch-linux: $DIR/vmlinuz already present ($(cat "$DIR/vmlinuz-version" 2>/dev/null || echo unknown version))"
 	exit 0
 fi
@@ -59,6 +61,19 @@ if [ -z "$KERNEL" ]; then
 	echo "fetch-linux: $DEB contains no /boot/vmlinuz-*" >&2
 	exit 1
 fi
+
+# The modules, in the order they load (each after what it depends on).
+rm -rf "$DIR/modules.part"
+mkdir "$DIR/modules.part"
+for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk \
+	irqbypass kvm ccp kvm-amd; do
+	f=$(find "$TMP"/x/lib/modules -name "$m.ko" | head -n 1)
+	[ -n "$f" ] || { echo "fetch-linux: $DEB has no $m.ko" >&2; exit 1; }
+	cp "$f" "$DIR/modules.part/"
+	echo "$m" >>"$DIR/modules.part/order"
+done
+rm -rf "$DIR/modules"
+mv "$DIR/modules.part" "$DIR/modules"
 
 # Write under a temporary name first so an interrupted run never leaves a
 # partial DIR/vmlinuz that the idempotence check would then trust.

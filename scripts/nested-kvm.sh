@@ -1,0 +1,107 @@
+#!/bin/sh
+# nested-kvm.sh [-o DIR] [-m MIB] -- COMMAND... - runs COMMAND where
+# /dev/kvm exists, on a machine without one: inside a Linux VM that our
+# patched QEMU emulates (TCG) with AMD SVM, whose kvm-amd then gives the
+# vnode a /dev/kvm.
+#
+# For recordings on build machines whose kernel offers no KVM (a PVM guest
+# whose kvm_pvm will not bind, say). The recording is made under emulated
+# hardware: its intervals replay exact, though slower guests give fewer
+# instructions per interval. The L0 must be our QEMU: stock TCG pushes RF=1
+# in external interrupt frames (patch 0006), which real hardware does not,
+# and the replay would see that in the guest's stack pages.
+#
+# The VM gets Debian's kernel (scripts/fetch-linux.sh), busybox, the
+# project's build directory with the shared libraries its programs use, at
+# the project's own path; COMMAND runs there under busybox sh with HOME set.
+# What COMMAND leaves in $NESTED_OUT (a directory in the VM) is copied to
+# DIR (default: the current directory). Status: COMMAND's.
+#   env: BUILD (default: build), SIMUBOOST_CACHE_DIR (default ~/.cache/simuboost)
+# Example:
+#   scripts/nested-kvm.sh -o /tmp/r -- sh -c 'build/cli/simuboost record \
+#       --interval 1s -o $NESTED_OUT/rec build/guests/compute.cfg'
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=. MEM=8192
+while [ $# -gt 0 ]; do
+	case $1 in
+	-o) OUT=$2; shift 2 ;;
+	-m) MEM=$2; shift 2 ;;
+	--) shift; break ;;
+	*) break ;;
+	esac
+done
+[ $# -gt 0 ] || { echo "usage: $0 [-o DIR] [-m MIB] -- COMMAND..." >&2; exit 2; }
+BUILD=$(cd "$ROOT/${BUILD:-build}" && pwd)
+CACHE=${SIMUBOOST_CACHE_DIR:-$HOME/.cache/simuboost}
+QEMU=$(ls -d "$CACHE"/qemu/*/bin/qemu-system-x86_64 2>/dev/null | tail -n 1)
+[ -x "$QEMU" ] || { echo "nested-kvm: no patched QEMU in $CACHE/qemu (simnode/qemu/build.sh)" >&2; exit 1; }
+"$ROOT/scripts/fetch-linux.sh" "$CACHE/linux" >/dev/null
+BUSYBOX=$(command -v busybox) || { echo "nested-kvm: needs busybox (apt-get install busybox-static)" >&2; exit 1; }
+if ldd "$BUSYBOX" >/dev/null 2>&1; then
+	echo "nested-kvm: $BUSYBOX is not static; install busybox-static" >&2
+	exit 1
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/nested-kvm.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT INT TERM
+
+# the initramfs: busybox, the modules, and an init that runs the job
+mkdir -p "$TMP/ir/bin" "$TMP/ir/mod"
+cp "$BUSYBOX" "$TMP/ir/bin/busybox"
+cp "$CACHE"/linux/modules/* "$TMP/ir/mod/"
+cat >"$TMP/ir/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev /tmp /root
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+for m in $(cat /mod/order); do insmod /mod/$m.ko || echo "nested-kvm: insmod $m failed"; done
+tar xf /dev/vda -C / || echo "nested-kvm: the job's files did not unpack"
+. /job/env
+mkdir -p "$NESTED_OUT"
+echo "nested-kvm: begin"
+(cd "$NESTED_ROOT" && HOME=/root PATH=/bin sh /job/run)
+rc=$?
+echo "nested-kvm: end"
+echo "$rc" >"$NESTED_OUT/.status"
+tar cf /dev/vdb -C "$NESTED_OUT" . || echo "nested-kvm: the output did not fit"
+sync
+poweroff -f
+INIT
+chmod +x "$TMP/ir/init"
+(cd "$TMP/ir" && find . | cpio -o -H newc 2>/dev/null) | gzip -1 >"$TMP/initrd.gz"
+
+# the job: the project's files, the build, the libraries its programs load (dereferenced: the
+# VM has no /usr merge), the command
+mkdir -p "$TMP/in/job"
+{
+	echo "NESTED_ROOT='$ROOT'"
+	echo "NESTED_OUT=/tmp/nested-out; export NESTED_OUT"
+} >"$TMP/in/job/env"
+{
+	printf 'exec'
+	for a in "$@"; do printf " '%s'" "$(printf %s "$a" | sed "s/'/'\\\\''/g")"; done
+	echo
+} >"$TMP/in/job/run"
+find "$BUILD" -type f -perm -u+x -exec ldd {} + 2>/dev/null | grep -o '/[^ :]*\.so[^ :]*' |
+	sort -u | sed 's|^/||' >"$TMP/libs"
+git -C "$ROOT" ls-files | sed "s|^|${ROOT#/}/|" >>"$TMP/libs"
+echo "${BUILD#/}" >>"$TMP/libs"
+tar chf "$TMP/in.tar" -C "$TMP/in" job -C / -T "$TMP/libs" 2>/dev/null
+truncate -s "${NESTED_OUT_MIB:-4096}M" "$TMP/out.tar"
+
+"$QEMU" -accel tcg,thread=multi -cpu max -smp 2 -m "$MEM" -nographic -no-reboot -nic none \
+	-L /usr/share/seabios -L /usr/share/qemu \
+	-kernel "$CACHE/linux/vmlinuz" -initrd "$TMP/initrd.gz" \
+	-append "console=ttyS0 quiet panic=-1" \
+	-drive file="$TMP/in.tar",format=raw,if=virtio,readonly=on \
+	-drive file="$TMP/out.tar",format=raw,if=virtio </dev/null |
+	tr -d '\r' | awk '/^nested-kvm: begin$/ { on = 1; next } /^nested-kvm: end$/ { on = 0; next }
+		on || /^nested-kvm: / || /Kernel panic|Oops/' >&2
+# of the VM's console, the job's output, our lines and a panic go to stderr
+mkdir -p "$OUT"
+tar xf "$TMP/out.tar" -C "$OUT" 2>/dev/null || { echo "nested-kvm: the VM left no output" >&2; exit 1; }
+status=$(cat "$OUT/.status" 2>/dev/null || true)
+rm -f "$OUT/.status"
+exit "${status:-1}"
