@@ -164,6 +164,27 @@ static struct trace_record *synthesize(size_t count)
 
 /* ---- the measurements --------------------------------------------------- */
 
+/* The records as the replay hands them over: blocks of instructions that
+ * follow one another (one per distinct start and length), runs of them
+ * with their accesses in batches (trace_writer__append_blocks), events one
+ * by one. */
+#define BATCH_RUNS 1024
+#define BATCH_ACCESSES 2048
+struct batch {
+	size_t first_run, nruns, first_acc, nacc; /* in runs[] and acc[] */
+	const struct trace_record *single; /* after them, or NULL */
+};
+struct blocks {
+	struct trace_block **block;     /* the distinct ones, by start and length */
+	uint64_t *pc;
+	unsigned *len;
+	size_t nblocks;
+	struct trace_block_run *runs;
+	struct trace_access *acc;
+	struct batch *batch;
+	size_t nbatch;
+};
+
 struct ctx {
 	const struct trace_record *recs;
 	size_t n;
@@ -175,6 +196,7 @@ struct ctx {
 	uint32_t *raw_off, *raw_size;   /* of each chunk, in raw */
 	size_t *comp_off;               /* of each chunk's lz4 bytes, in file */
 	uint32_t *comp_size;
+	struct blocks blocks;
 };
 
 struct result {
@@ -206,6 +228,97 @@ static void run_writer(struct ctx *c)
 			die("writer", err);
 	if (trace_writer__commit(w, err, sizeof(err)) != 0)
 		die("writer", err);
+}
+
+static void run_writer_blocks(struct ctx *c)
+{
+	char err[512];
+	const struct blocks *b = &c->blocks;
+	struct trace_writer *w = trace_writer__create(c->path, 0, err, sizeof(err));
+	if (!w)
+		die("writer", err);
+	for (size_t i = 0; i < b->nbatch; i++) {
+		const struct batch *t = &b->batch[i];
+		if (trace_writer__append_blocks(w, b->runs + t->first_run, (unsigned)t->nruns,
+						b->acc + t->first_acc, (unsigned)t->nacc, err,
+						sizeof(err)) != 0 ||
+		    (t->single && trace_writer__append(w, t->single, err, sizeof(err)) != 0))
+			die("writer", err);
+	}
+	if (trace_writer__commit(w, err, sizeof(err)) != 0)
+		die("writer", err);
+}
+
+/* The block of n instructions at insns, made once. */
+static const struct trace_block *block_of(struct blocks *b, const struct trace_insn *insns,
+					  unsigned n, size_t cap)
+{
+	uint64_t h = (insns[0].pc * 0x9e3779b97f4a7c15ull ^ n) % cap;
+	for (;; h = (h + 1) % cap) {
+		struct trace_block *x = b->block[h];
+		if (!x)
+			break;
+		if (b->pc[h] == insns[0].pc && b->len[h] == n)
+			return x;
+	}
+	char err[256];
+	if (!(b->block[h] = trace_block__new(insns, n, err, sizeof(err))))
+		die("block", err);
+	b->pc[h] = insns[0].pc;
+	b->len[h] = n;
+	if (++b->nblocks * 2 > cap)
+		die("too many distinct blocks", NULL);
+	return b->block[h];
+}
+
+static void make_blocks(struct ctx *c)
+{
+	struct blocks *b = &c->blocks;
+	size_t cap = 1 << 20;
+	b->block = xmalloc(cap * sizeof(*b->block));
+	b->pc = xmalloc(cap * sizeof(*b->pc));
+	b->len = xmalloc(cap * sizeof(*b->len));
+	b->runs = xmalloc(c->n * sizeof(*b->runs));
+	b->acc = xmalloc(c->n * sizeof(*b->acc));
+	b->batch = xmalloc((c->n + 1) * sizeof(*b->batch));
+	struct trace_insn *ins = xmalloc(c->n * sizeof(*ins));
+	size_t nruns = 0, nacc = 0, ni = 0, start = 0;
+	uint32_t batch_insns = 0;
+	struct batch *t = &b->batch[0];
+	*t = (struct batch){ 0 };
+#define CLOSE_RUN() do { if (ni > start) { \
+		b->runs[nruns++] = (struct trace_block_run){ \
+			block_of(b, &ins[start], (unsigned)(ni - start), cap), 0, \
+			(unsigned)(ni - start) }; \
+		t->nruns++; batch_insns += (uint32_t)(ni - start); start = ni; } } while (0)
+#define CLOSE_BATCH(rec) do { t->single = (rec); t = &b->batch[++b->nbatch]; \
+		*t = (struct batch){ .first_run = nruns, .first_acc = nacc }; \
+		batch_insns = 0; } while (0)
+	for (size_t i = 0; i < c->n; i++) {
+		const struct trace_record *r = &c->recs[i];
+		if (r->kind == TRACE_INSN) {
+			if (ni > start && r->insn.pc != ins[ni - 1].pc + ins[ni - 1].size)
+				CLOSE_RUN();
+			if (t->nruns >= BATCH_RUNS - 1 || t->nacc >= BATCH_ACCESSES) {
+				CLOSE_RUN();
+				CLOSE_BATCH(NULL);
+			}
+			ins[ni++] = (struct trace_insn){ r->insn.pc, r->insn.size, r->insn.cpl };
+		} else if (r->kind == TRACE_MEM && batch_insns + (ni - start) > 0) {
+			b->acc[nacc++] = (struct trace_access){
+				r->mem.vaddr, r->mem.paddr, r->mem.value,
+				batch_insns + (uint32_t)(ni - start) - 1, r->mem.size, r->mem.write };
+			t->nacc++;
+		} else { /* an event, or an access whose instruction went before */
+			CLOSE_RUN();
+			CLOSE_BATCH(r);
+		}
+	}
+	CLOSE_RUN();
+	CLOSE_BATCH(NULL);
+#undef CLOSE_RUN
+#undef CLOSE_BATCH
+	free(ins);
 }
 
 static void run_reader(struct ctx *c)
@@ -349,11 +462,14 @@ int main(int argc, char **argv)
 
 	/* the writer, free then on one core, after a run that warms the
 	 * allocator and the file system; the file of the last run stays */
+	make_blocks(&c);
 	run_writer(&c);
 	struct result w2 = repeat(run_writer, &c);
+	struct result b2 = repeat(run_writer_blocks, &c);
 	if (sched_setaffinity(0, sizeof(one), &one) != 0)
 		die("sched_setaffinity", strerror(errno));
-	struct result w1 = repeat(run_writer, &c);
+	struct result b1 = repeat(run_writer_blocks, &c);
+	struct result w1 = repeat(run_writer, &c); /* last: its file is read */
 	struct trace_reader *r = trace_reader__open(c.path, err, sizeof(err));
 	if (!r)
 		die("reader", err);
@@ -395,6 +511,10 @@ int main(int argc, char **argv)
 	row("writer: create, append, commit (fsync)", w1, n, mib, memcpy_mibs, lc_mibs, note);
 	snprintf(note, sizeof(note), "CPU %.3f s/run", w2.cpu);
 	row("writer, its lz4 thread on a 2nd core", w2, n, mib, memcpy_mibs, lc_mibs, note);
+	snprintf(note, sizeof(note), "CPU %.3f s/run; %zu blocks", b1.cpu, c.blocks.nblocks);
+	row("writer: append_blocks, as the replay", b1, n, mib, memcpy_mibs, lc_mibs, note);
+	snprintf(note, sizeof(note), "CPU %.3f s/run", b2.cpu);
+	row("append_blocks, lz4 thread on a 2nd core", b2, n, mib, memcpy_mibs, lc_mibs, note);
 	double gibs = mib / rd.wall / 1024, fixed_gibs = (double)fixed / MIB / rd.wall / 1024;
 	snprintf(note, sizeof(note), "x lz4 = vs decompress; %.2f GiB/s", gibs);
 	row("reader scan: trace_reader__next", rd, n, mib, memcpy_mibs, ld_mibs, note);

@@ -33,6 +33,12 @@
 #define MAX_BLOCK_INSNS 512
 #define ACCESSES_PER_INSN 128
 #define MEM_BUF_RECORDS (MAX_BLOCK_INSNS * ACCESSES_PER_INSN)
+/* The trace file's records wait in a batch, many blocks' worth, for one
+ * call of the writer: a call per block cost more than its records. The
+ * batch goes when it holds this many accesses or runs of instructions
+ * (small enough to stay in cache), or before any other record. */
+#define BATCH_ACCESSES 2048
+#define BATCH_RUNS 1024
 
 struct replay_trace {
 	char dir[4096];             /* "": no trace file */
@@ -61,7 +67,12 @@ struct replay_trace {
 	size_t buf_map;             /* bytes mapped, the guard page included */
 	GPtrArray *mem_sites;       /* a record's tag -> its struct insn_site */
 	uint64_t *cursor_at;        /* where the cursor is, once the vCPU exists */
-	struct trace_access *acc;   /* a drain's accesses, for the writer */
+	/* the batch for the writer: runs of instructions, their accesses */
+	struct trace_block_run *runs;
+	unsigned nruns;
+	struct trace_access *acc;   /* room for a batch and a drain's */
+	unsigned nacc;
+	uint32_t batch_insns;       /* the runs' instructions */
 	/* Within one block's accesses the TLB keeps its mappings: the last
 	 * page's physical address, and the last meminfo's size and direction. */
 	bool page_known;
@@ -78,17 +89,27 @@ struct replay_trace {
 	char err[512];              /* the first failure of the open trace */
 	bool injected;              /* the replay injected an interrupt: its event is in */
 	GPtrArray *sites;           /* what callbacks point to, freed with the trace */
+	GPtrArray *blocks;          /* the same for blocks */
 	GHashTable *entries;        /* IDT handler address -> vector + 1 */
 	uint64_t idt_base;          /* the IDT entries were read from */
 	uint32_t idt_limit;
 };
 
-/* A translated block: its instructions' records. */
+/* A translated block: its instructions' records, and the same encoded
+ * once for the trace file (NULL: none is written). */
 struct block {
 	struct replay_trace *t;
+	struct trace_block *encoded;
 	unsigned n;
 	struct trace_insn insn[];
 };
+
+static void block_free(void *p)
+{
+	struct block *b = p;
+	trace_block__free(b->encoded);
+	g_free(b);
+}
 
 /* The instructions whose execution the guest's SYSCALL, SYSRET and MOV to
  * CR3 events are read at, before they execute. */
@@ -108,6 +129,8 @@ static struct replay_trace *trace_new(void)
 {
 	struct replay_trace *t = g_new0(struct replay_trace, 1);
 	t->sites = g_ptr_array_new_with_free_func(g_free);
+	t->blocks = g_ptr_array_new_with_free_func(block_free);
+	t->runs = g_new(struct trace_block_run, BATCH_RUNS);
 	t->mem_sites = g_ptr_array_new();
 	t->shadow = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	t->entries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
@@ -164,7 +187,7 @@ int replay_trace__attach(struct replay_trace *t, qemu_plugin_u64 insns,
 			munmap(buf, len + page);
 		return -1;
 	}
-	t->acc = g_new(struct trace_access, 2 * MEM_BUF_RECORDS);
+	t->acc = g_new(struct trace_access, BATCH_ACCESSES + 2 * MEM_BUF_RECORDS);
 	t->buf = buf;
 	t->buf_map = len + page;
 	t->cursor_sb = qemu_plugin_scoreboard_new(sizeof(uint64_t));
@@ -218,6 +241,8 @@ int replay_trace__begin(struct replay_trace *t, uint32_t interval, struct ckpt_p
 	t->base = -(uint64_t)t->emitted;
 	t->err[0] = '\0';
 	t->injected = false;
+	t->nruns = t->nacc = 0;
+	t->batch_insns = 0;
 	if (t->buf) {
 		t->cursor_at = qemu_plugin_scoreboard_find(t->cursor_sb, 0);
 		*t->cursor_at = (uint64_t)(uintptr_t)t->buf;
@@ -234,10 +259,45 @@ int replay_trace__begin(struct replay_trace *t, uint32_t interval, struct ckpt_p
 	return t->w ? 0 : -1;
 }
 
+/* The batch to the writer. */
+static void write_batch(struct replay_trace *t)
+{
+	if (!t->nruns && !t->nacc)
+		return;
+	if (t->w && !t->err[0])
+		trace_writer__append_blocks(t->w, t->runs, t->nruns, t->acc, t->nacc, t->err,
+					    sizeof(t->err));
+	t->nruns = t->nacc = 0;
+	t->batch_insns = 0;
+}
+
+/* Instructions from..to-1 of b into the batch, after what it holds. */
+static void batch_insns(struct replay_trace *t, const struct block *b, unsigned from, unsigned to)
+{
+	if (from == to)
+		return;
+	if (!b->encoded) {
+		if (t->w && !t->err[0])
+			snprintf(t->err, sizeof(t->err), "the block at 0x%" PRIx64 " cannot be traced",
+				 b->insn[0].pc);
+		return;
+	}
+	struct trace_block_run *last = t->nruns ? &t->runs[t->nruns - 1] : NULL;
+	if (last && last->block == b->encoded && last->to == from) {
+		last->to = to;
+	} else {
+		if (t->nruns == BATCH_RUNS) /* no access waits for this run: drain saw to it */
+			write_batch(t);
+		t->runs[t->nruns++] = (struct trace_block_run){ b->encoded, from, to };
+	}
+	t->batch_insns += to - from;
+}
+
 static void emit(struct replay_trace *t, const struct trace_record *rec)
 {
 	for (unsigned i = 0; i < t->nan; i++)
 		analysis_state__record(t->states[i], rec);
+	write_batch(t);
 	if (t->w && !t->err[0])
 		trace_writer__append(t->w, rec, t->err, sizeof(t->err));
 }
@@ -268,10 +328,7 @@ static void flush_insns(struct replay_trace *t, uint64_t upto)
 		 * before the counter counts it (on_special, then append) */
 		if (upto <= t->emitted)
 			return;
-		if (t->w && !t->err[0])
-			trace_writer__append_run(t->w, &b->insn[t->emitted],
-						 (unsigned)(upto - t->emitted), NULL, 0, t->err,
-						 sizeof(t->err));
+		batch_insns(t, b, t->emitted, (unsigned)upto);
 		t->emitted = (unsigned)upto;
 		return;
 	}
@@ -394,8 +451,10 @@ static void record_access(struct replay_trace *t, const struct insn_site *site,
 						     .write = a[i].write } };
 		if (t->analyses_mem)
 			emit(t, &rec);
-		else if (t->w && !t->err[0]) /* the trace file alone */
+		else if (t->w && !t->err[0]) { /* the trace file alone */
+			write_batch(t);
 			trace_writer__append(t->w, &rec, t->err, sizeof(t->err));
+		}
 		if (a[i].write)
 			shadow_store(t, a[i].paddr, a[i].value, a[i].size);
 	}
@@ -417,25 +476,28 @@ static void drain(struct replay_trace *t)
 		for (const qemu_plugin_mem_record *r = t->buf; r < end; r++)
 			record_access(t, g_ptr_array_index(t->mem_sites, r->tag), r->info,
 				      r->vaddr, r->value_low, r->value_high);
-	} else {
-		unsigned m = 0, upto = t->emitted;
+	} else { /* into the batch, numbered after its instructions */
+		if (t->nacc > BATCH_ACCESSES || t->nruns == BATCH_RUNS) /* room for a run */
+			write_batch(t);
+		unsigned m = t->nacc, upto = t->emitted;
+		uint32_t first = t->batch_insns - t->emitted; /* instruction 0 of b */
 		for (const qemu_plugin_mem_record *r = t->buf; r < end; r++) {
 			const struct insn_site *site = g_ptr_array_index(t->mem_sites, r->tag);
 			unsigned k = decode_access(t, r->info, r->vaddr, r->value_low,
 						   r->value_high, &t->acc[m]);
 			for (unsigned i = 0; i < k; i++, m++) {
-				t->acc[m].insn = site->index - t->emitted;
+				t->acc[m].insn = first + site->index;
 				if (t->acc[m].write)
 					shadow_store(t, t->acc[m].paddr, t->acc[m].value,
 						     t->acc[m].size);
 			}
 			upto = site->index + 1;
 		}
-		if (m && t->w && !t->err[0])
-			trace_writer__append_run(t->w, &b->insn[t->emitted], upto - t->emitted,
-						 t->acc, m, t->err, sizeof(t->err));
-		if (m)
+		if (m > t->nacc) {
+			t->nacc = m;
+			batch_insns(t, b, t->emitted, upto);
 			t->emitted = upto;
+		}
 	}
 	*t->cursor_at = (uint64_t)(uintptr_t)t->buf;
 }
@@ -641,7 +703,11 @@ void replay_trace__instrument_block(struct replay_trace *t, struct qemu_plugin_t
 		b->insn[i].size = (uint8_t)qemu_plugin_insn_size(insn);
 		b->insn[i].cpl = (uint8_t)(s->seg[CKPT_CS].selector & 3);
 	}
-	g_ptr_array_add(t->sites, b);
+	char err[256];
+	b->encoded = t->dir[0] ? trace_block__new(b->insn, b->n, err, sizeof(err)) : NULL;
+	if (t->dir[0] && !b->encoded)
+		fprintf(stderr, "replay: %s\n", err); /* and each trace it runs in fails */
+	g_ptr_array_add(t->blocks, b);
 	qemu_plugin_register_vcpu_tb_exec_cb(tb, on_block, QEMU_PLUGIN_CB_NO_REGS, b);
 }
 
@@ -730,6 +796,7 @@ json_t *replay_trace__end(struct replay_trace *t, bool last, char *err, size_t e
 	struct sb_memory mem = { .pages = t->start->npages, .read_page = read_page };
 
 	flush(t, executed(t) - t->base);
+	write_batch(t);
 	t->w = NULL;
 	if (t->err[0]) {
 		snprintf(err, errlen, "interval %u: %s", t->interval, t->err);
@@ -779,6 +846,8 @@ void replay_trace__free(struct replay_trace *t)
 	}
 	g_ptr_array_free(t->mem_sites, TRUE);
 	g_ptr_array_free(t->sites, TRUE);
+	g_ptr_array_free(t->blocks, TRUE);
+	g_free(t->runs);
 	if (t->buf)
 		munmap(t->buf, t->buf_map);
 	g_free(t->acc);

@@ -72,12 +72,6 @@ struct trace_record {
 	};
 };
 
-/* An instruction as trace_writer__append_insns takes them. */
-struct trace_insn {
-	uint64_t pc;
-	uint8_t size, cpl;
-};
-
 const char *trace_event_kind__name(enum trace_event_kind kind);
 /* One readable line (no newline), as `simuboost trace show` prints it. */
 void trace_record__format(const struct trace_record *rec, char *out, size_t outlen);
@@ -95,18 +89,39 @@ struct trace_writer *trace_writer__create(const char *path, uint32_t interval, c
  * aborts. */
 int trace_writer__append(struct trace_writer *w, const struct trace_record *rec, char *err,
 			 size_t errlen);
-/* The same for n instructions in a row, each followed by its memory
- * accesses acc[0..m) (in order; acc[i].insn numbers its instruction in
- * insns, ascending, below n): no struct trace_record to fill, for the
- * writer's busiest callers. m may be 0, acc NULL. */
+/* A block: instructions that run one after the other, each at the pc
+ * where the one before ends, as a translator makes them. Its records are
+ * encoded once, so that appending its instructions costs a copy however
+ * often they run. Belongs to no writer: a writer reads it during the
+ * call only. */
+struct trace_insn {
+	uint64_t pc;
+	uint8_t size, cpl;
+};
+struct trace_block;
+struct trace_block *trace_block__new(const struct trace_insn *insns, unsigned n, char *err,
+				     size_t errlen);
+void trace_block__free(struct trace_block *b);
+/* Instructions from..to-1 of a block. */
+struct trace_block_run {
+	const struct trace_block *block;
+	unsigned from, to;
+};
+/* A memory access, after the instruction it numbers (see below). */
 struct trace_access {
 	uint64_t vaddr, paddr, value;
 	uint32_t insn;
 	uint8_t size;           /* 1, 2, 4 or 8 */
 	bool write;
 };
-int trace_writer__append_run(struct trace_writer *w, const struct trace_insn *insns, unsigned n,
-			     const struct trace_access *acc, unsigned m, char *err, size_t errlen);
+/* Appends the instructions of runs[0..nruns), in order, each followed by
+ * its memory accesses: acc[0..m), in order, acc[k].insn numbering its
+ * instruction among all the runs' (from 0). The same records, in the same
+ * bytes, as trace_writer__append of each, for the writer's busiest caller:
+ * no struct trace_record to fill, and a block's instructions copied. */
+int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block_run *runs,
+				unsigned nruns, const struct trace_access *acc, unsigned m,
+				char *err, size_t errlen);
 uint64_t trace_writer__icount(const struct trace_writer *w);
 /* Writes the last chunk, the index and the footer, syncs, and publishes
  * the file at its path. Frees the writer, also on error. */

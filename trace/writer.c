@@ -387,47 +387,152 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 	return 0;
 }
 
-int trace_writer__append_run(struct trace_writer *w, const struct trace_insn *insns, unsigned n,
-			     const struct trace_access *acc, unsigned m, char *err, size_t errlen)
+/* Why an access is refused, or NULL. */
+static const char *access_problem(const struct trace_access *a)
 {
-	unsigned i = 0, k = 0;
-	while (i < n || k < m) {
-		if (room(w, err, errlen) != 0)
-			return -1;
-		/* as many records as the chunk has room for, checked once */
-		unsigned fit = (TRACE_CHUNK_RAW_MAX - TRACE_RECORD_MAX - w->fill.raw_len) /
-			       TRACE_RECORD_MAX + 1;
-		struct enc e = enc_begin(w);
-		uint32_t done = 0, insns_done = 0;
-		const char *why = NULL;
-		for (; done < fit && (i < n || k < m); done++) {
-			if (k < m && (i == n || acc[k].insn < i)) { /* after its instruction */
-				const struct trace_access *a = &acc[k];
-				if (a->insn >= i)
-					why = "memory access before its instruction";
-				else if (a->size != 1 && a->size != 2 && a->size != 4 && a->size != 8)
-					why = "memory access size not 1, 2, 4 or 8";
-				else if (a->size < 8 && a->value >> (8 * a->size))
-					why = "memory value wider than its access";
-				if (why)
-					break;
-				enc_mem(&e, a->vaddr, a->paddr, a->value, a->size, a->write);
-				k++;
-				continue;
-			}
-			const struct trace_insn *in = &insns[i];
-			if (in->size < 1 || in->size > 15 || in->cpl > 3) {
-				why = in->cpl > 3 ? "privilege level above 3" :
-						    "instruction size not 1..15";
-				break;
-			}
-			enc_insn(&e, in->pc, in->size, in->cpl);
-			i++;
-			insns_done++;
+	if (a->size != 1 && a->size != 2 && a->size != 4 && a->size != 8)
+		return "memory access size not 1, 2, 4 or 8";
+	if (a->size < 8 && a->value >> (8 * a->size))
+		return "memory value wider than its access";
+	return NULL;
+}
+
+struct trace_block {
+	unsigned n;
+	struct trace_insn *insn;
+	uint8_t *next;  /* each instruction's record in the short form (format.h) */
+};
+
+struct trace_block *trace_block__new(const struct trace_insn *insns, unsigned n, char *err,
+				     size_t errlen)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const char *why = insns[i].size < 1 || insns[i].size > 15 ?
+				  "instruction size not 1..15" :
+				  insns[i].cpl > 3 ? "privilege level above 3" :
+				  i && insns[i].pc != insns[i - 1].pc + insns[i - 1].size ?
+				  "not where the one before ends" : NULL;
+		if (why) {
+			snprintf(err, errlen, "block at 0x%" PRIx64 ": instruction %u: %s",
+				 insns[0].pc, i, why);
+			return NULL;
 		}
-		enc_end(w, &e, done, insns_done);
+	}
+	struct trace_block *b = malloc(sizeof(*b));
+	uint8_t *next = malloc(n * TRACE_NEXT_SIZE + 1);
+	struct trace_insn *copy = malloc(n * sizeof(*copy) + 1);
+	if (!b || !next || !copy) {
+		snprintf(err, errlen, "block: out of memory");
+		free(b);
+		free(next);
+		free(copy);
+		return NULL;
+	}
+	if (n)
+		memcpy(copy, insns, n * sizeof(*copy));
+	for (unsigned i = 0; i < n; i++) {
+		next[TRACE_NEXT_SIZE * i] = TRACE_REC_NEXT;
+		next[TRACE_NEXT_SIZE * i + 1] = (uint8_t)(insns[i].size | insns[i].cpl << 4);
+	}
+	*b = (struct trace_block){ .n = n, .insn = copy, .next = next };
+	return b;
+}
+
+void trace_block__free(struct trace_block *b)
+{
+	if (!b)
+		return;
+	free(b->insn);
+	free(b->next);
+	free(b);
+}
+
+/* Why runs and accesses are refused (the record number in *at), or NULL. */
+static const char *blocks_problem(const struct trace_block_run *runs, unsigned nruns,
+				  const struct trace_access *acc, unsigned m, uint64_t *at)
+{
+	uint64_t total = 0;
+	for (unsigned r = 0; r < nruns; r++) {
+		if (runs[r].from > runs[r].to || runs[r].to > runs[r].block->n) {
+			*at = total;
+			return "instructions outside their block";
+		}
+		total += runs[r].to - runs[r].from;
+	}
+	for (unsigned k = 0; k < m; k++) {
+		*at = (acc[k].insn < total ? acc[k].insn + 1 : total) + k;
+		if (acc[k].insn >= total)
+			return "memory access before its instruction";
+		if (k && acc[k].insn < acc[k - 1].insn)
+			return "memory accesses out of order";
+		const char *why = access_problem(&acc[k]);
 		if (why)
-			return bad_record(w, why, err, errlen);
+			return why;
+	}
+	return NULL;
+}
+
+int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block_run *runs,
+				unsigned nruns, const struct trace_access *acc, unsigned m,
+				char *err, size_t errlen)
+{
+	uint64_t at;
+	const char *why = blocks_problem(runs, nruns, acc, m, &at);
+	if (why) {
+		snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->records + at, why);
+		return -1;
+	}
+	uint64_t next = 0; /* the number of the next instruction, over all runs */
+	unsigned k = 0;
+	for (unsigned r = 0; r < nruns || k < m; r++) {
+		/* the accesses left go after the last run's last instruction */
+		const struct trace_block *b = r < nruns ? runs[r].block : NULL;
+		unsigned i = b ? runs[r].from : 0, to = b ? runs[r].to : 0;
+		while (i < to || (k < m && acc[k].insn < next)) {
+			if (room(w, err, errlen) != 0)
+				return -1;
+			struct enc e = enc_begin(w);
+			uint32_t records = 0, insns = 0;
+			/* each record where trace_writer__append would put it: in
+			 * this chunk while it has room for the largest */
+			while ((i < to || (k < m && acc[k].insn < next)) &&
+			       e.len + TRACE_RECORD_MAX <= TRACE_CHUNK_RAW_MAX) {
+				if (k < m && acc[k].insn < next) {
+					enc_mem(&e, acc[k].vaddr, acc[k].paddr, acc[k].value, acc[k].size,
+						acc[k].write);
+					k++;
+					records++;
+					continue;
+				}
+				const struct trace_insn *in = &b->insn[i];
+				unsigned cnt = 1;
+				if (!e.have_next || in->pc != e.next_pc) {
+					enc_insn(&e, in->pc, in->size, in->cpl);
+				} else { /* up to the next access's instruction, short */
+					uint64_t upto = k < m ? acc[k].insn + 1 : UINT64_MAX;
+					unsigned fit = (TRACE_CHUNK_RAW_MAX - TRACE_RECORD_MAX - e.len) /
+						       TRACE_NEXT_SIZE + 1;
+					cnt = to - i;
+					if (upto - next < cnt)
+						cnt = (unsigned)(upto - next);
+					if (cnt > fit)
+						cnt = fit;
+					const uint8_t *src = b->next + TRACE_NEXT_SIZE * i;
+					uint8_t *dst = e.raw + e.len;
+					for (unsigned j = 0; j < TRACE_NEXT_SIZE * cnt; j++)
+						dst[j] = src[j];
+					e.len += TRACE_NEXT_SIZE * cnt;
+					e.next_pc = b->insn[i + cnt - 1].pc + b->insn[i + cnt - 1].size;
+				}
+				i += cnt;
+				next += cnt;
+				insns += cnt;
+				records += cnt;
+			}
+			enc_end(w, &e, records, insns);
+		}
+		if (r >= nruns)
+			break;
 	}
 	return 0;
 }

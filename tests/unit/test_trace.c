@@ -298,10 +298,43 @@ static void test_writer_refuses(void **state)
 
 static void *slurp(const char *path, size_t *len);
 
-/* The sample stream through trace_writer__append_run, its instructions
- * and accesses in runs of varying length (events one by one), makes the
- * same file, byte for byte, as through trace_writer__append. */
-static void test_append_run_equals_append(void **state)
+/* ins[0..ni) with acc[0..na) through trace_writer__append_blocks: a
+ * block for each stretch of instructions that follow one another. */
+static void append_as_blocks(struct trace_writer *w, const struct trace_insn *ins, unsigned ni,
+			     const struct trace_access *acc, unsigned na)
+{
+	struct trace_block *blocks[64];
+	struct trace_block_run runs[64] = { 0 };
+	unsigned nb = 0;
+	for (unsigned i = 0, start = 0; i < ni; i++) {
+		if (i + 1 < ni && ins[i + 1].pc == ins[i].pc + ins[i].size)
+			continue;
+		blocks[nb] = trace_block__new(&ins[start], i + 1 - start, err, sizeof(err));
+		assert_non_null(blocks[nb]);
+		runs[nb] = (struct trace_block_run){ blocks[nb], 0, i + 1 - start };
+		nb++;
+		start = i + 1;
+	}
+	assert_int_equal(trace_writer__append_blocks(w, runs, nb, acc, na, err, sizeof(err)), 0);
+	for (unsigned b = 0; b < nb; b++)
+		trace_block__free(blocks[b]);
+}
+
+static void assert_same_file(const char *a_path, const char *b_path)
+{
+	size_t la, lb;
+	void *a = slurp(a_path, &la), *b = slurp(b_path, &lb);
+	assert_int_equal(la, lb);
+	assert_memory_equal(a, b, la);
+	free(a);
+	free(b);
+}
+
+/* Records through trace_writer__append_blocks make the same file, byte for
+ * byte, as through trace_writer__append: the sample stream in batches of
+ * varying length (events one by one), and a loop of one block, whole or
+ * cut short, its instructions in the short form over many chunks. */
+static void test_append_blocks_equals_append(void **state)
 {
 	struct fixture *f = *state;
 	char one[128], runs[128];
@@ -318,8 +351,7 @@ static void test_append_run_equals_append(void **state)
 		struct trace_record r = sample(i);
 		bool flush = r.kind == TRACE_EVENT || ni == 64 || na == 64 || i % 97 == 0;
 		if (flush && (ni || na)) {
-			assert_int_equal(trace_writer__append_run(w, ins, ni, acc, na, err,
-								  sizeof(err)), 0);
+			append_as_blocks(w, ins, ni, acc, na);
 			ni = na = 0;
 		}
 		if (r.kind == TRACE_INSN)
@@ -330,34 +362,95 @@ static void test_append_run_equals_append(void **state)
 		else /* an event, or an access whose instruction went before */
 			assert_int_equal(trace_writer__append(w, &r, err, sizeof(err)), 0);
 	}
-	assert_int_equal(trace_writer__append_run(w, ins, ni, acc, na, err, sizeof(err)), 0);
+	append_as_blocks(w, ins, ni, acc, na);
 	assert_int_equal(trace_writer__commit(w, err, sizeof(err)), 0);
-	size_t la, lb;
-	void *a = slurp(one, &la), *b = slurp(runs, &lb);
-	assert_int_equal(la, lb);
-	assert_memory_equal(a, b, la);
-	free(a);
-	free(b);
+	assert_same_file(one, runs);
+
+	/* the loop: 20 instructions of 3 bytes, a load at 4 and 9, a store at
+	 * 9; every 7th run stops at instruction 12, and runs go to the writer
+	 * three at a time */
+	struct trace_insn loop[20];
+	for (unsigned i = 0; i < 20; i++)
+		loop[i] = (struct trace_insn){ 0x400000 + 3 * i, 3, 3 };
+	struct trace_block *b = trace_block__new(loop, 20, err, sizeof(err));
+	assert_non_null(b);
+	struct trace_writer *wa = trace_writer__create(one, 6, err, sizeof(err));
+	struct trace_writer *wb = trace_writer__create(runs, 6, err, sizeof(err));
+	assert_non_null(wa);
+	assert_non_null(wb);
+	struct trace_block_run batch[3];
+	struct trace_access bacc[9];
+	unsigned nr = 0, nacc = 0, insns = 0;
+	for (unsigned run = 0; run < 60000; run++) {
+		unsigned to = run % 7 ? 20 : 12;
+		batch[nr++] = (struct trace_block_run){ b, 0, to };
+		for (unsigned i = 0; i < to; i++) {
+			struct trace_record r = { .kind = TRACE_INSN,
+						  .insn = { loop[i].pc, loop[i].size, loop[i].cpl } };
+			assert_int_equal(trace_writer__append(wa, &r, err, sizeof(err)), 0);
+			for (unsigned k = 0; k < (i == 4 ? 1u : i == 9 ? 2u : 0u); k++) {
+				struct trace_access a = { 0x7000 + run % 64 * 8, 0x3000 + run % 64 * 8,
+							  run * 0x9e3779b9ull, insns + i, 8,
+							  k == 1 };
+				struct trace_record m = { .kind = TRACE_MEM,
+							  .mem = { a.vaddr, a.paddr, a.value, 8,
+								   a.write } };
+				assert_int_equal(trace_writer__append(wa, &m, err, sizeof(err)), 0);
+				bacc[nacc++] = a;
+			}
+		}
+		insns += to;
+		if (nr == 3) {
+			assert_int_equal(trace_writer__append_blocks(wb, batch, nr, bacc, nacc, err,
+								     sizeof(err)), 0);
+			nr = nacc = insns = 0;
+		}
+	}
+	assert_int_equal(trace_writer__append_blocks(wb, batch, nr, bacc, nacc, err, sizeof(err)), 0);
+	assert_true(trace_writer__icount(wa) > 1000000);
+	assert_int_equal(trace_writer__icount(wa), trace_writer__icount(wb));
+	assert_int_equal(trace_writer__commit(wa, err, sizeof(err)), 0);
+	assert_int_equal(trace_writer__commit(wb, err, sizeof(err)), 0);
+	assert_same_file(one, runs);
 
 	/* refused: an access before its instruction, a bad size, a value too
-	 * wide, a bad instruction; the error names the record */
-	const struct trace_insn good = { 0x1000, 2, 3 }, bad_insn = { 0x1000, 0, 3 };
+	 * wide, accesses out of order, a run outside its block; a block of
+	 * a bad instruction or one not where the one before ends. The error
+	 * names the record. */
 	const struct trace_access bad[] = {
-		{ .vaddr = 8, .paddr = 8, .insn = 1, .size = 8 },
+		{ .vaddr = 8, .paddr = 8, .insn = 20, .size = 8 },
 		{ .vaddr = 8, .paddr = 8, .insn = 0, .size = 3 },
 		{ .vaddr = 8, .paddr = 8, .value = 0x100, .insn = 0, .size = 1 },
 	};
-	const char *why[] = { "before its instruction", "size not 1, 2, 4 or 8",
-			      "wider than its access" };
-	for (unsigned k = 0; k < 4; k++) {
+	const struct trace_access unordered[] = { { .insn = 5, .size = 8 }, { .insn = 4, .size = 8 } };
+	const char *why[] = { "record 20: memory access before its instruction",
+			      "record 1: memory access size not 1, 2, 4 or 8",
+			      "record 1: memory value wider than its access",
+			      "record 6: memory accesses out of order",
+			      "record 0: instructions outside their block" };
+	for (unsigned k = 0; k < 5; k++) {
 		w = trace_writer__create(runs, 0, err, sizeof(err));
 		assert_non_null(w);
-		int rc = k < 3 ? trace_writer__append_run(w, &good, 1, &bad[k], 1, err, sizeof(err)) :
-				 trace_writer__append_run(w, &bad_insn, 1, NULL, 0, err, sizeof(err));
+		const struct trace_block_run whole = { b, 0, 20 }, beyond = { b, 3, 21 };
+		int rc = k < 3 ? trace_writer__append_blocks(w, &whole, 1, &bad[k], 1, err,
+							     sizeof(err)) :
+			 k == 3 ? trace_writer__append_blocks(w, &whole, 1, unordered, 2, err,
+							      sizeof(err)) :
+				  trace_writer__append_blocks(w, &beyond, 1, NULL, 0, err, sizeof(err));
 		assert_int_equal(rc, -1);
-		assert_non_null(strstr(err, k < 3 ? why[k] : "instruction size not 1..15"));
+		assert_non_null(strstr(err, why[k]));
+		assert_int_equal(trace_writer__icount(w), 0);
 		trace_writer__abort(w);
 	}
+	trace_block__free(b);
+	const struct trace_insn bad_size = { 0x1000, 0, 3 }, bad_cpl = { 0x1000, 2, 4 };
+	const struct trace_insn apart[2] = { { 0x1000, 2, 3 }, { 0x1003, 2, 3 } };
+	assert_null(trace_block__new(&bad_size, 1, err, sizeof(err)));
+	assert_non_null(strstr(err, "instruction 0: instruction size not 1..15"));
+	assert_null(trace_block__new(&bad_cpl, 1, err, sizeof(err)));
+	assert_non_null(strstr(err, "privilege level above 3"));
+	assert_null(trace_block__new(apart, 2, err, sizeof(err)));
+	assert_non_null(strstr(err, "instruction 1: not where the one before ends"));
 }
 
 static void *slurp(const char *path, size_t *len)
@@ -464,7 +557,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_seek, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_concatenates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_refuses, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_append_run_equals_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_blocks_equals_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_truncation_and_flip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_chunk_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_and_format, setup, teardown),
