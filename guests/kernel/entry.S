@@ -57,8 +57,9 @@ pvh_entry:
 
 	movl $boot_pml4, %eax
 	movl %eax, %cr3
-	movl %cr4, %eax
-	orl $0x620, %eax                /* PAE | OSFXSR | OSXMMEXCPT */
+	/* set outright: under KVM on AMD a read shows CR4.MCE, which the
+	 * host keeps and TCG, whose CPUID (ours) has no MCE, does not */
+	movl $0x620, %eax               /* PAE | OSFXSR | OSXMMEXCPT */
 	movl %eax, %cr4
 	movl $0xc0000080, %ecx          /* EFER */
 	rdmsr
