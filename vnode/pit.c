@@ -483,7 +483,11 @@ struct pit *pit__new(void (*irq0)(void *opaque, bool level), void *opaque)
 		struct pit_channel *c = &pit->ch[i];
 		c->mode = 0;
 		c->rw = RW_WORD;
-		c->null_count = true;
+		/* No count waits to be loaded: a counter nobody programmed reads
+		 * back a clear null count, as QEMU's and KVM's do. Linux's early
+		 * KASLR entropy (i8254()) spins until it is clear; on a PC the
+		 * BIOS has programmed channel 0 by then. */
+		c->null_count = false;
 		c->edge_next = PIT_NO_TICK;
 		/* Channels 0 and 1 have their gates tied high on the PC; channel
 		 * 2's comes from port 0x61 and starts low. */
