@@ -1,5 +1,5 @@
 #!/bin/sh
-# nested-kvm.sh [-o DIR] [-m MIB] -- COMMAND... - runs COMMAND where
+# nested-kvm.sh [-o DIR] [-m MIB] [-s PATH]... -- COMMAND... - runs COMMAND where
 # /dev/kvm exists, on a machine without one: inside a Linux VM that our
 # patched QEMU emulates (TCG) with AMD SVM, whose kvm-amd then gives the
 # vnode a /dev/kvm.
@@ -14,24 +14,37 @@
 # The VM gets Debian's kernel (scripts/fetch-linux.sh), busybox, the
 # project's build directory with the shared libraries its programs use, at
 # the project's own path; COMMAND runs there under busybox sh with HOME set.
+# -s PATH (repeatable) ships a host file or directory too, at its own path,
+# with the shared libraries of the programs and libraries in it: python3
+# and its library, the patched QEMU for replays, a GNU tool whose options
+# busybox's applet lacks. In the VM PATH is /usr/bin:/bin, so a shipped
+# /usr/bin program stands in for busybox's applet of that name.
 # What COMMAND leaves in $NESTED_OUT (a directory in the VM) is copied to
 # DIR (default: the current directory). Status: COMMAND's.
 #   env: BUILD (default: build), SIMUBOOST_CACHE_DIR (default ~/.cache/simuboost)
 # Example:
 #   scripts/nested-kvm.sh -o /tmp/r -- sh -c 'build/cli/simuboost record \
 #       --interval 1s -o $NESTED_OUT/rec build/guests/compute.cfg'
+# An end-to-end test that records, then replays (the QEMU at the path the
+# build was configured with):
+#   scripts/nested-kvm.sh -s /usr/bin/python3 -s /usr/lib/python3.11 \
+#       -s ~/.cache/simuboost/qemu/VERSION-KEY -- sh tests/e2e/record.sh \
+#       "$PWD/build/cli/simuboost" "$PWD/build/guests" "$PWD/build/guests/guest-checksum"
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=. MEM=8192
+OUT=. MEM=8192 SHIP=
 while [ $# -gt 0 ]; do
 	case $1 in
 	-o) OUT=$2; shift 2 ;;
 	-m) MEM=$2; shift 2 ;;
+	-s) [ -e "$2" ] || { echo "nested-kvm: -s $2: no such file" >&2; exit 2; }
+		SHIP="$SHIP$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+"; shift 2 ;;
 	--) shift; break ;;
 	*) break ;;
 	esac
 done
-[ $# -gt 0 ] || { echo "usage: $0 [-o DIR] [-m MIB] -- COMMAND..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 [-o DIR] [-m MIB] [-s PATH]... -- COMMAND..." >&2; exit 2; }
 BUILD=$(cd "$ROOT/${BUILD:-build}" && pwd)
 CACHE=${SIMUBOOST_CACHE_DIR:-$HOME/.cache/simuboost}
 QEMU=$(ls -d "$CACHE"/qemu/*/bin/qemu-system-x86_64 2>/dev/null | tail -n 1)
@@ -61,7 +74,7 @@ tar xf /dev/vda -C / || echo "nested-kvm: the job's files did not unpack"
 . /job/env
 mkdir -p "$NESTED_OUT"
 echo "nested-kvm: begin"
-(cd "$NESTED_ROOT" && HOME=/root PATH=/bin sh /job/run)
+(cd "$NESTED_ROOT" && HOME=/root PATH=/usr/bin:/bin sh /job/run)
 rc=$?
 echo "nested-kvm: end"
 echo "$rc" >"$NESTED_OUT/.status"
@@ -72,8 +85,8 @@ INIT
 chmod +x "$TMP/ir/init"
 (cd "$TMP/ir" && find . | cpio -o -H newc 2>/dev/null) | gzip -1 >"$TMP/initrd.gz"
 
-# the job: the project's files, the build, the libraries its programs load (dereferenced: the
-# VM has no /usr merge), the command
+# the job: the project's files, the build, what -s ships, the libraries their programs and
+# libraries load (dereferenced: the VM has no /usr merge), the command
 mkdir -p "$TMP/in/job"
 {
 	echo "NESTED_ROOT='$ROOT'"
@@ -84,22 +97,36 @@ mkdir -p "$TMP/in/job"
 	for a in "$@"; do printf " '%s'" "$(printf %s "$a" | sed "s/'/'\\\\''/g")"; done
 	echo
 } >"$TMP/in/job/run"
-find "$BUILD" -type f -perm -u+x -exec ldd {} + 2>/dev/null | grep -o '/[^ :]*\.so[^ :]*' |
-	sort -u | sed 's|^/||' >"$TMP/libs"
+printf '%s' "$SHIP" >"$TMP/ship"
+# (a Python extension module is a library that is not executable)
+{ echo "$BUILD"; cat "$TMP/ship"; } | while read -r p; do
+	find -L "$p" -type f \( -perm -u+x -o -name '*.so*' \) -exec ldd {} + 2>/dev/null || true
+done | grep -o '/[^ :]*\.so[^ :]*' | sort -u | sed 's|^/||' >"$TMP/libs"
+sed 's|^/||' "$TMP/ship" >>"$TMP/libs"
 git -C "$ROOT" ls-files | sed "s|^|${ROOT#/}/|" >>"$TMP/libs"
 echo "${BUILD#/}" >>"$TMP/libs"
 tar chf "$TMP/in.tar" -C "$TMP/in" job -C / -T "$TMP/libs" 2>/dev/null
 truncate -s "${NESTED_OUT_MIB:-4096}M" "$TMP/out.tar"
 
+CR=$(printf '\r')
 "$QEMU" -accel tcg,thread=multi -cpu max -smp 2 -m "$MEM" -nographic -no-reboot -nic none \
 	-L /usr/share/seabios -L /usr/share/qemu \
 	-kernel "$CACHE/linux/vmlinuz" -initrd "$TMP/initrd.gz" \
 	-append "console=ttyS0 quiet panic=-1" \
 	-drive file="$TMP/in.tar",format=raw,if=virtio,readonly=on \
 	-drive file="$TMP/out.tar",format=raw,if=virtio </dev/null |
-	tr -d '\r' | awk '/^nested-kvm: begin$/ { on = 1; next } /^nested-kvm: end$/ { on = 0; next }
-		on || /^nested-kvm: / || /Kernel panic|Oops/' >&2
-# of the VM's console, the job's output, our lines and a panic go to stderr
+	while IFS= read -r line; do
+		line=${line%"$CR"}
+		case $line in
+		*"nested-kvm: begin") on=1 ;;
+		*"nested-kvm: end") on= ;;
+		*"nested-kvm: "* | *"Kernel panic"* | *Oops*) echo "nested-kvm: ${line#*nested-kvm: }" ;;
+		*) [ -z "${on:-}" ] || printf '%s\n' "$line" ;;
+		esac
+	done >&2
+# of the VM's console, the job's output, our lines and a panic go to stderr, as they come (a
+# shell loop: tr and mawk wait for full buffers), without CRs and the terminal resets the boot
+# prints (one lands just before "nested-kvm: begin")
 mkdir -p "$OUT"
 tar xf "$TMP/out.tar" -C "$OUT" 2>/dev/null || { echo "nested-kvm: the VM left no output" >&2; exit 1; }
 status=$(cat "$OUT/.status" 2>/dev/null || true)
