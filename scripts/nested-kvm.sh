@@ -21,7 +21,10 @@
 # /usr/bin program stands in for busybox's applet of that name.
 # What COMMAND leaves in $NESTED_OUT (a directory in the VM) is copied to
 # DIR (default: the current directory). Status: COMMAND's.
-#   env: BUILD (default: build), SIMUBOOST_CACHE_DIR (default ~/.cache/simuboost)
+#   env: BUILD (default: build; relative to the project or absolute),
+#   SIMUBOOST_CACHE_DIR (default ~/.cache/simuboost), SIMUBOOST_REAL_QEMU
+#   (our QEMU; default: the one in the cache)
+# A TERM or INT stops the VM.
 # Example:
 #   scripts/nested-kvm.sh -o /tmp/r -- sh -c 'build/cli/simuboost record \
 #       --interval 1s -o $NESTED_OUT/rec build/guests/compute.cfg'
@@ -45,9 +48,12 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ $# -gt 0 ] || { echo "usage: $0 [-o DIR] [-m MIB] [-s PATH]... -- COMMAND..." >&2; exit 2; }
-BUILD=$(cd "$ROOT/${BUILD:-build}" && pwd)
+case ${BUILD:-build} in
+/*) BUILD=$(cd "$BUILD" && pwd) ;;
+*) BUILD=$(cd "$ROOT/${BUILD:-build}" && pwd) ;;
+esac
 CACHE=${SIMUBOOST_CACHE_DIR:-$HOME/.cache/simuboost}
-QEMU=$(ls -d "$CACHE"/qemu/*/bin/qemu-system-x86_64 2>/dev/null | tail -n 1)
+QEMU=${SIMUBOOST_REAL_QEMU:-$(ls -d "$CACHE"/qemu/*/bin/qemu-system-x86_64 2>/dev/null | tail -n 1)}
 [ -x "$QEMU" ] || { echo "nested-kvm: no patched QEMU in $CACHE/qemu (simnode/qemu/build.sh)" >&2; exit 1; }
 "$ROOT/scripts/fetch-linux.sh" "$CACHE/linux" >/dev/null
 BUSYBOX=$(command -v busybox) || { echo "nested-kvm: needs busybox (apt-get install busybox-static)" >&2; exit 1; }
@@ -109,21 +115,27 @@ tar chf "$TMP/in.tar" -C "$TMP/in" job -C / -T "$TMP/libs" 2>/dev/null
 truncate -s "${NESTED_OUT_MIB:-4096}M" "$TMP/out.tar"
 
 CR=$(printf '\r')
+# QEMU in the background, so that a signal reaches the trap (a shell runs
+# it only once the foreground command is done) and the trap can stop it
+mkfifo "$TMP/console"
 "$QEMU" -accel tcg,thread=multi -cpu max -smp 2 -m "$MEM" -nographic -no-reboot -nic none \
 	-L /usr/share/seabios -L /usr/share/qemu \
 	-kernel "$CACHE/linux/vmlinuz" -initrd "$TMP/initrd.gz" \
 	-append "console=ttyS0 quiet panic=-1" \
 	-drive file="$TMP/in.tar",format=raw,if=virtio,readonly=on \
-	-drive file="$TMP/out.tar",format=raw,if=virtio </dev/null |
-	while IFS= read -r line; do
-		line=${line%"$CR"}
-		case $line in
-		*"nested-kvm: begin") on=1 ;;
-		*"nested-kvm: end") on= ;;
-		*"nested-kvm: "* | *"Kernel panic"* | *Oops*) echo "nested-kvm: ${line#*nested-kvm: }" ;;
-		*) [ -z "${on:-}" ] || printf '%s\n' "$line" ;;
-		esac
-	done >&2
+	-drive file="$TMP/out.tar",format=raw,if=virtio </dev/null >"$TMP/console" &
+VM=$!
+trap 'kill "$VM" 2>/dev/null; exit 143' INT TERM
+while IFS= read -r line; do
+	line=${line%"$CR"}
+	case $line in
+	*"nested-kvm: begin") on=1 ;;
+	*"nested-kvm: end") on= ;;
+	*"nested-kvm: "* | *"Kernel panic"* | *Oops*) echo "nested-kvm: ${line#*nested-kvm: }" ;;
+	*) [ -z "${on:-}" ] || printf '%s\n' "$line" ;;
+	esac
+done <"$TMP/console" >&2
+wait "$VM" || true
 # of the VM's console, the job's output, our lines and a panic go to stderr, as they come (a
 # shell loop: tr and mawk wait for full buffers), without CRs and the terminal resets the boot
 # prints (one lands just before "nested-kvm: begin")
