@@ -57,8 +57,8 @@ pvh_entry:
 
 	movl $boot_pml4, %eax
 	movl %eax, %cr3
-	/* set outright: under KVM on AMD a read shows CR4.MCE, which the
-	 * host keeps and TCG, whose CPUID (ours) has no MCE, does not */
+	/* set outright: under nested kvm-amd a read showed CR4.MCE set,
+	 * which KVM then kept and TCG, whose CPUID (ours) has no MCE, not */
 	movl $0x620, %eax               /* PAE | OSFXSR | OSXMMEXCPT */
 	movl %eax, %cr4
 	movl $0xc0000080, %ecx          /* EFER */
