@@ -5,7 +5,9 @@
 # vnode a /dev/kvm.
 #
 # For recordings on build machines whose kernel offers no KVM (a PVM guest
-# whose kvm_pvm will not bind, say). The recording is made under emulated
+# whose kvm_pvm will not bind, say), and for a KVM that honours
+# KVM_SET_CPUID2 where the host's does not (tests/e2e/cpuid-identity.sh;
+# also tests/slow/linux-boot.sh and bench/trace.sh without /dev/kvm). The recording is made under emulated
 # hardware: its intervals replay exact, though slower guests give fewer
 # instructions per interval. The L0 must be our QEMU: stock TCG pushes RF=1
 # in external interrupt frames (patch 0006), which real hardware does not,
@@ -126,6 +128,10 @@ mkfifo "$TMP/console"
 	-drive file="$TMP/out.tar",format=raw,if=virtio </dev/null >"$TMP/console" &
 VM=$!
 trap 'kill "$VM" 2>/dev/null; exit 143' INT TERM
+# Of the VM's console, the job's output, our lines and a panic go to
+# stderr as they come (a shell loop: tr and mawk wait for full buffers),
+# without CRs and the terminal resets the boot prints (one lands just
+# before "nested-kvm: begin").
 while IFS= read -r line; do
 	line=${line%"$CR"}
 	case $line in
@@ -136,9 +142,6 @@ while IFS= read -r line; do
 	esac
 done <"$TMP/console" >&2
 wait "$VM" || true
-# of the VM's console, the job's output, our lines and a panic go to stderr, as they come (a
-# shell loop: tr and mawk wait for full buffers), without CRs and the terminal resets the boot
-# prints (one lands just before "nested-kvm: begin")
 mkdir -p "$OUT"
 tar xf "$TMP/out.tar" -C "$OUT" 2>/dev/null || { echo "nested-kvm: the VM left no output" >&2; exit 1; }
 status=$(cat "$OUT/.status" 2>/dev/null || true)
