@@ -66,25 +66,34 @@ static inline void trace__put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 static inline uint32_t trace__get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint64_t trace__get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
+/* Why an instruction or a memory access is not a valid record, or NULL. */
+static inline const char *trace__insn_problem(uint8_t size, uint8_t cpl)
+{
+	if (size < 1 || size > 15)
+		return "instruction size not 1..15";
+	if (cpl > 3)
+		return "privilege level above 3";
+	return NULL;
+}
+
+static inline const char *trace__mem_problem(uint8_t size, uint64_t value)
+{
+	if (size != 1 && size != 2 && size != 4 && size != 8)
+		return "memory access size not 1, 2, 4 or 8";
+	if (size < 8 && value >> (8 * size))
+		return "memory value wider than its access";
+	return NULL;
+}
+
 /* Why rec is not a valid record, or NULL: the writer refuses it, the
  * reader reports it. */
 static inline const char *trace__record_problem(const struct trace_record *rec)
 {
 	switch (rec->kind) {
 	case TRACE_INSN:
-		if (rec->insn.size < 1 || rec->insn.size > 15)
-			return "instruction size not 1..15";
-		if (rec->insn.cpl > 3)
-			return "privilege level above 3";
-		return NULL;
-	case TRACE_MEM: {
-		uint8_t s = rec->mem.size;
-		if (s != 1 && s != 2 && s != 4 && s != 8)
-			return "memory access size not 1, 2, 4 or 8";
-		if (s < 8 && rec->mem.value >> (8 * s))
-			return "memory value wider than its access";
-		return NULL;
-	}
+		return trace__insn_problem(rec->insn.size, rec->insn.cpl);
+	case TRACE_MEM:
+		return trace__mem_problem(rec->mem.size, rec->mem.value);
 	case TRACE_EVENT:
 		if (rec->event.kind < TRACE_EV_INTERRUPT || rec->event.kind >= TRACE_EV__COUNT)
 			return "unknown event kind";

@@ -387,16 +387,6 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 	return 0;
 }
 
-/* Why an access is refused, or NULL. */
-static const char *access_problem(const struct trace_access *a)
-{
-	if (a->size != 1 && a->size != 2 && a->size != 4 && a->size != 8)
-		return "memory access size not 1, 2, 4 or 8";
-	if (a->size < 8 && a->value >> (8 * a->size))
-		return "memory value wider than its access";
-	return NULL;
-}
-
 struct trace_block {
 	unsigned n;
 	struct trace_insn *insn;
@@ -407,11 +397,9 @@ struct trace_block *trace_block__new(const struct trace_insn *insns, unsigned n,
 				     size_t errlen)
 {
 	for (unsigned i = 0; i < n; i++) {
-		const char *why = insns[i].size < 1 || insns[i].size > 15 ?
-				  "instruction size not 1..15" :
-				  insns[i].cpl > 3 ? "privilege level above 3" :
-				  i && insns[i].pc != insns[i - 1].pc + insns[i - 1].size ?
-				  "not where the one before ends" : NULL;
+		const char *why = trace__insn_problem(insns[i].size, insns[i].cpl);
+		if (!why && i && insns[i].pc != insns[i - 1].pc + insns[i - 1].size)
+			why = "not where the one before ends";
 		if (why) {
 			snprintf(err, errlen, "block at 0x%" PRIx64 ": instruction %u: %s",
 				 insns[0].pc, i, why);
@@ -465,7 +453,7 @@ static const char *blocks_problem(const struct trace_block_run *runs, unsigned n
 			return "memory access before its instruction";
 		if (k && acc[k].insn < acc[k - 1].insn)
 			return "memory accesses out of order";
-		const char *why = access_problem(&acc[k]);
+		const char *why = trace__mem_problem(acc[k].size, acc[k].value);
 		if (why)
 			return why;
 	}
