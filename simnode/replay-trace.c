@@ -272,7 +272,7 @@ static void write_batch(struct replay_trace *t)
 }
 
 /* Instructions from..to-1 of b into the batch, after what it holds. */
-static void batch_insns(struct replay_trace *t, const struct block *b, unsigned from, unsigned to)
+static void batch_run(struct replay_trace *t, const struct block *b, unsigned from, unsigned to)
 {
 	if (from == to)
 		return;
@@ -328,7 +328,7 @@ static void flush_insns(struct replay_trace *t, uint64_t upto)
 		 * before the counter counts it (on_special, then append) */
 		if (upto <= t->emitted)
 			return;
-		batch_insns(t, b, t->emitted, (unsigned)upto);
+		batch_run(t, b, t->emitted, (unsigned)upto);
 		t->emitted = (unsigned)upto;
 		return;
 	}
@@ -495,7 +495,7 @@ static void drain(struct replay_trace *t)
 		}
 		if (m > t->nacc) {
 			t->nacc = m;
-			batch_insns(t, b, t->emitted, upto);
+			batch_run(t, b, t->emitted, upto);
 			t->emitted = upto;
 		}
 	}

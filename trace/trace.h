@@ -89,15 +89,16 @@ struct trace_writer *trace_writer__create(const char *path, uint32_t interval, c
  * aborts. */
 int trace_writer__append(struct trace_writer *w, const struct trace_record *rec, char *err,
 			 size_t errlen);
+/* An instruction, as a block holds them. */
+struct trace_insn {
+	uint64_t pc;
+	uint8_t size, cpl;
+};
 /* A block: instructions that run one after the other, each at the pc
  * where the one before ends, as a translator makes them. Its records are
  * encoded once, so that appending its instructions costs a copy however
  * often they run. Belongs to no writer: a writer reads it during the
  * call only. */
-struct trace_insn {
-	uint64_t pc;
-	uint8_t size, cpl;
-};
 struct trace_block;
 struct trace_block *trace_block__new(const struct trace_insn *insns, unsigned n, char *err,
 				     size_t errlen);
