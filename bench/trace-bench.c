@@ -250,8 +250,8 @@ static void run_writer_blocks(struct ctx *c)
 }
 
 /* The block of n instructions at insns, made once. */
-static const struct trace_block *block_of(struct blocks *b, const struct trace_insn *insns,
-					  unsigned n, size_t cap)
+static struct trace_block *block_of(struct blocks *b, const struct trace_insn *insns,
+				    unsigned n, size_t cap)
 {
 	uint64_t h = (insns[0].pc * 0x9e3779b97f4a7c15ull ^ n) % cap;
 	for (;; h = (h + 1) % cap) {
@@ -297,7 +297,9 @@ static void make_blocks(struct ctx *c)
 	for (size_t i = 0; i < c->n; i++) {
 		const struct trace_record *r = &c->recs[i];
 		if (r->kind == TRACE_INSN) {
-			if (ni > start && r->insn.pc != ins[ni - 1].pc + ins[ni - 1].size)
+			/* a translator's blocks end at a jump, and hold 512 at most */
+			if (ni > start && (r->insn.pc != ins[ni - 1].pc + ins[ni - 1].size ||
+					   ni - start == 512))
 				CLOSE_RUN();
 			if (t->nruns >= BATCH_RUNS - 1 || t->nacc >= BATCH_ACCESSES) {
 				CLOSE_RUN();

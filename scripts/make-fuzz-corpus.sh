@@ -1,7 +1,8 @@
 #!/bin/sh
 # Regenerates the fuzzers' seed corpora (tests/fuzz/corpus/{log,manifest,
-# archive}) from a real recording, after a change of the on-disk formats
-# (CKPT_FORMAT_VERSION): seeds of an older version stop at the version
+# archive}) from a real recording, and corpus/trace through the trace
+# writer, after a change of the on-disk formats (CKPT_FORMAT_VERSION,
+# TRACE_FORMAT_VERSION): seeds of an older version stop at the version
 # check and exercise nothing behind it.
 # usage: scripts/make-fuzz-corpus.sh [BUILD_DIR]   (default: build)
 #
@@ -11,6 +12,7 @@
 #   manifest/checkpointK    0x01 + a whole manifest
 #   manifest/checkpoint1-payload  0x00 + the payload (envelope stripped)
 #   archive/recording.tar[.gz]    `ckpt export` of the recording
+#   trace/*.trace           tests/fuzz/trace-seed.c
 set -eu
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -54,4 +56,7 @@ for k in (0, 1):
 PY
 "$B/cli/simuboost" ckpt export "$TMP/rec" "$C/archive/recording.tar" >/dev/null
 "$B/cli/simuboost" ckpt export "$TMP/rec" "$C/archive/recording.tar.gz" >/dev/null
-ls -l "$C/log" "$C/manifest" "$C/archive"
+ninja -C "$B" tests/trace-seed >/dev/null
+rm -f "$C"/trace/*.trace
+"$B/tests/trace-seed" "$C/trace"
+ls -l "$C/log" "$C/manifest" "$C/archive" "$C/trace"

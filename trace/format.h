@@ -14,18 +14,36 @@
  *
  * Records, back to back in a chunk's raw bytes, never across chunks:
  *   insn   u8 1, u64 pc, u8 size, u8 cpl                          (11)
- *   mem    u8 5, u8 flags, varint vaddr delta, [u64 paddr], value   (5..28)
- *          flags: bits 0-1 log2 of the size, bit 2 a store, bit 3 the
- *          paddr is omitted: it lies as far from vaddr as the chunk's
- *          previous access's did. vaddr: zigzag LEB128 of the difference
- *          to the chunk's previous access's vaddr (to 0 for its first).
- *          value: size bytes. Version 2's mem (u8 2, u8 size, u8 write,
- *          u64 vaddr, u64 paddr, u64 value: 27 bytes) is no longer written.
+ *   next   u8 4, u8 size | cpl << 4                               (2)
+ *          an instruction right after the chunk's previous one: pc =
+ *          its pc + its size
  *   event  u8 3, u8 kind, u8 size, u64 a, u64 b, u64 c              (27)
  *          kind syscall: then 6 x u64 args                          (75)
- *   next   u8 4, u8 size | cpl << 4                                 (2)
- *          an instruction right after the chunk's previous one: pc =
- *          its pc + its size (most of them; a chunk never starts so)
+ *   block  u8 6, u64 pc, u16 n, n x u8 size | cpl << 4           (11 + n)
+ *          not a record: defines the chunk's next block (ids from 0),
+ *          n instructions that follow one another from pc
+ *   run    u8 7, varint id                                          (2..4)
+ *          the instructions of block id, all of them
+ *   part   u8 8, varint id, varint from, varint count             (4..10)
+ *          its instructions from..from+count-1
+ *   mem    u8 0x80 | flags, [varint advance - 7], varint vaddr delta,
+ *          [u64 paddr], value                                       (3..29)
+ *          flags: bits 0-1 log2 of the size, bit 2 a store, bit 3 the
+ *          paddr is omitted: it lies as far from vaddr as the chunk's
+ *          previous access's did; bits 4-6 the advance, 7: more, in the
+ *          varint. vaddr: zigzag LEB128 of the difference to the chunk's
+ *          previous access's vaddr (to 0 for its first). value: size bytes.
+ * A run or part stands for its instructions' records, one after the other;
+ * the first comes at the run record, and each access after it comes
+ * `advance` instructions of the run after the record before it (the
+ * access before, or the run's first instruction). The instructions of the
+ * run that no access passed come before the next record that is not an
+ * access, or at the chunk's end. An access without a run before it in its
+ * chunk has advance 0 and belongs to the instruction before it, in this
+ * chunk or the one before. Varints are LEB128, integers little-endian.
+ * Format 3's records were instructions one by one and memory records
+ * "u8 5, u8 flags, ..."; format 2's were of fixed size (11/27/75). Neither
+ * is read any more.
  * A record's icount is not stored: it follows from the instruction
  * records before it. */
 #ifndef SIMUBOOST_TRACE_FORMAT_H
@@ -49,14 +67,19 @@
 #define TRACE_CHUNK_RAW_MAX (256u * 1024u)
 
 #define TRACE_INSN_SIZE 11u
-#define TRACE_REC_MEM 5u  /* the compact memory record */
-#define TRACE_MEM_FIXED 2u /* its tag and flags */
-#define TRACE_MEM_MAX 28u /* 2 + a 10-byte varint + 8 + 8 */
 #define TRACE_REC_NEXT 4u /* the compact instruction record */
 #define TRACE_NEXT_SIZE 2u
 #define TRACE_EVENT_SIZE 27u
 #define TRACE_SYSCALL_SIZE 75u
-#define TRACE_RECORD_MAX 75u
+#define TRACE_REC_BLOCK 6u
+#define TRACE_BLOCK_HDR 11u
+#define TRACE_BLOCK_MAX 4096u /* instructions in a block */
+#define TRACE_REC_RUN 7u
+#define TRACE_REC_PART 8u
+#define TRACE_RUN_MAX 10u /* a part: 1 + a 3-byte id (under 2^21) + 2 x 3 */
+#define TRACE_REC_MEM 0x80u /* the memory record's flag byte */
+#define TRACE_MEM_MAX 29u /* 1 + a 2-byte advance + a 10-byte varint + 8 + 8 */
+#define TRACE_RECORD_MAX 75u /* one record appended alone */
 
 /* The file is little-endian, and so is every host we build for. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian hosts only");

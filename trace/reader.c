@@ -34,6 +34,21 @@ struct trace_reader {
 	uint64_t next_pc;               /* after the chunk's last instruction, */
 	bool have_next;                 /* if it had one */
 	uint64_t mem_vaddr, mem_delta;  /* the chunk's last access: vaddr, paddr - vaddr */
+	struct block {                  /* the chunk's blocks, as defined */
+		const uint8_t *insns;   /* each instruction's size | cpl << 4 */
+		uint64_t pc;
+		uint32_t n;
+	} *blocks;
+	uint32_t nblocks, blocks_cap;
+	/* the run being read */
+	const uint8_t *run_insn;        /* its next instruction, */
+	uint64_t run_pc;                /* at this pc */
+	uint32_t run_left;              /* instructions of it after the last record */
+	uint32_t before;                /* of those, to come before the record at pos */
+	bool head_seen;                 /* the access at pos: its advance is in before */
+	uint32_t head_len;              /* its flag byte and advance */
+	bool held;                      /* seek read this record, next returns it */
+	struct trace_record held_rec;
 };
 
 static uint64_t index_offset(const struct trace_reader *r, uint64_t i)
@@ -164,6 +179,8 @@ static int load_chunk(struct trace_reader *r, uint64_t i, char *err, size_t errl
 	r->chunk_end_icount = trace__get64(h + 24);
 	r->have_next = false;
 	r->mem_vaddr = r->mem_delta = 0;
+	r->nblocks = r->run_left = r->before = 0;
+	r->head_seen = false;
 	uint64_t next = i + 1 < r->info.chunks ? index_icount(r, i + 1) : r->info.instructions;
 	if (r->chunk_end_icount != next)
 		BAD("%s: chunk %" PRIu64 ": ends at instruction %" PRIu64 ", the next starts at %" PRIu64,
@@ -239,129 +256,272 @@ const struct trace_info *trace_reader__info(const struct trace_reader *r)
 	return &r->info;
 }
 
-int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *err, size_t errlen)
+#define AT "%s: chunk %" PRIu64 " offset %u: "
+
+/* A LEB128 varint at p[*n] of at most `bytes` bytes, or -1 if cut by the
+ * chunk's end (left bytes) or longer. */
+static int get_varint(const uint8_t *p, uint32_t left, uint32_t *n, uint64_t *v,
+		      unsigned bytes)
 {
-	while (r->records_left == 0) {
-		if (r->chunk < r->info.chunks && r->pos != r->raw_len)
-			BAD("%s: chunk %" PRIu64 ": %u bytes after its last record", r->name, r->chunk,
-			    r->raw_len - r->pos);
-		if (r->chunk < r->info.chunks && r->icount != r->chunk_end_icount)
-			BAD("%s: chunk %" PRIu64 ": holds %" PRIu64 " instructions, its header says %" PRIu64,
-			    r->name, r->chunk, r->icount - index_icount(r, r->chunk),
-			    r->chunk_end_icount - index_icount(r, r->chunk));
-		if (r->chunk + 1 >= r->info.chunks) {
-			r->chunk = r->info.chunks;
-			return 0;
-		}
-		if (load_chunk(r, r->chunk + 1, err, errlen) != 0)
+	*v = 0;
+	for (unsigned shift = 0; shift < 7 * bytes; shift += 7) {
+		if (*n >= left)
 			return -1;
+		uint8_t b = p[(*n)++];
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return 0;
 	}
-	const uint8_t *p = r->raw + r->pos;
-	uint32_t left = r->raw_len - r->pos;
-	/* Most records are an instruction that follows the one before: the
-	 * short way, with the same checks as the long one. */
-	if (p[0] == TRACE_REC_NEXT && left >= TRACE_NEXT_SIZE && r->have_next &&
-	    (p[1] & 15) >= 1 && (p[1] >> 4) <= 3) {
-		rec->kind = TRACE_INSN;
-		rec->icount = r->icount++;
-		rec->insn.pc = r->next_pc;
-		rec->insn.size = p[1] & 15;
-		rec->insn.cpl = p[1] >> 4;
-		r->next_pc += rec->insn.size;
-		r->pos += TRACE_NEXT_SIZE;
-		r->records_left--;
-		return 1;
+	return -1;
+}
+
+/* The run's next instruction. */
+static int next_of_run(struct trace_reader *r, struct trace_record *rec, char *err,
+		       size_t errlen)
+{
+	if (!r->records_left)
+		BAD(AT "a run goes on past the chunk's records", r->name, r->chunk, r->pos);
+	uint8_t b = *r->run_insn++;
+	rec->kind = TRACE_INSN;
+	rec->icount = r->icount++;
+	rec->insn.pc = r->run_pc;
+	rec->insn.size = b & 15;
+	rec->insn.cpl = b >> 4;
+	r->run_pc += rec->insn.size;
+	r->next_pc = r->run_pc;
+	r->records_left--;
+	return 1;
+}
+
+/* A block definition at p: into the chunk's table. */
+static int define_block(struct trace_reader *r, const uint8_t *p, uint32_t left, char *err,
+			size_t errlen)
+{
+	uint32_t n = left < TRACE_BLOCK_HDR ? 0 : p[9] | (uint32_t)p[10] << 8;
+	if (left < TRACE_BLOCK_HDR || left - TRACE_BLOCK_HDR < n)
+		BAD(AT "block definition cut by the chunk's end", r->name, r->chunk, r->pos);
+	if (n < 1 || n > TRACE_BLOCK_MAX)
+		BAD(AT "block of %u instructions", r->name, r->chunk, r->pos, n);
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t b = p[TRACE_BLOCK_HDR + i];
+		const char *why = trace__insn_problem(b & 15, b >> 4);
+		if (why)
+			BAD(AT "block instruction %u: %s", r->name, r->chunk, r->pos, i, why);
 	}
-	uint32_t need = p[0] == TRACE_INSN ? TRACE_INSN_SIZE :
-			p[0] == TRACE_REC_NEXT ? TRACE_NEXT_SIZE :
-			p[0] == TRACE_REC_MEM ? TRACE_MEM_FIXED :
-			p[0] != TRACE_EVENT ? 0 :
-			left >= 2 && p[1] == TRACE_EV_SYSCALL ? TRACE_SYSCALL_SIZE : TRACE_EVENT_SIZE;
-	if (!need)
-		BAD("%s: chunk %" PRIu64 " offset %u: unknown record type %u", r->name, r->chunk,
-		    r->pos, p[0]);
-	if (left < need)
-		BAD("%s: chunk %" PRIu64 " offset %u: record cut by the chunk's end", r->name,
-		    r->chunk, r->pos);
-	if (p[0] == TRACE_REC_NEXT) {
-		if (!r->have_next)
-			BAD("%s: chunk %" PRIu64 " offset %u: a next-instruction record without one "
-			    "before it", r->name, r->chunk, r->pos);
-		rec->kind = TRACE_INSN;
-		rec->insn.pc = r->next_pc;
-		rec->insn.size = p[1] & 15;
-		rec->insn.cpl = p[1] >> 4;
-	} else if (p[0] == TRACE_REC_MEM) {
-		/* variable: flags, the vaddr's varint, the paddr if there, the value */
-		uint64_t zz = 0;
-		unsigned shift = 0;
-		if (p[1] & 0xf0)
-			BAD("%s: chunk %" PRIu64 " offset %u: memory record flags 0x%x", r->name,
-			    r->chunk, r->pos, p[1]);
-		for (;;) {
-			if (need >= left || shift > 63)
-				BAD("%s: chunk %" PRIu64 " offset %u: memory record cut or overlong",
-				    r->name, r->chunk, r->pos);
-			uint8_t b = p[need++];
-			zz |= (uint64_t)(b & 0x7f) << shift;
-			shift += 7;
-			if (!(b & 0x80))
-				break;
-		}
-		rec->kind = TRACE_MEM;
-		rec->mem.size = (uint8_t)(1u << (p[1] & 3));
-		rec->mem.write = p[1] >> 2 & 1;
-		rec->mem.vaddr = r->mem_vaddr + (zz >> 1 ^ -(zz & 1));
-		uint32_t tail = (p[1] & 8 ? 0 : 8) + rec->mem.size;
-		if (left - need < tail)
-			BAD("%s: chunk %" PRIu64 " offset %u: record cut by the chunk's end", r->name,
-			    r->chunk, r->pos);
-		if (p[1] & 8) {
-			rec->mem.paddr = rec->mem.vaddr + r->mem_delta;
-		} else {
-			rec->mem.paddr = trace__get64(p + need);
-			need += 8;
-		}
-		rec->mem.value = 0;
-		memcpy(&rec->mem.value, p + need, rec->mem.size);
-		need += rec->mem.size;
-		r->mem_vaddr = rec->mem.vaddr;
-		r->mem_delta = rec->mem.paddr - rec->mem.vaddr;
+	if (r->nblocks == r->blocks_cap) { /* a chunk's bytes bound them */
+		uint32_t cap = r->blocks_cap ? 2 * r->blocks_cap : 64;
+		struct block *more = realloc(r->blocks, cap * sizeof(*more));
+		if (!more)
+			BAD(AT "out of memory for %u blocks", r->name, r->chunk, r->pos, cap);
+		r->blocks = more;
+		r->blocks_cap = cap;
+	}
+	r->blocks[r->nblocks].insns = p + TRACE_BLOCK_HDR;
+	r->blocks[r->nblocks].pc = trace__get64(p + 1);
+	r->blocks[r->nblocks].n = n;
+	r->nblocks++;
+	r->pos += TRACE_BLOCK_HDR + n;
+	return 0;
+}
+
+/* A run or part at p: its first instruction into rec. */
+static int start_run(struct trace_reader *r, const uint8_t *p, uint32_t left,
+		     struct trace_record *rec, char *err, size_t errlen)
+{
+	uint32_t len = 1;
+	uint64_t id, from = 0, count = 0;
+	if (get_varint(p, left, &len, &id, 5) != 0 ||
+	    (p[0] == TRACE_REC_PART && (get_varint(p, left, &len, &from, 5) != 0 ||
+					get_varint(p, left, &len, &count, 5) != 0)))
+		BAD(AT "run record cut or overlong", r->name, r->chunk, r->pos);
+	if (id >= r->nblocks)
+		BAD(AT "run of block %" PRIu64 ", the chunk defines %u", r->name, r->chunk, r->pos,
+		    id, r->nblocks);
+	uint32_t n = r->blocks[id].n;
+	if (p[0] == TRACE_REC_RUN)
+		count = n;
+	if (count < 1 || from >= n || count > n - from)
+		BAD(AT "run of instructions %" PRIu64 "..%" PRIu64 " of a block of %u", r->name,
+		    r->chunk, r->pos, from, from + count - 1, n);
+	r->run_insn = r->blocks[id].insns;
+	r->run_pc = r->blocks[id].pc;
+	for (uint64_t i = 0; i < from; i++)
+		r->run_pc += *r->run_insn++ & 15;
+	r->run_left = (uint32_t)count - 1;
+	r->have_next = true;
+	r->pos += len;
+	return next_of_run(r, rec, err, errlen);
+}
+
+/* An access at p, after its flag byte and advance (head bytes). */
+static int read_mem(struct trace_reader *r, const uint8_t *p, uint32_t left, uint32_t head,
+		    struct trace_record *rec, char *err, size_t errlen)
+{
+	uint64_t zz;
+	uint32_t need = head;
+	if (get_varint(p, left, &need, &zz, 10) != 0) /* a vaddr's 64 bits */
+		BAD(AT "memory record cut or overlong", r->name, r->chunk, r->pos);
+	rec->kind = TRACE_MEM;
+	rec->icount = r->icount ? r->icount - 1 : 0;
+	rec->mem.size = (uint8_t)(1u << (p[0] & 3));
+	rec->mem.write = p[0] >> 2 & 1;
+	rec->mem.vaddr = r->mem_vaddr + (zz >> 1 ^ -(zz & 1));
+	uint32_t tail = (p[0] & 8 ? 0 : 8) + rec->mem.size;
+	if (left - need < tail)
+		BAD(AT "record cut by the chunk's end", r->name, r->chunk, r->pos);
+	if (p[0] & 8) {
+		rec->mem.paddr = rec->mem.vaddr + r->mem_delta;
 	} else {
-		rec->kind = (enum trace_kind)p[0];
-		if (rec->kind == TRACE_INSN) {
-			rec->insn.pc = trace__get64(p + 1);
-			rec->insn.size = p[9];
-			rec->insn.cpl = p[10];
-		}
+		rec->mem.paddr = trace__get64(p + need);
+		need += 8;
 	}
-	switch (rec->kind) {
-	case TRACE_INSN:
-		rec->icount = r->icount++;
-		r->next_pc = rec->insn.pc + rec->insn.size;
-		r->have_next = true;
-		break;
-	case TRACE_MEM:
-		rec->icount = r->icount ? r->icount - 1 : 0;
-		break;
-	case TRACE_EVENT:
-		rec->icount = r->icount ? r->icount - 1 : 0;
-		rec->event.kind = (enum trace_event_kind)p[1];
-		rec->event.size = p[2];
-		rec->event.a = trace__get64(p + 3);
-		rec->event.b = trace__get64(p + 11);
-		rec->event.c = trace__get64(p + 19);
-		for (unsigned i = 0; i < 6; i++)
-			rec->event.args[i] = rec->event.kind == TRACE_EV_SYSCALL ?
-					     trace__get64(p + TRACE_EVENT_SIZE + 8 * i) : 0;
-		break;
-	}
-	const char *why = trace__record_problem(rec);
-	if (why)
-		BAD("%s: chunk %" PRIu64 " offset %u: %s", r->name, r->chunk, r->pos, why);
+	rec->mem.value = 0;
+	memcpy(&rec->mem.value, p + need, rec->mem.size);
+	need += rec->mem.size;
+	r->mem_vaddr = rec->mem.vaddr;
+	r->mem_delta = rec->mem.paddr - rec->mem.vaddr;
 	r->pos += need;
 	r->records_left--;
 	return 1;
+}
+
+int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *err, size_t errlen)
+{
+	if (r->held) {
+		*rec = r->held_rec;
+		r->held = false;
+		return 1;
+	}
+	for (;;) {
+		if (r->before) {
+			r->before--;
+			return next_of_run(r, rec, err, errlen);
+		}
+		bool end = r->pos == r->raw_len;
+		const uint8_t *p = r->raw + r->pos;
+		if (r->run_left && (end || !(p[0] & TRACE_REC_MEM))) { /* the run's rest first */
+			r->before = r->run_left;
+			r->run_left = 0;
+			continue;
+		}
+		if (end || !r->records_left) {
+			if (r->chunk < r->info.chunks) {
+				if (!end)
+					BAD("%s: chunk %" PRIu64 ": %u bytes after its last record",
+					    r->name, r->chunk, r->raw_len - r->pos);
+				if (r->records_left)
+					BAD("%s: chunk %" PRIu64 ": %u records fewer than its header says",
+					    r->name, r->chunk, r->records_left);
+				if (r->icount != r->chunk_end_icount)
+					BAD("%s: chunk %" PRIu64 ": holds %" PRIu64 " instructions, its "
+					    "header says %" PRIu64, r->name, r->chunk,
+					    r->icount - index_icount(r, r->chunk),
+					    r->chunk_end_icount - index_icount(r, r->chunk));
+			}
+			if (r->chunk + 1 >= r->info.chunks) {
+				r->chunk = r->info.chunks;
+				return 0;
+			}
+			if (load_chunk(r, r->chunk + 1, err, errlen) != 0)
+				return -1;
+			continue;
+		}
+		uint32_t left = r->raw_len - r->pos;
+		if (p[0] & TRACE_REC_MEM) {
+			uint32_t head = 1;
+			if (r->head_seen) {
+				head = r->head_len;
+				r->head_seen = false;
+			} else {
+				uint64_t advance = p[0] >> 4 & 7;
+				if (advance == 7) {
+					uint64_t more;
+					if (get_varint(p, left, &head, &more, 5) != 0)
+						BAD(AT "memory record cut or overlong", r->name,
+						    r->chunk, r->pos);
+					advance += more;
+				}
+				if (advance > r->run_left)
+					BAD(AT "access %" PRIu64 " instructions on, its run has %u",
+					    r->name, r->chunk, r->pos, advance, r->run_left);
+				if (advance) { /* the run's instructions before it first */
+					r->run_left -= (uint32_t)advance;
+					r->before = (uint32_t)advance;
+					r->head_seen = true;
+					r->head_len = head;
+					continue;
+				}
+			}
+			return read_mem(r, p, left, head, rec, err, errlen);
+		}
+		/* Most of the rest: an instruction that follows the one before,
+		 * the short way, with the same checks as the long one. */
+		if (p[0] == TRACE_REC_NEXT && left >= TRACE_NEXT_SIZE && r->have_next &&
+		    (p[1] & 15) >= 1 && (p[1] >> 4) <= 3) {
+			rec->kind = TRACE_INSN;
+			rec->icount = r->icount++;
+			rec->insn.pc = r->next_pc;
+			rec->insn.size = p[1] & 15;
+			rec->insn.cpl = p[1] >> 4;
+			r->next_pc += rec->insn.size;
+			r->pos += TRACE_NEXT_SIZE;
+			r->records_left--;
+			return 1;
+		}
+		if (p[0] == TRACE_REC_BLOCK) {
+			if (define_block(r, p, left, err, errlen) != 0)
+				return -1;
+			continue;
+		}
+		if (p[0] == TRACE_REC_RUN || p[0] == TRACE_REC_PART)
+			return start_run(r, p, left, rec, err, errlen);
+		uint32_t need = p[0] == TRACE_INSN ? TRACE_INSN_SIZE :
+				p[0] == TRACE_REC_NEXT ? TRACE_NEXT_SIZE :
+				p[0] != TRACE_EVENT ? 0 :
+				left >= 2 && p[1] == TRACE_EV_SYSCALL ? TRACE_SYSCALL_SIZE :
+				TRACE_EVENT_SIZE;
+		if (!need)
+			BAD(AT "unknown record type %u", r->name, r->chunk, r->pos, p[0]);
+		if (left < need)
+			BAD(AT "record cut by the chunk's end", r->name, r->chunk, r->pos);
+		if (p[0] == TRACE_REC_NEXT) {
+			if (!r->have_next)
+				BAD(AT "a next-instruction record without one before it", r->name,
+				    r->chunk, r->pos);
+			rec->kind = TRACE_INSN;
+			rec->insn.pc = r->next_pc;
+			rec->insn.size = p[1] & 15;
+			rec->insn.cpl = p[1] >> 4;
+		} else {
+			rec->kind = (enum trace_kind)p[0];
+			if (rec->kind == TRACE_INSN) {
+				rec->insn.pc = trace__get64(p + 1);
+				rec->insn.size = p[9];
+				rec->insn.cpl = p[10];
+			}
+		}
+		if (rec->kind == TRACE_INSN) {
+			rec->icount = r->icount++;
+			r->next_pc = rec->insn.pc + rec->insn.size;
+			r->have_next = true;
+		} else {
+			rec->icount = r->icount ? r->icount - 1 : 0;
+			rec->event.kind = (enum trace_event_kind)p[1];
+			rec->event.size = p[2];
+			rec->event.a = trace__get64(p + 3);
+			rec->event.b = trace__get64(p + 11);
+			rec->event.c = trace__get64(p + 19);
+			for (unsigned i = 0; i < 6; i++)
+				rec->event.args[i] = rec->event.kind == TRACE_EV_SYSCALL ?
+						     trace__get64(p + TRACE_EVENT_SIZE + 8 * i) : 0;
+		}
+		const char *why = trace__record_problem(rec);
+		if (why)
+			BAD(AT "%s", r->name, r->chunk, r->pos, why);
+		r->pos += need;
+		r->records_left--;
+		return 1;
+	}
 }
 
 int trace_reader__seek(struct trace_reader *r, uint64_t icount, char *err, size_t errlen)
@@ -370,6 +530,8 @@ int trace_reader__seek(struct trace_reader *r, uint64_t icount, char *err, size_
 	r->raw_len = r->pos = 0;
 	r->chunk = r->info.chunks;
 	r->icount = r->info.instructions;
+	r->run_left = r->before = 0;
+	r->head_seen = r->held = false;
 	if (r->info.chunks == 0 || (icount && icount >= r->info.instructions))
 		return 0;
 	/* The first chunk that ends after instruction icount holds it. */
@@ -383,13 +545,15 @@ int trace_reader__seek(struct trace_reader *r, uint64_t icount, char *err, size_
 	}
 	if (load_chunk(r, icount ? lo : 0, err, errlen) != 0)
 		return -1;
-	/* Skip the records before it: those of instruction icount-1. */
-	while (icount && !(r->records_left && r->icount == icount &&
-			   (r->raw[r->pos] == TRACE_INSN || r->raw[r->pos] == TRACE_REC_NEXT))) {
-		struct trace_record rec;
-		int rc = trace_reader__next(r, &rec, err, errlen);
+	/* Skip the records before it, and hold its own for next. */
+	while (icount) {
+		int rc = trace_reader__next(r, &r->held_rec, err, errlen);
 		if (rc <= 0)
 			return rc < 0 ? -1 : 0;
+		if (r->held_rec.kind == TRACE_INSN && r->held_rec.icount == icount) {
+			r->held = true;
+			break;
+		}
 	}
 	return 0;
 }
@@ -400,5 +564,6 @@ void trace_reader__close(struct trace_reader *r)
 		return;
 	if (r->mapped)
 		munmap((void *)r->file, r->len);
+	free(r->blocks);
 	free(r);
 }

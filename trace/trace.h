@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TRACE_FORMAT_VERSION 3u /* 2: system calls carry their arguments; 3: compact
-				  * memory records */
+#define TRACE_FORMAT_VERSION 4u /* 2: system calls carry their arguments; 3: compact
+				  * memory records; 4: runs of blocks */
 
 enum trace_kind {
 	TRACE_INSN = 1,
@@ -95,17 +95,17 @@ struct trace_insn {
 	uint8_t size, cpl;
 };
 /* A block: instructions that run one after the other, each at the pc
- * where the one before ends, as a translator makes them. Its records are
- * encoded once, so that appending its instructions costs a copy however
- * often they run. Belongs to no writer: a writer reads it during the
- * call only. */
+ * where the one before ends, as a translator makes them; at most 4096. A
+ * trace file defines it once per chunk, and a run of its instructions
+ * costs a record however many they are. It is used by one writer at a
+ * time, which notes in it the chunk that defines it. */
 struct trace_block;
 struct trace_block *trace_block__new(const struct trace_insn *insns, unsigned n, char *err,
 				     size_t errlen);
 void trace_block__free(struct trace_block *b);
 /* Instructions from..to-1 of a block. */
 struct trace_block_run {
-	const struct trace_block *block;
+	struct trace_block *block;
 	unsigned from, to;
 };
 /* A memory access, after the instruction it numbers (see below). */
@@ -117,9 +117,9 @@ struct trace_access {
 };
 /* Appends the instructions of runs[0..nruns), in order, each followed by
  * its memory accesses: acc[0..m), in order, acc[k].insn numbering its
- * instruction among all the runs' (from 0). The same records, in the same
- * bytes, as trace_writer__append of each, for the writer's busiest caller:
- * no struct trace_record to fill, and a block's instructions copied. */
+ * instruction among all the runs' (from 0). The records that
+ * trace_writer__append of each would make, for the writer's busiest
+ * caller, in far fewer bytes: a run of a block is one record. */
 int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block_run *runs,
 				unsigned nruns, const struct trace_access *acc, unsigned m,
 				char *err, size_t errlen);

@@ -10,6 +10,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,19 @@ struct chunk {
 	uint64_t first, end;            /* icounts at its start and end */
 };
 
+/* The encoder's state in the chunk being filled. */
+struct enc {
+	uint8_t *raw;                   /* the chunk's bytes, */
+	uint32_t len;                   /* how many */
+	uint32_t records, insns;        /* added since enc_begin */
+	uint64_t serial;                /* the chunk's, unique: the blocks it defines carry it */
+	uint32_t nblocks;               /* how many */
+	uint32_t run_left;              /* the last run's instructions after its last access */
+	uint64_t next_pc;               /* after the chunk's last instruction, */
+	bool have_next;                 /* if it has one */
+	uint64_t mem_vaddr, mem_delta;  /* the chunk's last access: vaddr, paddr - vaddr */
+};
+
 struct trace_writer {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
 	int fd;
@@ -36,9 +50,7 @@ struct trace_writer {
 	bool failed;
 	/* the caller's side */
 	struct chunk fill;              /* the chunk being appended to */
-	uint64_t next_pc;               /* after the chunk's last instruction, */
-	bool have_next;                 /* if it has one */
-	uint64_t mem_vaddr, mem_delta;  /* the chunk's last access: vaddr, paddr - vaddr */
+	struct enc at;                  /* its encoder's state (raw and len: fill's) */
 	uint64_t insns, records, raw_total;
 	/* between the two: a chunk handed over, and the buffer it frees */
 	pthread_t thread;
@@ -148,6 +160,15 @@ static void *writer_thread(void *arg)
 	return NULL;
 }
 
+/* A block is defined in the chunk that carries its serial: unique over
+ * the process, as blocks go from one writer to the next (a replay's
+ * intervals), and a writer may take the place of one freed. */
+static uint64_t new_serial(void)
+{
+	static _Atomic uint64_t serials;
+	return atomic_fetch_add(&serials, 1) + 1;
+}
+
 /* Hands the filled chunk to the thread once it has taken the last one,
  * and fills the buffer that one freed. */
 static int hand_over(struct trace_writer *w, char *err, size_t errlen)
@@ -172,8 +193,7 @@ static int hand_over(struct trace_writer *w, char *err, size_t errlen)
 		pthread_cond_broadcast(&w->cond);
 	}
 	pthread_mutex_unlock(&w->lock);
-	w->have_next = false;
-	w->mem_vaddr = w->mem_delta = 0;
+	w->at = (struct enc){ .serial = new_serial() };
 	return rc;
 }
 
@@ -218,6 +238,7 @@ struct trace_writer *trace_writer__create(const char *path, uint32_t interval, c
 	strcpy(w->path, path);
 	snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", path);
 	w->interval = interval;
+	w->at.serial = new_serial();
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	w->compressed_cap = LZ4_compressBound(TRACE_CHUNK_RAW_MAX);
@@ -275,37 +296,45 @@ static int bad_record(struct trace_writer *w, const char *why, char *err, size_t
 	return -1;
 }
 
-/* The encoder's state, taken out of the writer for a run of records: kept
- * in registers, as stores through the chunk's bytes could alias w. */
-struct enc {
-	uint8_t *raw;
-	uint32_t len;
-	uint64_t next_pc, mem_vaddr, mem_delta;
-	bool have_next;
-};
-
+/* The encoder's state, out of the writer for a run of records: kept in
+ * registers, as stores through the chunk's bytes could alias w. */
 static struct enc enc_begin(const struct trace_writer *w)
 {
-	return (struct enc){ .raw = w->fill.raw, .len = w->fill.raw_len, .next_pc = w->next_pc,
-			     .mem_vaddr = w->mem_vaddr, .mem_delta = w->mem_delta,
-			     .have_next = w->have_next };
+	struct enc e = w->at;
+	e.raw = w->fill.raw;
+	e.len = w->fill.raw_len;
+	e.records = e.insns = 0;
+	return e;
 }
 
-/* Puts the state back with the count of records and instructions added. */
-static void enc_end(struct trace_writer *w, const struct enc *e, uint32_t records,
-		    uint32_t insns)
+/* Puts the state back, with the records and instructions added. */
+static void enc_end(struct trace_writer *w, const struct enc *e)
 {
+	w->at = *e;
 	w->fill.raw_len = e->len;
-	w->next_pc = e->next_pc;
-	w->mem_vaddr = e->mem_vaddr;
-	w->mem_delta = e->mem_delta;
-	w->have_next = e->have_next;
-	w->fill.records += records;
-	w->records += records;
-	w->insns += insns;
+	w->fill.records += e->records;
+	w->records += e->records;
+	w->insns += e->insns;
 }
 
-/* The encoders: one record into the chunk, which has room for it. */
+/* Ends the chunk: the state goes back, and comes out for the next one. */
+static int next_chunk(struct trace_writer *w, struct enc *e, char *err, size_t errlen)
+{
+	enc_end(w, e);
+	int rc = hand_over(w, err, errlen);
+	*e = enc_begin(w);
+	return rc;
+}
+
+static inline void put_varint(uint8_t *p, uint32_t *n, uint64_t v)
+{
+	do {
+		p[(*n)++] = (uint8_t)((v & 0x7f) | (v > 0x7f) << 7);
+		v >>= 7;
+	} while (v);
+}
+
+/* The encoders: records into the chunk, which has room for them. */
 static inline void enc_insn(struct enc *e, uint64_t pc, uint8_t size, uint8_t cpl)
 {
 	uint8_t *p = e->raw + e->len;
@@ -322,22 +351,26 @@ static inline void enc_insn(struct enc *e, uint64_t pc, uint8_t size, uint8_t cp
 	}
 	e->next_pc = pc + size;
 	e->have_next = true;
+	e->run_left = 0;
+	e->records++;
+	e->insns++;
 }
 
-static inline void enc_mem(struct enc *e, uint64_t vaddr, uint64_t paddr, uint64_t value,
-			   unsigned size, bool write)
+/* An access `advance` instructions of the chunk's last run after the
+ * record before it (format.h). */
+static inline void enc_mem(struct enc *e, uint32_t advance, uint64_t vaddr, uint64_t paddr,
+			   uint64_t value, unsigned size, bool write)
 {
 	uint8_t *p = e->raw + e->len;
 	uint8_t shift = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
 	uint64_t delta = paddr - vaddr;
 	uint64_t d = vaddr - e->mem_vaddr, zz = d << 1 ^ (uint64_t)((int64_t)d >> 63);
-	uint32_t n = TRACE_MEM_FIXED;
-	p[0] = TRACE_REC_MEM;
-	p[1] = (uint8_t)(shift | write << 2 | (delta == e->mem_delta) << 3);
-	do {
-		p[n++] = (uint8_t)((zz & 0x7f) | (zz > 0x7f) << 7);
-		zz >>= 7;
-	} while (zz);
+	uint32_t n = 1;
+	p[0] = (uint8_t)(TRACE_REC_MEM | shift | write << 2 | (delta == e->mem_delta) << 3 |
+			 (advance < 7 ? advance : 7) << 4);
+	if (advance >= 7)
+		put_varint(p, &n, advance - 7);
+	put_varint(p, &n, zz);
 	if (delta != e->mem_delta) {
 		trace__put64(p + n, paddr);
 		n += 8;
@@ -346,6 +379,7 @@ static inline void enc_mem(struct enc *e, uint64_t vaddr, uint64_t paddr, uint64
 	e->len += n + size;
 	e->mem_vaddr = vaddr;
 	e->mem_delta = delta;
+	e->records++;
 }
 
 int trace_writer__append(struct trace_writer *w, const struct trace_record *rec, char *err,
@@ -360,12 +394,14 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 	case TRACE_INSN:
 	case TRACE_MEM: {
 		struct enc e = enc_begin(w);
-		if (rec->kind == TRACE_INSN)
+		if (rec->kind == TRACE_INSN) {
 			enc_insn(&e, rec->insn.pc, rec->insn.size, rec->insn.cpl);
-		else
-			enc_mem(&e, rec->mem.vaddr, rec->mem.paddr, rec->mem.value, rec->mem.size,
-				rec->mem.write);
-		enc_end(w, &e, 1, rec->kind == TRACE_INSN);
+		} else { /* after the last instruction appended, the run's last */
+			enc_mem(&e, e.run_left, rec->mem.vaddr, rec->mem.paddr, rec->mem.value,
+				rec->mem.size, rec->mem.write);
+			e.run_left = 0;
+		}
+		enc_end(w, &e);
 		break;
 	}
 	case TRACE_EVENT: {
@@ -381,6 +417,7 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 		}
 		w->fill.records++;
 		w->records++;
+		w->at.run_left = 0; /* a run ends before any other record */
 		break;
 	}
 	}
@@ -390,12 +427,18 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 struct trace_block {
 	unsigned n;
 	struct trace_insn *insn;
-	uint8_t *next;  /* each instruction's record in the short form (format.h) */
+	uint8_t *def;           /* its definition (format.h) */
+	uint64_t serial;        /* the chunk that defines it, */
+	uint32_t id;            /* as which */
 };
 
 struct trace_block *trace_block__new(const struct trace_insn *insns, unsigned n, char *err,
 				     size_t errlen)
 {
+	if (n < 1 || n > TRACE_BLOCK_MAX) {
+		snprintf(err, errlen, "block of %u instructions, not 1..%u", n, TRACE_BLOCK_MAX);
+		return NULL;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		const char *why = trace__insn_problem(insns[i].size, insns[i].cpl);
 		if (!why && i && insns[i].pc != insns[i - 1].pc + insns[i - 1].size)
@@ -407,22 +450,23 @@ struct trace_block *trace_block__new(const struct trace_insn *insns, unsigned n,
 		}
 	}
 	struct trace_block *b = malloc(sizeof(*b));
-	uint8_t *next = malloc(n * TRACE_NEXT_SIZE + 1);
-	struct trace_insn *copy = malloc(n * sizeof(*copy) + 1);
-	if (!b || !next || !copy) {
+	uint8_t *def = malloc(TRACE_BLOCK_HDR + n);
+	struct trace_insn *copy = malloc(n * sizeof(*copy));
+	if (!b || !def || !copy) {
 		snprintf(err, errlen, "block: out of memory");
 		free(b);
-		free(next);
+		free(def);
 		free(copy);
 		return NULL;
 	}
-	if (n)
-		memcpy(copy, insns, n * sizeof(*copy));
-	for (unsigned i = 0; i < n; i++) {
-		next[TRACE_NEXT_SIZE * i] = TRACE_REC_NEXT;
-		next[TRACE_NEXT_SIZE * i + 1] = (uint8_t)(insns[i].size | insns[i].cpl << 4);
-	}
-	*b = (struct trace_block){ .n = n, .insn = copy, .next = next };
+	memcpy(copy, insns, n * sizeof(*copy));
+	def[0] = TRACE_REC_BLOCK;
+	trace__put64(def + 1, insns[0].pc);
+	def[9] = (uint8_t)n;
+	def[10] = (uint8_t)(n >> 8);
+	for (unsigned i = 0; i < n; i++)
+		def[TRACE_BLOCK_HDR + i] = (uint8_t)(insns[i].size | insns[i].cpl << 4);
+	*b = (struct trace_block){ .n = n, .insn = copy, .def = def };
 	return b;
 }
 
@@ -431,8 +475,36 @@ void trace_block__free(struct trace_block *b)
 	if (!b)
 		return;
 	free(b->insn);
-	free(b->next);
+	free(b->def);
 	free(b);
+}
+
+/* Instructions from..to-1 of b, its definition first if the chunk has
+ * none. */
+static inline void enc_run(struct enc *e, struct trace_block *b, unsigned from, unsigned to)
+{
+	if (b->serial != e->serial) {
+		memcpy(e->raw + e->len, b->def, TRACE_BLOCK_HDR + b->n);
+		e->len += TRACE_BLOCK_HDR + b->n;
+		b->serial = e->serial;
+		b->id = e->nblocks++;
+	}
+	uint8_t *p = e->raw + e->len;
+	uint32_t n = 1;
+	if (from == 0 && to == b->n) {
+		p[0] = TRACE_REC_RUN;
+		put_varint(p, &n, b->id);
+	} else {
+		p[0] = TRACE_REC_PART;
+		put_varint(p, &n, b->id);
+		put_varint(p, &n, from);
+		put_varint(p, &n, to - from);
+	}
+	e->len += n;
+	e->records += to - from;
+	e->insns += to - from;
+	e->next_pc = b->insn[to - 1].pc + b->insn[to - 1].size;
+	e->have_next = true;
 }
 
 /* Why runs and accesses are refused (the record number in *at), or NULL. */
@@ -470,58 +542,65 @@ int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block
 		snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->records + at, why);
 		return -1;
 	}
-	uint64_t next = 0; /* the number of the next instruction, over all runs */
-	unsigned k = 0;
-	for (unsigned r = 0; r < nruns || k < m; r++) {
-		/* the accesses left go after the last run's last instruction */
-		const struct trace_block *b = r < nruns ? runs[r].block : NULL;
-		unsigned i = b ? runs[r].from : 0, to = b ? runs[r].to : 0;
-		while (i < to || (k < m && acc[k].insn < next)) {
-			if (room(w, err, errlen) != 0)
-				return -1;
-			struct enc e = enc_begin(w);
-			uint32_t records = 0, insns = 0;
-			/* each record where trace_writer__append would put it: in
-			 * this chunk while it has room for the largest */
-			while ((i < to || (k < m && acc[k].insn < next)) &&
-			       e.len + TRACE_RECORD_MAX <= TRACE_CHUNK_RAW_MAX) {
-				if (k < m && acc[k].insn < next) {
-					enc_mem(&e, acc[k].vaddr, acc[k].paddr, acc[k].value, acc[k].size,
-						acc[k].write);
-					k++;
-					records++;
-					continue;
-				}
-				const struct trace_insn *in = &b->insn[i];
-				unsigned cnt = 1;
-				if (!e.have_next || in->pc != e.next_pc) {
-					enc_insn(&e, in->pc, in->size, in->cpl);
-				} else { /* up to the next access's instruction, short */
-					uint64_t upto = k < m ? acc[k].insn + 1 : UINT64_MAX;
-					unsigned fit = (TRACE_CHUNK_RAW_MAX - TRACE_RECORD_MAX - e.len) /
-						       TRACE_NEXT_SIZE + 1;
-					cnt = to - i;
-					if (upto - next < cnt)
-						cnt = (unsigned)(upto - next);
-					if (cnt > fit)
-						cnt = fit;
-					const uint8_t *src = b->next + TRACE_NEXT_SIZE * i;
-					uint8_t *dst = e.raw + e.len;
-					for (unsigned j = 0; j < TRACE_NEXT_SIZE * cnt; j++)
-						dst[j] = src[j];
-					e.len += TRACE_NEXT_SIZE * cnt;
-					e.next_pc = b->insn[i + cnt - 1].pc + b->insn[i + cnt - 1].size;
-				}
-				i += cnt;
-				next += cnt;
-				insns += cnt;
-				records += cnt;
-			}
-			enc_end(w, &e, records, insns);
-		}
-		if (r >= nruns)
-			break;
+	if (w->failed) {
+		snprintf(err, errlen, "%s: record %" PRIu64 ": the writer failed before", w->tmp,
+			 w->records);
+		return -1;
 	}
+	struct enc e = enc_begin(w);
+	uint64_t next = 0; /* the runs' instructions before this one's */
+	unsigned k = 0;
+	for (unsigned r = 0; r < nruns; r++) {
+		struct trace_block *b = runs[r].block;
+		unsigned i = runs[r].from, to = runs[r].to;
+		uint64_t base = next - i; /* the number of b's instruction 0, modulo 2^64 */
+		while (i < to) {
+			/* instructions i..j-1, with their accesses k..kend-1 */
+			unsigned j = to, kend = k;
+			while (kend < m && acc[kend].insn - base < to)
+				kend++;
+			size_t def = b->serial == e.serial ? 0 : TRACE_BLOCK_HDR + b->n;
+			bool fits = e.len + def + TRACE_RUN_MAX + (size_t)(kend - k) * TRACE_MEM_MAX <=
+				    TRACE_CHUNK_RAW_MAX;
+			if (!fits && e.len) {
+				if (next_chunk(w, &e, err, errlen) != 0)
+					return -1;
+				continue;
+			}
+			if (!fits) { /* more than a chunk: the instructions whose accesses fit, one at least */
+				size_t room = TRACE_CHUNK_RAW_MAX - def - TRACE_RUN_MAX;
+				unsigned kk = k;
+				while (kk < kend && acc[kk].insn - base < i + 1)
+					kk++;
+				for (j = i + 1; j < to; j++) {
+					unsigned kj = kk;
+					while (kj < kend && acc[kj].insn - base < j + 1)
+						kj++;
+					if ((size_t)(kj - k) * TRACE_MEM_MAX > room)
+						break;
+					kk = kj;
+				}
+				kend = kk;
+			}
+			enc_run(&e, b, i, j);
+			unsigned last = i; /* the instruction of the record before */
+			for (; k < kend; k++) {
+				/* only the accesses of one instruction can fill a chunk,
+				 * and those after it there have no run before them */
+				if (!fits && e.len + TRACE_MEM_MAX > TRACE_CHUNK_RAW_MAX &&
+				    next_chunk(w, &e, err, errlen) != 0)
+					return -1;
+				unsigned idx = (unsigned)(acc[k].insn - base);
+				enc_mem(&e, idx - last, acc[k].vaddr, acc[k].paddr, acc[k].value,
+					acc[k].size, acc[k].write);
+				last = idx;
+			}
+			e.run_left = j - 1 - last;
+			next += j - i;
+			i = j;
+		}
+	}
+	enc_end(w, &e);
 	return 0;
 }
 

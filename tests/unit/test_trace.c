@@ -320,20 +320,37 @@ static void append_as_blocks(struct trace_writer *w, const struct trace_insn *in
 		trace_block__free(blocks[b]);
 }
 
-static void assert_same_file(const char *a_path, const char *b_path)
+/* The two traces read back as the same records, with the same icounts;
+ * returns the raw bytes of each, in a and b. */
+static void assert_same_records(const char *a_path, const char *b_path, uint64_t *a_raw,
+				uint64_t *b_raw)
 {
-	size_t la, lb;
-	void *a = slurp(a_path, &la), *b = slurp(b_path, &lb);
-	assert_int_equal(la, lb);
-	assert_memory_equal(a, b, la);
-	free(a);
-	free(b);
+	struct trace_reader *a = trace_reader__open(a_path, err, sizeof(err));
+	struct trace_reader *b = trace_reader__open(b_path, err, sizeof(err));
+	struct trace_record ra, rb;
+	int rc;
+	assert_non_null(a);
+	assert_non_null(b);
+	while ((rc = trace_reader__next(a, &ra, err, sizeof(err))) == 1) {
+		assert_int_equal(trace_reader__next(b, &rb, err, sizeof(err)), 1);
+		assert_same(&ra, &rb);
+		assert_true(ra.icount == rb.icount);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(trace_reader__next(b, &rb, err, sizeof(err)), 0);
+	assert_true(trace_reader__info(a)->records == trace_reader__info(b)->records);
+	assert_true(trace_reader__info(a)->instructions == trace_reader__info(b)->instructions);
+	*a_raw = trace_reader__info(a)->raw_bytes;
+	*b_raw = trace_reader__info(b)->raw_bytes;
+	trace_reader__close(a);
+	trace_reader__close(b);
 }
 
-/* Records through trace_writer__append_blocks make the same file, byte for
- * byte, as through trace_writer__append: the sample stream in batches of
- * varying length (events one by one), and a loop of one block, whole or
- * cut short, its instructions in the short form over many chunks. */
+/* Records through trace_writer__append_blocks read back as those through
+ * trace_writer__append: the sample stream in batches of varying length
+ * (events one by one, accesses after a batch's last run too), and a loop
+ * of one block, whole or cut short, over many chunks, in a fraction of
+ * the bytes. */
 static void test_append_blocks_equals_append(void **state)
 {
 	struct fixture *f = *state;
@@ -364,7 +381,8 @@ static void test_append_blocks_equals_append(void **state)
 	}
 	append_as_blocks(w, ins, ni, acc, na);
 	assert_int_equal(trace_writer__commit(w, err, sizeof(err)), 0);
-	assert_same_file(one, runs);
+	uint64_t one_raw, runs_raw;
+	assert_same_records(one, runs, &one_raw, &runs_raw);
 
 	/* the loop: 20 instructions of 3 bytes, a load at 4 and 9, a store at
 	 * 9; every 7th run stops at instruction 12, and runs go to the writer
@@ -411,7 +429,9 @@ static void test_append_blocks_equals_append(void **state)
 	assert_int_equal(trace_writer__icount(wa), trace_writer__icount(wb));
 	assert_int_equal(trace_writer__commit(wa, err, sizeof(err)), 0);
 	assert_int_equal(trace_writer__commit(wb, err, sizeof(err)), 0);
-	assert_same_file(one, runs);
+	assert_same_records(one, runs, &one_raw, &runs_raw);
+	/* per run: 2 bytes, not 2 per instruction; accesses the same */
+	assert_true(runs_raw * 2 < one_raw);
 
 	/* refused: an access before its instruction, a bad size, a value too
 	 * wide, accesses out of order, a run outside its block; a block of
@@ -453,6 +473,88 @@ static void test_append_blocks_equals_append(void **state)
 	assert_non_null(strstr(err, "instruction 1: not where the one before ends"));
 }
 
+/* Appends a run of b and its accesses through append_blocks to wb, and
+ * the same records one by one to wa: acc[k].insn numbers the instruction
+ * from the run's first. */
+static void append_both(struct trace_writer *wa, struct trace_writer *wb, struct trace_block *b,
+			const struct trace_insn *insns, unsigned from, unsigned to,
+			const struct trace_access *acc, unsigned m)
+{
+	const struct trace_block_run run = { b, from, to };
+	unsigned k = 0;
+	for (unsigned i = from; i < to; i++) {
+		struct trace_record r = { .kind = TRACE_INSN,
+					  .insn = { insns[i].pc, insns[i].size, insns[i].cpl } };
+		assert_int_equal(trace_writer__append(wa, &r, err, sizeof(err)), 0);
+		for (; k < m && acc[k].insn == i - from; k++) {
+			struct trace_record a = { .kind = TRACE_MEM,
+						  .mem = { acc[k].vaddr, acc[k].paddr, acc[k].value,
+							   acc[k].size, acc[k].write } };
+			assert_int_equal(trace_writer__append(wa, &a, err, sizeof(err)), 0);
+		}
+	}
+	assert_int_equal(trace_writer__append_blocks(wb, &run, 1, acc, m, err, sizeof(err)), 0);
+}
+
+/* Runs whose accesses need more than a chunk: a whole block, 30 accesses
+ * each of its 512 instructions, goes over chunks in parts; one
+ * instruction with 40000 accesses fills chunks with them alone; an access
+ * appended alone after a run belongs to its last instruction. Seeks land
+ * inside each. */
+static void test_append_blocks_fills_chunks(void **state)
+{
+	struct fixture *f = *state;
+	char one[128], runs[128];
+	struct trace_insn insns[512];
+	for (unsigned i = 0; i < 512; i++)
+		insns[i] = (struct trace_insn){ 0x10000 + 2 * i, 2, 0 };
+	struct trace_block *b = trace_block__new(insns, 512, err, sizeof(err));
+	assert_non_null(b);
+	enum { M = 40000 };
+	struct trace_access *acc = calloc(M, sizeof(*acc));
+	assert_non_null(acc);
+	snprintf(one, sizeof(one), "%s/one.trace", f->dir);
+	snprintf(runs, sizeof(runs), "%s/runs.trace", f->dir);
+	struct trace_writer *wa = trace_writer__create(one, 1, err, sizeof(err));
+	struct trace_writer *wb = trace_writer__create(runs, 1, err, sizeof(err));
+	assert_non_null(wa);
+	assert_non_null(wb);
+	for (unsigned k = 0; k < 512 * 30; k++)
+		acc[k] = (struct trace_access){ 0x7000 + k % 100 * 8, 0x5000 + k % 100 * 8,
+						k * 0x9e3779b97f4a7c15ull, k / 30, 8, k % 3 == 0 };
+	append_both(wa, wb, b, insns, 0, 512, acc, 512 * 30);
+	for (unsigned k = 0; k < M; k++)
+		acc[k] = (struct trace_access){ 0x9000 + k % 7 * 8, 0x9000 + k % 7 * 8,
+						k * 0x9e3779b97f4a7c15ull, 0, 8, false };
+	append_both(wa, wb, b, insns, 5, 6, acc, M);
+	append_both(wa, wb, b, insns, 0, 512, NULL, 0);
+	struct trace_record last = { .kind = TRACE_MEM, .mem = { 0x8000, 0x8000, 1, 1, true } };
+	assert_int_equal(trace_writer__append(wa, &last, err, sizeof(err)), 0);
+	assert_int_equal(trace_writer__append(wb, &last, err, sizeof(err)), 0);
+	assert_int_equal(trace_writer__commit(wa, err, sizeof(err)), 0);
+	assert_int_equal(trace_writer__commit(wb, err, sizeof(err)), 0);
+	uint64_t one_raw, runs_raw;
+	assert_same_records(one, runs, &one_raw, &runs_raw);
+
+	struct trace_reader *r = trace_reader__open(runs, err, sizeof(err));
+	assert_non_null(r);
+	assert_true(trace_reader__info(r)->chunks >= 4);
+	assert_int_equal(trace_reader__info(r)->instructions, 512 + 1 + 512);
+	struct trace_record rec;
+	const uint64_t targets[] = { 300, 511, 512, 513, 1024 };
+	for (size_t t = 0; t < sizeof(targets) / sizeof(targets[0]); t++) {
+		assert_int_equal(trace_reader__seek(r, targets[t], err, sizeof(err)), 0);
+		assert_int_equal(trace_reader__next(r, &rec, err, sizeof(err)), 1);
+		assert_int_equal(rec.kind, TRACE_INSN);
+		assert_true(rec.icount == targets[t]);
+		uint64_t pc = targets[t] < 512 ? targets[t] : targets[t] == 512 ? 5 : targets[t] - 513;
+		assert_true(rec.insn.pc == 0x10000 + 2 * pc);
+	}
+	trace_reader__close(r);
+	trace_block__free(b);
+	free(acc);
+}
+
 static void *slurp(const char *path, size_t *len)
 {
 	FILE *fp = fopen(path, "rb");
@@ -480,29 +582,55 @@ static int read_all(const void *buf, size_t len)
 	return rc;
 }
 
+/* Every prefix of a trace, and every flipped bit pattern, is refused with
+ * a message: one written record by record, and one in runs of blocks. */
 static void test_every_truncation_and_flip(void **state)
 {
 	struct fixture *f = *state;
-	char path[128];
+	char path[2][128];
 	size_t len;
 
-	snprintf(path, sizeof(path), "%s/small.trace", f->dir);
-	write_trace(path, 1, 3000);
-	uint8_t *buf = slurp(path, &len);
-	assert_int_equal(read_all(buf, len), 0);
-	for (size_t cut = 0; cut < len; cut++) {
-		err[0] = '\0';
-		assert_int_equal(read_all(buf, cut), -1);
-		assert_non_null(strstr(err, "t.trace"));
+	snprintf(path[0], sizeof(path[0]), "%s/small.trace", f->dir);
+	write_trace(path[0], 1, 3000);
+	snprintf(path[1], sizeof(path[1]), "%s/blocks.trace", f->dir);
+	struct trace_writer *w = trace_writer__create(path[1], 1, err, sizeof(err));
+	struct trace_insn ins[64];
+	struct trace_access acc[64];
+	unsigned ni = 0, na = 0;
+	assert_non_null(w);
+	for (uint64_t i = 0; i < 3000; i++) {
+		struct trace_record r = sample(i);
+		if (r.kind == TRACE_INSN && ni < 64)
+			ins[ni++] = (struct trace_insn){ r.insn.pc, r.insn.size, r.insn.cpl };
+		else if (r.kind == TRACE_MEM && ni && na < 64)
+			acc[na++] = (struct trace_access){ r.mem.vaddr, r.mem.paddr, r.mem.value,
+							   ni - 1, r.mem.size, r.mem.write };
+		if (r.kind == TRACE_EVENT || ni == 64 || na == 64) {
+			append_as_blocks(w, ins, ni, acc, na);
+			ni = na = 0;
+		}
+		if (r.kind == TRACE_EVENT)
+			assert_int_equal(trace_writer__append(w, &r, err, sizeof(err)), 0);
 	}
-	for (size_t i = 0; i < len; i++) {
-		buf[i] ^= 0x10;
-		err[0] = '\0';
-		assert_int_equal(read_all(buf, len), -1);
-		assert_true(strlen(err) > 0);
-		buf[i] ^= 0x10;
+	append_as_blocks(w, ins, ni, acc, na);
+	assert_int_equal(trace_writer__commit(w, err, sizeof(err)), 0);
+	for (unsigned t = 0; t < 2; t++) {
+		uint8_t *buf = slurp(path[t], &len);
+		assert_int_equal(read_all(buf, len), 0);
+		for (size_t cut = 0; cut < len; cut++) {
+			err[0] = '\0';
+			assert_int_equal(read_all(buf, cut), -1);
+			assert_non_null(strstr(err, "t.trace"));
+		}
+		for (size_t i = 0; i < len; i++) {
+			buf[i] ^= 0x10;
+			err[0] = '\0';
+			assert_int_equal(read_all(buf, len), -1);
+			assert_true(strlen(err) > 0);
+			buf[i] ^= 0x10;
+		}
+		free(buf);
 	}
-	free(buf);
 }
 
 static void test_corrupt_chunk_named(void **state)
@@ -558,6 +686,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_concatenates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_blocks_equals_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_blocks_fills_chunks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_truncation_and_flip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_chunk_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_and_format, setup, teardown),
