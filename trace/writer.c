@@ -317,13 +317,15 @@ static void enc_end(struct trace_writer *w, const struct enc *e)
 	w->insns += e->insns;
 }
 
-/* Ends the chunk: the state goes back, and comes out for the next one. */
-static int next_chunk(struct trace_writer *w, struct enc *e, char *err, size_t errlen)
+/* Ends the chunk: the state goes back, and comes out for the next one.
+ * By value: a state whose address is taken stays in memory, reloaded after
+ * every byte stored through its raw pointer. */
+static struct enc next_chunk(struct trace_writer *w, struct enc e, int *rc, char *err,
+			     size_t errlen)
 {
-	enc_end(w, e);
-	int rc = hand_over(w, err, errlen);
-	*e = enc_begin(w);
-	return rc;
+	enc_end(w, &e);
+	*rc = hand_over(w, err, errlen);
+	return enc_begin(w);
 }
 
 static inline void put_varint(uint8_t *p, uint32_t *n, uint64_t v)
@@ -507,6 +509,43 @@ static inline void enc_run(struct enc *e, struct trace_block *b, unsigned from, 
 	e->have_next = true;
 }
 
+/* Accesses a..end-1 of the run whose instruction `last` has the record
+ * before, into a chunk with room for them all; returns the instruction of
+ * the last. The hottest loop of a traced replay: its state in locals. */
+static inline unsigned enc_accesses(struct enc *e, const struct trace_access *a,
+				    const struct trace_access *end, uint64_t base, unsigned last)
+{
+	uint8_t *raw = e->raw;
+	uint32_t len = e->len;
+	uint64_t mem_vaddr = e->mem_vaddr, mem_delta = e->mem_delta;
+	e->records += (uint32_t)(end - a);
+	for (; a < end; a++) {
+		uint8_t *p = raw + len;
+		unsigned idx = (unsigned)(a->insn - base), advance = idx - last;
+		uint64_t delta = a->paddr - a->vaddr;
+		uint64_t d = a->vaddr - mem_vaddr, zz = d << 1 ^ (uint64_t)((int64_t)d >> 63);
+		uint32_t n = 1;
+		p[0] = (uint8_t)(TRACE_REC_MEM | __builtin_ctz(a->size) | a->write << 2 |
+				 (delta == mem_delta) << 3 | (advance < 7 ? advance : 7) << 4);
+		if (advance >= 7)
+			put_varint(p, &n, advance - 7);
+		put_varint(p, &n, zz);
+		if (delta != mem_delta) {
+			trace__put64(p + n, a->paddr);
+			n += 8;
+		}
+		trace__put64(p + n, a->value);
+		len += n + a->size;
+		mem_vaddr = a->vaddr;
+		mem_delta = delta;
+		last = idx;
+	}
+	e->len = len;
+	e->mem_vaddr = mem_vaddr;
+	e->mem_delta = mem_delta;
+	return last;
+}
+
 /* Why runs and accesses are refused (the record number in *at), or NULL. */
 static const char *blocks_problem(const struct trace_block_run *runs, unsigned nruns,
 				  const struct trace_access *acc, unsigned m, uint64_t *at)
@@ -563,7 +602,9 @@ int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block
 			bool fits = e.len + def + TRACE_RUN_MAX + (size_t)(kend - k) * TRACE_MEM_MAX <=
 				    TRACE_CHUNK_RAW_MAX;
 			if (!fits && e.len) {
-				if (next_chunk(w, &e, err, errlen) != 0)
+				int rc;
+				e = next_chunk(w, e, &rc, err, errlen);
+				if (rc != 0)
 					return -1;
 				continue;
 			}
@@ -584,12 +625,19 @@ int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block
 			}
 			enc_run(&e, b, i, j);
 			unsigned last = i; /* the instruction of the record before */
+			if (fits) {
+				last = enc_accesses(&e, acc + k, acc + kend, base, last);
+				k = kend;
+			}
 			for (; k < kend; k++) {
 				/* only the accesses of one instruction can fill a chunk,
 				 * and those after it there have no run before them */
-				if (!fits && e.len + TRACE_MEM_MAX > TRACE_CHUNK_RAW_MAX &&
-				    next_chunk(w, &e, err, errlen) != 0)
-					return -1;
+				if (e.len + TRACE_MEM_MAX > TRACE_CHUNK_RAW_MAX) {
+					int rc;
+					e = next_chunk(w, e, &rc, err, errlen);
+					if (rc != 0)
+						return -1;
+				}
 				unsigned idx = (unsigned)(acc[k].insn - base);
 				enc_mem(&e, idx - last, acc[k].vaddr, acc[k].paddr, acc[k].value,
 					acc[k].size, acc[k].write);
