@@ -27,12 +27,16 @@
  *   part   u8 8, varint id, varint from, varint count             (4..10)
  *          its instructions from..from+count-1
  *   mem    u8 0x80 | flags, [varint advance - 7], varint vaddr delta,
- *          [u64 paddr], value                                       (3..29)
+ *          [value]                                                 (2..21)
  *          flags: bits 0-1 log2 of the size, bit 2 a store, bit 3 the
- *          paddr is omitted: it lies as far from vaddr as the chunk's
- *          previous access's did; bits 4-6 the advance, 7: more, in the
- *          varint. vaddr: zigzag LEB128 of the difference to the chunk's
- *          previous access's vaddr (to 0 for its first). value: size bytes.
+ *          value is omitted: it is the one the chunk's last access in the
+ *          vaddr's value slot had, at the same vaddr; bits 4-6 the
+ *          advance, 7: more, in the varint. vaddr: zigzag LEB128 of the
+ *          difference to the chunk's previous access's vaddr (to 0 for its
+ *          first). value: size bytes. paddr: vaddr + the chunk's distance.
+ *   dist   u8 9, u64 distance                                       (9)
+ *          not a record: paddr - vaddr of the access after it, and of
+ *          those after that until the next (0 at a chunk's start)
  * A run or part stands for its instructions' records, one after the other;
  * the first comes at the run record, and each access after it comes
  * `advance` instructions of the run after the record before it (the
@@ -40,7 +44,9 @@
  * run that no access passed come before the next record that is not an
  * access, or at the chunk's end. An access without a run before it in its
  * chunk has advance 0 and belongs to the instruction before it, in this
- * chunk or the one before. Varints are LEB128, integers little-endian.
+ * chunk or the one before. A value slot is trace__value_slot(vaddr), of
+ * TRACE_VALUE_SLOTS, each {vaddr, value} of the last access there, all
+ * {0, 0} at a chunk's start. Varints are LEB128, integers little-endian.
  * Format 3's records were instructions one by one and memory records
  * "u8 5, u8 flags, ..."; format 2's were of fixed size (11/27/75). Neither
  * is read any more.
@@ -78,7 +84,10 @@
 #define TRACE_REC_PART 8u
 #define TRACE_RUN_MAX 10u /* a part: 1 + a 3-byte id (under 2^21) + 2 x 3 */
 #define TRACE_REC_MEM 0x80u /* the memory record's flag byte */
-#define TRACE_MEM_MAX 29u /* 1 + a 2-byte advance + a 10-byte varint + 8 + 8 */
+#define TRACE_REC_DISTANCE 9u
+#define TRACE_DISTANCE_SIZE 9u
+#define TRACE_MEM_MAX 30u /* a distance + 1 + a 2-byte advance + a 10-byte varint + 8 */
+#define TRACE_VALUE_SLOTS 4096u
 #define TRACE_RECORD_MAX 75u /* one record appended alone */
 
 /* The file is little-endian, and so is every host we build for. */
@@ -88,6 +97,15 @@ static inline void trace__put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline void trace__put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 static inline uint32_t trace__get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint64_t trace__get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+struct trace_value_slot {
+	uint64_t vaddr, value;
+};
+
+static inline unsigned trace__value_slot(uint64_t vaddr)
+{
+	return (unsigned)((vaddr * 0x9e3779b97f4a7c15ull) >> 52); /* 12 bits: 4096 */
+}
 
 /* Why an instruction or a memory access is not a valid record, or NULL. */
 static inline const char *trace__insn_problem(uint8_t size, uint8_t cpl)

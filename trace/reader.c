@@ -34,6 +34,7 @@ struct trace_reader {
 	uint64_t next_pc;               /* after the chunk's last instruction, */
 	bool have_next;                 /* if it had one */
 	uint64_t mem_vaddr, mem_delta;  /* the chunk's last access: vaddr, paddr - vaddr */
+	struct trace_value_slot values[TRACE_VALUE_SLOTS]; /* the chunk's last at each slot */
 	struct block {                  /* the chunk's blocks, as defined */
 		const uint8_t *insns;   /* each instruction's size | cpl << 4 */
 		uint64_t pc;
@@ -179,6 +180,7 @@ static int load_chunk(struct trace_reader *r, uint64_t i, char *err, size_t errl
 	r->chunk_end_icount = trace__get64(h + 24);
 	r->have_next = false;
 	r->mem_vaddr = r->mem_delta = 0;
+	memset(r->values, 0, sizeof(r->values));
 	r->nblocks = r->run_left = r->before = 0;
 	r->head_seen = false;
 	uint64_t next = i + 1 < r->info.chunks ? index_icount(r, i + 1) : r->info.instructions;
@@ -366,20 +368,25 @@ static int read_mem(struct trace_reader *r, const uint8_t *p, uint32_t left, uin
 	rec->mem.size = (uint8_t)(1u << (p[0] & 3));
 	rec->mem.write = p[0] >> 2 & 1;
 	rec->mem.vaddr = r->mem_vaddr + (zz >> 1 ^ -(zz & 1));
-	uint32_t tail = (p[0] & 8 ? 0 : 8) + rec->mem.size;
-	if (left - need < tail)
-		BAD(AT "record cut by the chunk's end", r->name, r->chunk, r->pos);
+	rec->mem.paddr = rec->mem.vaddr + r->mem_delta;
+	struct trace_value_slot *slot = &r->values[trace__value_slot(rec->mem.vaddr)];
 	if (p[0] & 8) {
-		rec->mem.paddr = rec->mem.vaddr + r->mem_delta;
+		if (slot->vaddr != rec->mem.vaddr)
+			BAD(AT "a repeated value, but the last access in its slot was at 0x%" PRIx64,
+			    r->name, r->chunk, r->pos, slot->vaddr);
+		rec->mem.value = slot->value;
+		if (trace__mem_problem(rec->mem.size, rec->mem.value))
+			BAD(AT "a repeated value wider than its access", r->name, r->chunk, r->pos);
 	} else {
-		rec->mem.paddr = trace__get64(p + need);
-		need += 8;
+		if (left - need < rec->mem.size)
+			BAD(AT "record cut by the chunk's end", r->name, r->chunk, r->pos);
+		rec->mem.value = 0;
+		memcpy(&rec->mem.value, p + need, rec->mem.size);
+		need += rec->mem.size;
+		slot->value = rec->mem.value;
 	}
-	rec->mem.value = 0;
-	memcpy(&rec->mem.value, p + need, rec->mem.size);
-	need += rec->mem.size;
+	slot->vaddr = rec->mem.vaddr;
 	r->mem_vaddr = rec->mem.vaddr;
-	r->mem_delta = rec->mem.paddr - rec->mem.vaddr;
 	r->pos += need;
 	r->records_left--;
 	return 1;
@@ -399,7 +406,8 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 		}
 		bool end = r->pos == r->raw_len;
 		const uint8_t *p = r->raw + r->pos;
-		if (r->run_left && (end || !(p[0] & TRACE_REC_MEM))) { /* the run's rest first */
+		if (r->run_left && (end || (!(p[0] & TRACE_REC_MEM) && p[0] != TRACE_REC_DISTANCE))) {
+			/* the run's rest first */
 			r->before = r->run_left;
 			r->run_left = 0;
 			continue;
@@ -467,6 +475,13 @@ int trace_reader__next(struct trace_reader *r, struct trace_record *rec, char *e
 			r->pos += TRACE_NEXT_SIZE;
 			r->records_left--;
 			return 1;
+		}
+		if (p[0] == TRACE_REC_DISTANCE) {
+			if (left < TRACE_DISTANCE_SIZE)
+				BAD(AT "record cut by the chunk's end", r->name, r->chunk, r->pos);
+			r->mem_delta = trace__get64(p + 1);
+			r->pos += TRACE_DISTANCE_SIZE;
+			continue;
 		}
 		if (p[0] == TRACE_REC_BLOCK) {
 			if (define_block(r, p, left, err, errlen) != 0)

@@ -41,6 +41,7 @@ struct enc {
 	uint64_t next_pc;               /* after the chunk's last instruction, */
 	bool have_next;                 /* if it has one */
 	uint64_t mem_vaddr, mem_delta;  /* the chunk's last access: vaddr, paddr - vaddr */
+	struct trace_value_slot *values; /* the writer's */
 };
 
 struct trace_writer {
@@ -51,6 +52,7 @@ struct trace_writer {
 	/* the caller's side */
 	struct chunk fill;              /* the chunk being appended to */
 	struct enc at;                  /* its encoder's state (raw and len: fill's) */
+	struct trace_value_slot values[TRACE_VALUE_SLOTS]; /* its last value at each vaddr slot */
 	uint64_t insns, records, raw_total;
 	/* between the two: a chunk handed over, and the buffer it frees */
 	pthread_t thread;
@@ -194,6 +196,7 @@ static int hand_over(struct trace_writer *w, char *err, size_t errlen)
 	}
 	pthread_mutex_unlock(&w->lock);
 	w->at = (struct enc){ .serial = new_serial() };
+	memset(w->values, 0, sizeof(w->values));
 	return rc;
 }
 
@@ -303,6 +306,7 @@ static struct enc enc_begin(const struct trace_writer *w)
 	struct enc e = w->at;
 	e.raw = w->fill.raw;
 	e.len = w->fill.raw_len;
+	e.values = (struct trace_value_slot *)w->values;
 	e.records = e.insns = 0;
 	return e;
 }
@@ -359,28 +363,43 @@ static inline void enc_insn(struct enc *e, uint64_t pc, uint8_t size, uint8_t cp
 }
 
 /* An access `advance` instructions of the chunk's last run after the
- * record before it (format.h). */
-static inline void enc_mem(struct enc *e, uint32_t advance, uint64_t vaddr, uint64_t paddr,
-			   uint64_t value, unsigned size, bool write)
+ * record before it, at p, against the chunk's state: its last access's
+ * vaddr and distance to the paddr, the last value at each vaddr slot
+ * (format.h). Returns the bytes written. */
+static inline uint32_t put_mem(uint8_t *p, uint32_t advance, uint64_t vaddr, uint64_t paddr,
+			       uint64_t value, unsigned size, bool write, uint64_t *last_vaddr,
+			       uint64_t *distance, struct trace_value_slot *values)
 {
-	uint8_t *p = e->raw + e->len;
-	uint8_t shift = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
-	uint64_t delta = paddr - vaddr;
-	uint64_t d = vaddr - e->mem_vaddr, zz = d << 1 ^ (uint64_t)((int64_t)d >> 63);
-	uint32_t n = 1;
-	p[0] = (uint8_t)(TRACE_REC_MEM | shift | write << 2 | (delta == e->mem_delta) << 3 |
-			 (advance < 7 ? advance : 7) << 4);
+	uint32_t n = 0;
+	if (paddr - vaddr != *distance) {
+		*distance = paddr - vaddr;
+		p[0] = TRACE_REC_DISTANCE;
+		trace__put64(p + 1, *distance);
+		n = TRACE_DISTANCE_SIZE;
+	}
+	struct trace_value_slot *slot = &values[trace__value_slot(vaddr)];
+	bool repeated = slot->vaddr == vaddr && slot->value == value;
+	slot->vaddr = vaddr;
+	slot->value = value;
+	uint64_t d = vaddr - *last_vaddr, zz = d << 1 ^ (uint64_t)((int64_t)d >> 63);
+	*last_vaddr = vaddr;
+	uint8_t *head = p + n++;
+	*head = (uint8_t)(TRACE_REC_MEM | __builtin_ctz(size) | write << 2 | repeated << 3 |
+			  (advance < 7 ? advance : 7) << 4);
 	if (advance >= 7)
 		put_varint(p, &n, advance - 7);
 	put_varint(p, &n, zz);
-	if (delta != e->mem_delta) {
-		trace__put64(p + n, paddr);
-		n += 8;
-	}
+	if (repeated)
+		return n;
 	trace__put64(p + n, value); /* the chunk has room for 8 */
-	e->len += n + size;
-	e->mem_vaddr = vaddr;
-	e->mem_delta = delta;
+	return n + size;
+}
+
+static inline void enc_mem(struct enc *e, uint32_t advance, uint64_t vaddr, uint64_t paddr,
+			   uint64_t value, unsigned size, bool write)
+{
+	e->len += put_mem(e->raw + e->len, advance, vaddr, paddr, value, size, write,
+			  &e->mem_vaddr, &e->mem_delta, e->values);
 	e->records++;
 }
 
@@ -520,24 +539,9 @@ static inline unsigned enc_accesses(struct enc *e, const struct trace_access *a,
 	uint64_t mem_vaddr = e->mem_vaddr, mem_delta = e->mem_delta;
 	e->records += (uint32_t)(end - a);
 	for (; a < end; a++) {
-		uint8_t *p = raw + len;
-		unsigned idx = (unsigned)(a->insn - base), advance = idx - last;
-		uint64_t delta = a->paddr - a->vaddr;
-		uint64_t d = a->vaddr - mem_vaddr, zz = d << 1 ^ (uint64_t)((int64_t)d >> 63);
-		uint32_t n = 1;
-		p[0] = (uint8_t)(TRACE_REC_MEM | __builtin_ctz(a->size) | a->write << 2 |
-				 (delta == mem_delta) << 3 | (advance < 7 ? advance : 7) << 4);
-		if (advance >= 7)
-			put_varint(p, &n, advance - 7);
-		put_varint(p, &n, zz);
-		if (delta != mem_delta) {
-			trace__put64(p + n, a->paddr);
-			n += 8;
-		}
-		trace__put64(p + n, a->value);
-		len += n + a->size;
-		mem_vaddr = a->vaddr;
-		mem_delta = delta;
+		unsigned idx = (unsigned)(a->insn - base);
+		len += put_mem(raw + len, idx - last, a->vaddr, a->paddr, a->value, a->size,
+			       a->write, &mem_vaddr, &mem_delta, e->values);
 		last = idx;
 	}
 	e->len = len;
