@@ -65,7 +65,6 @@ struct replay_trace {
 	qemu_plugin_u64 cursor;     /* the next free record in buf */
 	qemu_plugin_mem_record *buf;
 	size_t buf_map;             /* bytes mapped, the guard page included */
-	GPtrArray *mem_sites;       /* a record's tag -> its struct insn_site */
 	uint64_t *cursor_at;        /* where the cursor is, once the vCPU exists */
 	/* the batch for the writer: runs of instructions, their accesses */
 	struct trace_block_run *runs;
@@ -131,7 +130,6 @@ static struct replay_trace *trace_new(void)
 	t->sites = g_ptr_array_new_with_free_func(g_free);
 	t->blocks = g_ptr_array_new_with_free_func(block_free);
 	t->runs = g_new(struct trace_block_run, BATCH_RUNS);
-	t->mem_sites = g_ptr_array_new();
 	t->shadow = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	t->entries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 	return t;
@@ -435,17 +433,17 @@ static unsigned decode_access(struct replay_trace *t, qemu_plugin_meminfo_t info
 	return 2;
 }
 
-/* An access by instruction `site` of the running block: its record after
- * those of the instructions before, and into the shadow if a store. */
-static void record_access(struct replay_trace *t, const struct insn_site *site,
-			  qemu_plugin_meminfo_t info, uint64_t vaddr, uint64_t low, uint64_t high)
+/* An access by instruction `index` of the running block: its record
+ * after those of the instructions before, and into the shadow if a store. */
+static void record_access(struct replay_trace *t, unsigned index, qemu_plugin_meminfo_t info,
+			  uint64_t vaddr, uint64_t low, uint64_t high)
 {
 	struct trace_access a[2];
 	unsigned n = decode_access(t, info, vaddr, low, high, a);
-	if (t->emitted <= site->index)
-		flush_insns(t, site->index + 1u);
+	if (t->emitted <= index)
+		flush_insns(t, index + 1u);
 	for (unsigned i = 0; i < n; i++) {
-		struct trace_record rec = { .kind = TRACE_MEM, .icount = t->base + site->index,
+		struct trace_record rec = { .kind = TRACE_MEM, .icount = t->base + index,
 					    .mem = { .vaddr = a[i].vaddr, .paddr = a[i].paddr,
 						     .value = a[i].value, .size = a[i].size,
 						     .write = a[i].write } };
@@ -474,24 +472,22 @@ static void drain(struct replay_trace *t)
 	t->page_known = false;
 	if (t->analyses_mem || t->analyses_insn || !b) {
 		for (const qemu_plugin_mem_record *r = t->buf; r < end; r++)
-			record_access(t, g_ptr_array_index(t->mem_sites, r->tag), r->info,
-				      r->vaddr, r->value_low, r->value_high);
+			record_access(t, r->tag, r->info, r->vaddr, r->value_low, r->value_high);
 	} else { /* into the batch, numbered after its instructions */
 		if (t->nacc > BATCH_ACCESSES || t->nruns == BATCH_RUNS) /* room for a run */
 			write_batch(t);
 		unsigned m = t->nacc, upto = t->emitted;
 		uint32_t first = t->batch_insns - t->emitted; /* instruction 0 of b */
 		for (const qemu_plugin_mem_record *r = t->buf; r < end; r++) {
-			const struct insn_site *site = g_ptr_array_index(t->mem_sites, r->tag);
 			unsigned k = decode_access(t, r->info, r->vaddr, r->value_low,
 						   r->value_high, &t->acc[m]);
 			for (unsigned i = 0; i < k; i++, m++) {
-				t->acc[m].insn = first + site->index;
+				t->acc[m].insn = first + r->tag;
 				if (t->acc[m].write)
 					shadow_store(t, t->acc[m].paddr, t->acc[m].value,
 						     t->acc[m].size);
 			}
-			upto = site->index + 1;
+			upto = r->tag + 1;
 		}
 		if (m > t->nacc) {
 			t->nacc = m;
@@ -531,7 +527,7 @@ static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr
 		high = v.data.u128.high;
 		break;
 	}
-	record_access(site->t, site, info, vaddr, low, high);
+	record_access(site->t, site->index, info, vaddr, low, high);
 }
 
 /* A string instruction (MOVS, CMPS, STOS, LODS, SCAS, INS, OUTS) with a
@@ -718,7 +714,12 @@ void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *i
 	unsigned vector = GPOINTER_TO_UINT(g_hash_table_lookup(t->entries, &pc));
 	unsigned gpr = 0;
 	enum special kind = special_of(insn, &gpr);
-	if (!vector && kind == SPECIAL_NONE && !t->want_mem)
+	bool rep = t->want_mem && is_rep_string(insn);
+	if (t->want_mem && !rep) /* the record's tag: the instruction's number in its block */
+		qemu_plugin_register_vcpu_mem_inline_per_vcpu(insn, QEMU_PLUGIN_MEM_RW,
+							      QEMU_PLUGIN_INLINE_RECORD_MEM,
+							      t->cursor, index);
+	if (!vector && kind == SPECIAL_NONE && !rep)
 		return; /* nothing to call back */
 	struct insn_site *site = g_new(struct insn_site, 1);
 	*site = (struct insn_site){ .t = t, .index = index, .vector = (uint16_t)vector,
@@ -728,15 +729,9 @@ void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *i
 		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_handler, QEMU_PLUGIN_CB_NO_REGS, site);
 	if (kind != SPECIAL_NONE)
 		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_special, QEMU_PLUGIN_CB_R_REGS, site);
-	if (t->want_mem && is_rep_string(insn)) {
+	if (rep)
 		qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS,
 						 QEMU_PLUGIN_MEM_RW, site);
-	} else if (t->want_mem) {
-		g_ptr_array_add(t->mem_sites, site);
-		qemu_plugin_register_vcpu_mem_inline_per_vcpu(insn, QEMU_PLUGIN_MEM_RW,
-							      QEMU_PLUGIN_INLINE_RECORD_MEM,
-							      t->cursor, t->mem_sites->len - 1);
-	}
 }
 
 void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uint64_t a,
@@ -844,7 +839,6 @@ void replay_trace__free(struct replay_trace *t)
 		analysis_state__free(t->states[i]);
 		analysis__close(t->an[i]);
 	}
-	g_ptr_array_free(t->mem_sites, TRUE);
 	g_ptr_array_free(t->sites, TRUE);
 	g_ptr_array_free(t->blocks, TRUE);
 	g_free(t->runs);
