@@ -397,11 +397,12 @@ static void shadow_store(struct replay_trace *t, uint64_t paddr, uint64_t value,
 
 /* An access by instruction `site` of the running block: its record after
  * those of the instructions before, and into the shadow if a store. */
-/* An access as records: its physical address, its value cut to its size,
- * a 16-byte one as two 8-byte records (the format's widest). Returns how
- * many, into a[] (insn left unset). */
+/* An access by instruction `insn` (of the batch) as records: its physical
+ * address, its value cut to its size, a 16-byte one as two 8-byte records
+ * (the format's widest). Returns how many, into a[]; a store goes into the
+ * shadow too. */
 static unsigned decode_access(struct replay_trace *t, qemu_plugin_meminfo_t info, uint64_t vaddr,
-			      uint64_t low, uint64_t high, struct trace_access a[2])
+			      uint64_t low, uint64_t high, uint32_t insn, struct trace_access a[2])
 {
 	if (!t->info_known || info != t->info) {
 		t->info = info;
@@ -420,17 +421,27 @@ static unsigned decode_access(struct replay_trace *t, qemu_plugin_meminfo_t info
 		t->ppage = paddr >> 12;
 	}
 	unsigned shift = t->info_shift, size = 1u << shift;
-	a[0] = (struct trace_access){ .vaddr = vaddr, .paddr = paddr, .value = low,
-				      .size = (uint8_t)size, .write = t->info_store };
-	if (shift < 3)
-		a[0].value &= (1ull << (8 * size)) - 1;
-	if (shift < 4)
+	bool store = t->info_store;
+	if (shift < 4) {
+		if (shift < 3)
+			low &= (1ull << (8 * size)) - 1;
+		a[0] = (struct trace_access){ .vaddr = vaddr, .paddr = paddr, .value = low,
+					      .insn = insn, .size = (uint8_t)size, .write = store };
+		if (store)
+			shadow_store(t, paddr, low, size);
 		return 1;
-	a[0].size = 8;
-	a[1] = a[0];
-	a[1].vaddr += 8;
-	a[1].paddr += 8;
-	a[1].value = high;
+	}
+	/* From registers, not read back from a[]: a copy of a[0] read what
+	 * was just stored in pieces, a store-forwarding stall that took half
+	 * the decoding time. */
+	a[0] = (struct trace_access){ .vaddr = vaddr, .paddr = paddr, .value = low, .insn = insn,
+				      .size = 8, .write = store };
+	a[1] = (struct trace_access){ .vaddr = vaddr + 8, .paddr = paddr + 8, .value = high,
+				      .insn = insn, .size = 8, .write = store };
+	if (store) {
+		shadow_store(t, paddr, low, 8);
+		shadow_store(t, paddr + 8, high, 8);
+	}
 	return 2;
 }
 
@@ -440,7 +451,7 @@ static void record_access(struct replay_trace *t, unsigned index, qemu_plugin_me
 			  uint64_t vaddr, uint64_t low, uint64_t high)
 {
 	struct trace_access a[2];
-	unsigned n = decode_access(t, info, vaddr, low, high, a);
+	unsigned n = decode_access(t, info, vaddr, low, high, 0, a);
 	if (t->emitted <= index)
 		flush_insns(t, index + 1u);
 	for (unsigned i = 0; i < n; i++) {
@@ -454,8 +465,6 @@ static void record_access(struct replay_trace *t, unsigned index, qemu_plugin_me
 			write_batch(t);
 			trace_writer__append(t->w, &rec, t->err, sizeof(t->err));
 		}
-		if (a[i].write)
-			shadow_store(t, a[i].paddr, a[i].value, a[i].size);
 	}
 }
 
@@ -480,14 +489,8 @@ static void drain(struct replay_trace *t)
 		unsigned m = t->nacc, upto = t->emitted;
 		uint32_t first = t->batch_insns - t->emitted; /* instruction 0 of b */
 		for (const qemu_plugin_mem_record *r = t->buf; r < end; r++) {
-			unsigned k = decode_access(t, r->info, r->vaddr, r->value_low,
-						   r->value_high, &t->acc[m]);
-			for (unsigned i = 0; i < k; i++, m++) {
-				t->acc[m].insn = first + r->tag;
-				if (t->acc[m].write)
-					shadow_store(t, t->acc[m].paddr, t->acc[m].value,
-						     t->acc[m].size);
-			}
+			m += decode_access(t, r->info, r->vaddr, r->value_low, r->value_high,
+					   first + r->tag, &t->acc[m]);
 			upto = r->tag + 1;
 		}
 		if (m > t->nacc) {
