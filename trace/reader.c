@@ -27,7 +27,7 @@ struct trace_reader {
 	const uint8_t *index;           /* the entries, in the file */
 	/* the chunk being read */
 	uint64_t chunk;                 /* its number; info.chunks at the end */
-	uint8_t raw[TRACE_CHUNK_RAW_MAX];
+	uint8_t raw[TRACE_CHUNK_RAW_MAX + 8]; /* 8 to spare: a value is read as 8 bytes */
 	uint32_t raw_len, pos, records_left;
 	uint64_t icount;                /* instructions before the next record */
 	uint64_t chunk_end_icount;
@@ -380,8 +380,10 @@ static int read_mem(struct trace_reader *r, const uint8_t *p, uint32_t left, uin
 	} else {
 		if (left - need < rec->mem.size)
 			BAD(AT "record cut by the chunk's end", r->name, r->chunk, r->pos);
-		rec->mem.value = 0;
-		memcpy(&rec->mem.value, p + need, rec->mem.size);
+		/* 8 bytes cut to size: a zeroed word then filled by bytes stalls
+		 * whoever reads it whole */
+		rec->mem.value = trace__get64(p + need) &
+				 (~0ull >> (64 - 8 * rec->mem.size));
 		need += rec->mem.size;
 		slot->value = rec->mem.value;
 	}
