@@ -280,14 +280,19 @@ static void put_wide(uint8_t *p, uint8_t b1, uint8_t b2, uint64_t x, uint64_t y,
 	trace__put64(p + 19, z);
 }
 
+static bool failed_before(const struct trace_writer *w, char *err, size_t errlen)
+{
+	if (w->failed)
+		snprintf(err, errlen, "%s: record %" PRIu64 ": the writer failed before", w->tmp,
+			 w->records);
+	return w->failed;
+}
+
 /* Room for one more record, or -1 with err. */
 static int room(struct trace_writer *w, char *err, size_t errlen)
 {
-	if (w->failed) {
-		snprintf(err, errlen, "%s: record %" PRIu64 ": the writer failed before", w->tmp,
-			 w->records);
+	if (failed_before(w, err, errlen))
 		return -1;
-	}
 	if (w->fill.raw_len + TRACE_RECORD_MAX > TRACE_CHUNK_RAW_MAX)
 		return hand_over(w, err, errlen);
 	return 0;
@@ -585,11 +590,8 @@ int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block
 		snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->records + at, why);
 		return -1;
 	}
-	if (w->failed) {
-		snprintf(err, errlen, "%s: record %" PRIu64 ": the writer failed before", w->tmp,
-			 w->records);
+	if (failed_before(w, err, errlen))
 		return -1;
-	}
 	struct enc e = enc_begin(w);
 	uint64_t next = 0; /* the runs' instructions before this one's */
 	unsigned k = 0;
