@@ -4,7 +4,7 @@
  *                  short), events (a system call's arguments too), runs
  *                  of blocks whole and in part, accesses of every size
  *                  and advance, one appended alone after a run;
- *   chunks.trace   a loop of one block with its accesses over 3 chunks,
+ *   chunks.trace   a loop of one block with its accesses over 2 chunks,
  *                  small once compressed.
  * usage: trace-seed DIR   (scripts/make-fuzz-corpus.sh runs it) */
 #include <stdio.h>
@@ -72,7 +72,7 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/chunks.trace", argv[1]);
 	w = trace_writer__create(path, 8, err, sizeof(err));
 	check(w != NULL);
-	for (unsigned n = 0; n < 20000; n++) {
+	for (unsigned n = 0; n < 16000; n++) { /* just over a chunk */
 		const struct trace_block_run run = { b, 0, 12 };
 		const struct trace_access two[] = { { 0x7ffc0000, 0x3000, n % 4, 2, 8, false },
 						    { 0x7ffc0000, 0x3000, n % 4 + 1, 9, 8, true } };
