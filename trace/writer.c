@@ -370,17 +370,16 @@ static inline void enc_insn(struct enc *e, uint64_t pc, uint8_t size, uint8_t cp
 /* An access `advance` instructions of the chunk's last run after the
  * record before it, at p, against the chunk's state: its last access's
  * vaddr and distance to the paddr, the last value at each vaddr slot
- * (format.h). Returns the bytes written. */
-static inline uint32_t put_mem(uint8_t *p, uint32_t advance, uint64_t vaddr, uint64_t paddr,
+ * (format.h). Returns where the next record goes. */
+static inline uint8_t *put_mem(uint8_t *p, uint32_t advance, uint64_t vaddr, uint64_t paddr,
 			       uint64_t value, unsigned size, bool write, uint64_t *last_vaddr,
 			       uint64_t *distance, struct trace_value_slot *values)
 {
-	uint32_t n = 0;
 	if (paddr - vaddr != *distance) {
 		*distance = paddr - vaddr;
 		p[0] = TRACE_REC_DISTANCE;
 		trace__put64(p + 1, *distance);
-		n = TRACE_DISTANCE_SIZE;
+		p += TRACE_DISTANCE_SIZE;
 	}
 	struct trace_value_slot *slot = &values[trace__value_slot(vaddr)];
 	bool repeated = slot->vaddr == vaddr && slot->value == value;
@@ -388,23 +387,24 @@ static inline uint32_t put_mem(uint8_t *p, uint32_t advance, uint64_t vaddr, uin
 	slot->value = value;
 	uint64_t d = vaddr - *last_vaddr, zz = d << 1 ^ (uint64_t)((int64_t)d >> 63);
 	*last_vaddr = vaddr;
-	uint8_t *head = p + n++;
-	*head = (uint8_t)(TRACE_REC_MEM | __builtin_ctz(size) | write << 2 | repeated << 3 |
-			  (advance < 7 ? advance : 7) << 4);
+	p[0] = (uint8_t)(TRACE_REC_MEM | __builtin_ctz(size) | write << 2 | repeated << 3 |
+			 (advance < 7 ? advance : 7) << 4);
+	uint32_t n = 1;
 	if (advance >= 7)
 		put_varint(p, &n, advance - 7);
 	put_varint(p, &n, zz);
 	if (repeated)
-		return n;
+		return p + n;
 	trace__put64(p + n, value); /* the chunk has room for 8 */
-	return n + size;
+	return p + n + size;
 }
 
 static inline void enc_mem(struct enc *e, uint32_t advance, uint64_t vaddr, uint64_t paddr,
 			   uint64_t value, unsigned size, bool write)
 {
-	e->len += put_mem(e->raw + e->len, advance, vaddr, paddr, value, size, write,
-			  &e->mem_vaddr, &e->mem_delta, e->values);
+	uint8_t *end = put_mem(e->raw + e->len, advance, vaddr, paddr, value, size, write,
+			       &e->mem_vaddr, &e->mem_delta, e->values);
+	e->len = (uint32_t)(end - e->raw);
 	e->records++;
 }
 
@@ -539,17 +539,17 @@ static inline void enc_run(struct enc *e, struct trace_block *b, unsigned from, 
 static inline unsigned enc_accesses(struct enc *e, const struct trace_access *a,
 				    const struct trace_access *end, uint64_t base, unsigned last)
 {
-	uint8_t *raw = e->raw;
-	uint32_t len = e->len;
+	uint8_t *out = e->raw + e->len;
 	uint64_t mem_vaddr = e->mem_vaddr, mem_delta = e->mem_delta;
+	struct trace_value_slot *values = e->values;
 	e->records += (uint32_t)(end - a);
 	for (; a < end; a++) {
 		unsigned idx = (unsigned)(a->insn - base);
-		len += put_mem(raw + len, idx - last, a->vaddr, a->paddr, a->value, a->size,
-			       a->write, &mem_vaddr, &mem_delta, e->values);
+		out = put_mem(out, idx - last, a->vaddr, a->paddr, a->value, a->size, a->write,
+			      &mem_vaddr, &mem_delta, values);
 		last = idx;
 	}
-	e->len = len;
+	e->len = (uint32_t)(out - e->raw);
 	e->mem_vaddr = mem_vaddr;
 	e->mem_delta = mem_delta;
 	return last;
