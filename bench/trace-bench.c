@@ -3,7 +3,8 @@
  *   - the writer (trace_writer__create, __append of every record,
  *     __commit) to a temporary file: records/s and MiB/s of raw bytes
  *     (the records as encoded, before lz4), pinned to one core with its
- *     lz4 thread, and with that thread free to use a second core;
+ *     thread (which encodes, compresses and writes), and with that thread
+ *     free to use a second core;
  *   - the compression ratio, raw bytes / file bytes;
  *   - the same records through trace_writer__append_blocks, in batches
  *     as the replay makes them (blocks from runs of instructions that
@@ -204,7 +205,7 @@ struct ctx {
 
 struct result {
 	double wall, cpu;               /* per run */
-	double caller;                  /* of that, the calling thread's (not the lz4 thread's) */
+	double caller;                  /* of that, the calling thread's (not the writer's own) */
 	unsigned runs;
 };
 
@@ -450,7 +451,7 @@ int main(int argc, char **argv)
 	uint64_t total = 0;
 	char dir[PATH_MAX];
 
-	/* one core for everything (the writer's lz4 thread inherits it) */
+	/* one core for everything (the writer's thread inherits it) */
 	cpu_set_t all, one;
 	if (sched_getaffinity(0, sizeof(all), &all) != 0)
 		die("sched_getaffinity", strerror(errno));
@@ -532,12 +533,12 @@ int main(int argc, char **argv)
 	row("writer: create, append, commit (fsync)", w1, n, mib_rec, memcpy_mibs, lc_mibs, note);
 	snprintf(note, sizeof(note), "CPU %.3f s/run, the caller's thread %.3f", w2.cpu,
 		 w2.caller);
-	row("writer, its lz4 thread on a 2nd core", w2, n, mib_rec, memcpy_mibs, lc_mibs, note);
+	row("writer, its thread on a 2nd core", w2, n, mib_rec, memcpy_mibs, lc_mibs, note);
 	snprintf(note, sizeof(note), "CPU %.3f s/run; %zu blocks", b1.cpu, c.blocks.nblocks);
 	row("writer: append_blocks, as the replay", b1, n, mib, memcpy_mibs, lc_mibs, note);
 	snprintf(note, sizeof(note), "CPU %.3f s/run, the caller's thread %.3f", b2.cpu,
 		 b2.caller);
-	row("append_blocks, lz4 thread on a 2nd core", b2, n, mib, memcpy_mibs, lc_mibs, note);
+	row("append_blocks, its thread on a 2nd core", b2, n, mib, memcpy_mibs, lc_mibs, note);
 	double gibs = mib / rd.wall / 1024, fixed_gibs = (double)fixed / MIB / rd.wall / 1024;
 	snprintf(note, sizeof(note), "x lz4 = vs decompress; %.2f GiB/s", gibs);
 	row("reader scan: a replay's file", rd, n, mib, memcpy_mibs, ld_mibs, note);

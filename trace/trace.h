@@ -98,7 +98,9 @@ struct trace_insn {
  * where the one before ends, as a translator makes them; at most 4096. A
  * trace file defines it once per chunk, and a run of its instructions
  * costs a record however many they are. It is used by one writer at a
- * time, which notes in it the chunk that defines it. */
+ * time, which notes in it the chunk that defines it, and lives until that
+ * writer's commit or abort: the writer's thread encodes runs after
+ * trace_writer__append_blocks has returned. */
 struct trace_block;
 struct trace_block *trace_block__new(const struct trace_insn *insns, unsigned n, char *err,
 				     size_t errlen);

@@ -1,9 +1,10 @@
-/* Writing a trace: records are encoded into a chunk buffer; a full chunk
- * goes to the writer's thread, which compresses, checksums and writes it
- * while the next one fills (lz4 and write() would otherwise take most of a
- * traced replay's time); commit waits for the thread, adds the index and
- * footer under a temporary name and renames the file into place. See
- * format.h. */
+/* Writing a trace: appended records wait in a stage; a full stage goes
+ * to the writer's thread, which encodes its records into chunks and
+ * compresses, checksums and writes each full chunk, while the caller fills
+ * the next stage (encoding, lz4 and write() would otherwise take most of a
+ * traced replay's time). Commit hands the last stage over, waits for the
+ * thread, adds the index and footer under a temporary name and renames the
+ * file into place. See format.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -44,26 +45,49 @@ struct enc {
 	struct trace_value_slot *values; /* the writer's */
 };
 
+/* Appended records waiting for the thread: batches of runs with their
+ * accesses, and records alone, in order. */
+struct stage {
+	struct item {
+		bool batch;
+		unsigned nruns, nacc;   /* a batch: the stage's next runs and accesses */
+		struct trace_record rec; /* not a batch: a record */
+	} *items;
+	struct trace_block_run *runs;
+	struct trace_access *acc;
+	unsigned nitems, nruns, nacc;
+	unsigned items_cap, runs_cap, acc_cap;
+};
+
+/* A stage goes to the thread once it holds this many accesses (1 MiB),
+ * runs or items: a hand-over, a lock and a wake-up, for every replay
+ * batch of 512 accesses would be a good part of encoding it. */
+#define STAGE_ACCESSES 32768u
+#define STAGE_RUNS 16384u
+#define STAGE_ITEMS 4096u
+
 struct trace_writer {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
 	int fd;
 	uint32_t interval;
 	bool failed;
 	/* the caller's side */
-	struct chunk fill;              /* the chunk being appended to */
-	struct enc at;                  /* its encoder's state (raw and len: fill's) */
-	struct trace_value_slot values[TRACE_VALUE_SLOTS]; /* its last value at each vaddr slot */
-	uint64_t insns, records, raw_total;
-	/* between the two: a chunk handed over, and the buffer it frees */
+	struct stage stage;             /* being appended to */
+	uint64_t staged_insns, staged_records; /* appended so far */
+	/* between the two: a stage handed over, and the one it frees */
 	pthread_t thread;
 	bool thread_running;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct chunk handed;            /* raw NULL: none */
-	uint8_t *spare;
-	bool stop, thread_failed;
+	struct stage handed;            /* nitems 0: none */
+	struct stage spare;
+	bool stop, aborting, thread_failed;
 	char thread_err[512];
-	/* the thread's side until it is joined: the file and the index */
+	/* the thread's side until it is joined: the chunk, the file and the index */
+	struct chunk fill;              /* the chunk being encoded into */
+	struct enc at;                  /* its encoder's state (raw and len: fill's) */
+	struct trace_value_slot values[TRACE_VALUE_SLOTS]; /* its last value at each vaddr slot */
+	uint64_t insns, records, raw_total; /* encoded so far */
 	uint64_t offset;                /* file bytes written */
 	uint64_t *index;                /* pairs: offset, first icount */
 	size_t nchunks, index_cap;
@@ -134,34 +158,6 @@ static int write_chunk(struct trace_writer *w, const struct chunk *c, char *err,
 	return 0;
 }
 
-static void *writer_thread(void *arg)
-{
-	struct trace_writer *w = arg;
-
-	pthread_mutex_lock(&w->lock);
-	for (;;) {
-		while (!w->handed.raw && !w->stop)
-			pthread_cond_wait(&w->cond, &w->lock);
-		if (!w->handed.raw)
-			break;
-		struct chunk job = w->handed;
-		bool skip = w->thread_failed;
-		pthread_mutex_unlock(&w->lock);
-		char err[512];
-		int rc = skip ? 0 : write_chunk(w, &job, err, sizeof(err));
-		pthread_mutex_lock(&w->lock);
-		if (rc != 0) {
-			w->thread_failed = true;
-			memcpy(w->thread_err, err, sizeof(err));
-		}
-		w->spare = job.raw;
-		w->handed.raw = NULL;
-		pthread_cond_broadcast(&w->cond);
-	}
-	pthread_mutex_unlock(&w->lock);
-	return NULL;
-}
-
 /* A block is defined in the chunk that carries its serial: unique over
  * the process, as blocks go from one writer to the next (a replay's
  * intervals), and a writer may take the place of one freed. */
@@ -171,33 +167,112 @@ static uint64_t new_serial(void)
 	return atomic_fetch_add(&serials, 1) + 1;
 }
 
-/* Hands the filled chunk to the thread once it has taken the last one,
- * and fills the buffer that one freed. */
+/* Writes the filled chunk and starts the next one (the thread). */
+static int end_chunk(struct trace_writer *w, char *err, size_t errlen)
+{
+	if (!w->fill.raw_len)
+		return 0;
+	w->fill.end = w->insns;
+	int rc = write_chunk(w, &w->fill, err, errlen);
+	w->raw_total += w->fill.raw_len;
+	w->fill = (struct chunk){ .raw = w->fill.raw, .first = w->insns };
+	w->at = (struct enc){ .serial = new_serial() };
+	memset(w->values, 0, sizeof(w->values));
+	return rc;
+}
+
+static int encode_stage(struct trace_writer *w, const struct stage *st, char *err,
+			size_t errlen);
+
+static void *writer_thread(void *arg)
+{
+	struct trace_writer *w = arg;
+	char err[512];
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->handed.nitems && !w->stop)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (!w->handed.nitems)
+			break;
+		struct stage job = w->handed;
+		bool skip = w->thread_failed || w->aborting;
+		pthread_mutex_unlock(&w->lock);
+		rc = skip ? 0 : encode_stage(w, &job, err, sizeof(err));
+		pthread_mutex_lock(&w->lock);
+		if (rc != 0) {
+			w->thread_failed = true;
+			memcpy(w->thread_err, err, sizeof(err));
+		}
+		job.nitems = job.nruns = job.nacc = 0;
+		w->spare = job;
+		w->handed = (struct stage){ 0 };
+		pthread_cond_broadcast(&w->cond);
+	}
+	/* stopped: the last chunk */
+	bool skip = w->thread_failed || w->aborting;
+	pthread_mutex_unlock(&w->lock);
+	if (!skip && end_chunk(w, err, sizeof(err)) != 0) {
+		pthread_mutex_lock(&w->lock);
+		w->thread_failed = true;
+		memcpy(w->thread_err, err, sizeof(err));
+		pthread_mutex_unlock(&w->lock);
+	}
+	return NULL;
+}
+
+/* Hands the stage to the thread once it has taken the last one, and
+ * fills the one that freed. */
 static int hand_over(struct trace_writer *w, char *err, size_t errlen)
 {
 	int rc = 0;
 
-	if (!w->fill.raw_len)
+	if (!w->stage.nitems)
 		return 0;
-	w->fill.end = w->insns;
 	pthread_mutex_lock(&w->lock);
-	while (w->handed.raw)
+	while (w->handed.nitems)
 		pthread_cond_wait(&w->cond, &w->lock);
 	if (w->thread_failed) {
 		snprintf(err, errlen, "%s", w->thread_err);
 		w->failed = true;
 		rc = -1;
 	} else {
-		w->raw_total += w->fill.raw_len;
-		w->handed = w->fill;
-		w->fill = (struct chunk){ .raw = w->spare, .first = w->insns };
-		w->spare = NULL;
+		w->handed = w->stage;
+		w->stage = w->spare;
+		w->spare = (struct stage){ 0 };
 		pthread_cond_broadcast(&w->cond);
 	}
 	pthread_mutex_unlock(&w->lock);
-	w->at = (struct enc){ .serial = new_serial() };
-	memset(w->values, 0, sizeof(w->values));
 	return rc;
+}
+
+/* Room in the stage for one more item of nruns runs and nacc accesses. */
+static int stage_room(struct stage *st, unsigned nruns, unsigned nacc)
+{
+#define GROW(arr, cap, want)                                                            \
+	if ((want) > st->cap) {                                                         \
+		unsigned c = st->cap ? 2 * st->cap : 64;                                \
+		while (c < (want))                                                      \
+			c *= 2;                                                         \
+		void *more = realloc(st->arr, c * sizeof(*st->arr));                    \
+		if (!more)                                                              \
+			return -1;                                                      \
+		st->arr = more;                                                         \
+		st->cap = c;                                                            \
+	}
+	GROW(items, items_cap, st->nitems + 1)
+	GROW(runs, runs_cap, st->nruns + nruns)
+	GROW(acc, acc_cap, st->nacc + nacc)
+#undef GROW
+	return 0;
+}
+
+static void stage_free(struct stage *st)
+{
+	free(st->items);
+	free(st->runs);
+	free(st->acc);
 }
 
 /* Waits for the thread to write what it was given, and ends it. */
@@ -221,7 +296,9 @@ static void destroy(struct trace_writer *w)
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w->fill.raw);
-	free(w->spare);
+	stage_free(&w->stage);
+	stage_free(&w->handed);
+	stage_free(&w->spare);
 	free(w->index);
 	free(w->compressed);
 	free(w);
@@ -247,9 +324,8 @@ struct trace_writer *trace_writer__create(const char *path, uint32_t interval, c
 	w->compressed_cap = LZ4_compressBound(TRACE_CHUNK_RAW_MAX);
 	w->compressed = malloc((size_t)w->compressed_cap);
 	w->fill.raw = malloc(TRACE_CHUNK_RAW_MAX);
-	w->spare = malloc(TRACE_CHUNK_RAW_MAX);
 	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (!w->compressed || !w->fill.raw || !w->spare || w->fd < 0) {
+	if (!w->compressed || !w->fill.raw || w->fd < 0) {
 		snprintf(err, errlen, "%s: %s", w->tmp, strerror(w->fd < 0 ? errno : ENOMEM));
 		destroy(w);
 		return NULL;
@@ -284,23 +360,21 @@ static bool failed_before(const struct trace_writer *w, char *err, size_t errlen
 {
 	if (w->failed)
 		snprintf(err, errlen, "%s: record %" PRIu64 ": the writer failed before", w->tmp,
-			 w->records);
+			 w->staged_records);
 	return w->failed;
 }
 
-/* Room for one more record, or -1 with err. */
+/* Room in the chunk for one more record (the thread). */
 static int room(struct trace_writer *w, char *err, size_t errlen)
 {
-	if (failed_before(w, err, errlen))
-		return -1;
 	if (w->fill.raw_len + TRACE_RECORD_MAX > TRACE_CHUNK_RAW_MAX)
-		return hand_over(w, err, errlen);
+		return end_chunk(w, err, errlen);
 	return 0;
 }
 
 static int bad_record(struct trace_writer *w, const char *why, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->records, why);
+	snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->staged_records, why);
 	return -1;
 }
 
@@ -333,7 +407,7 @@ static struct enc next_chunk(struct trace_writer *w, struct enc e, int *rc, char
 			     size_t errlen)
 {
 	enc_end(w, &e);
-	*rc = hand_over(w, err, errlen);
+	*rc = end_chunk(w, err, errlen);
 	return enc_begin(w);
 }
 
@@ -408,12 +482,10 @@ static inline void enc_mem(struct enc *e, uint32_t advance, uint64_t vaddr, uint
 	e->records++;
 }
 
-int trace_writer__append(struct trace_writer *w, const struct trace_record *rec, char *err,
+/* A record alone (the thread). */
+static int encode_record(struct trace_writer *w, const struct trace_record *rec, char *err,
 			 size_t errlen)
 {
-	const char *why = trace__record_problem(rec);
-	if (why)
-		return bad_record(w, why, err, errlen);
 	if (room(w, err, errlen) != 0)
 		return -1;
 	switch (rec->kind) {
@@ -555,9 +627,11 @@ static inline unsigned enc_accesses(struct enc *e, const struct trace_access *a,
 	return last;
 }
 
-/* Why runs and accesses are refused (the record number in *at), or NULL. */
+/* Why runs and accesses are refused (the record number in *at), or NULL
+ * (their instructions in *insns). */
 static const char *blocks_problem(const struct trace_block_run *runs, unsigned nruns,
-				  const struct trace_access *acc, unsigned m, uint64_t *at)
+				  const struct trace_access *acc, unsigned m, uint64_t *at,
+				  uint64_t *insns)
 {
 	uint64_t total = 0;
 	for (unsigned r = 0; r < nruns; r++) {
@@ -567,6 +641,7 @@ static const char *blocks_problem(const struct trace_block_run *runs, unsigned n
 		}
 		total += runs[r].to - runs[r].from;
 	}
+	*insns = total;
 	for (unsigned k = 0; k < m; k++) {
 		*at = (acc[k].insn < total ? acc[k].insn + 1 : total) + k;
 		if (acc[k].insn >= total)
@@ -580,18 +655,11 @@ static const char *blocks_problem(const struct trace_block_run *runs, unsigned n
 	return NULL;
 }
 
-int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block_run *runs,
-				unsigned nruns, const struct trace_access *acc, unsigned m,
-				char *err, size_t errlen)
+/* A batch of runs with their accesses (the thread). */
+static int encode_blocks(struct trace_writer *w, const struct trace_block_run *runs,
+			 unsigned nruns, const struct trace_access *acc, unsigned m, char *err,
+			 size_t errlen)
 {
-	uint64_t at;
-	const char *why = blocks_problem(runs, nruns, acc, m, &at);
-	if (why) {
-		snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->records + at, why);
-		return -1;
-	}
-	if (failed_before(w, err, errlen))
-		return -1;
 	struct enc e = enc_begin(w);
 	uint64_t next = 0; /* the runs' instructions before this one's */
 	unsigned k = 0;
@@ -658,9 +726,96 @@ int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block
 	return 0;
 }
 
+static int encode_stage(struct trace_writer *w, const struct stage *st, char *err,
+			size_t errlen)
+{
+	unsigned r = 0, k = 0;
+	for (unsigned i = 0; i < st->nitems; i++) {
+		const struct item *it = &st->items[i];
+		int rc = it->batch ? encode_blocks(w, st->runs + r, it->nruns, st->acc + k, it->nacc,
+						   err, errlen)
+				   : encode_record(w, &it->rec, err, errlen);
+		if (rc != 0)
+			return -1;
+		r += it->nruns;
+		k += it->nacc;
+	}
+	return 0;
+}
+
+/* The stage's next item, with room for nruns runs and nacc accesses, or
+ * NULL with err; hands the stage over once it is full. */
+static struct item *stage_item(struct trace_writer *w, unsigned nruns, unsigned nacc,
+			       char *err, size_t errlen)
+{
+	struct stage *st = &w->stage;
+	if ((st->nitems >= STAGE_ITEMS || st->nruns >= STAGE_RUNS || st->nacc >= STAGE_ACCESSES) &&
+	    hand_over(w, err, errlen) != 0)
+		return NULL;
+	st = &w->stage;
+	if (stage_room(st, nruns, nacc) != 0) {
+		snprintf(err, errlen, "%s: record %" PRIu64 ": out of memory", w->tmp,
+			 w->staged_records);
+		w->failed = true;
+		return NULL;
+	}
+	struct item *it = &st->items[st->nitems++];
+	it->nruns = nruns;
+	it->nacc = nacc;
+	st->nruns += nruns;
+	st->nacc += nacc;
+	return it;
+}
+
+int trace_writer__append(struct trace_writer *w, const struct trace_record *rec, char *err,
+			 size_t errlen)
+{
+	const char *why = trace__record_problem(rec);
+	if (why)
+		return bad_record(w, why, err, errlen);
+	if (failed_before(w, err, errlen))
+		return -1;
+	struct item *it = stage_item(w, 0, 0, err, errlen);
+	if (!it)
+		return -1;
+	it->batch = false;
+	it->rec = *rec;
+	w->staged_records++;
+	w->staged_insns += rec->kind == TRACE_INSN;
+	return 0;
+}
+
+int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block_run *runs,
+				unsigned nruns, const struct trace_access *acc, unsigned m,
+				char *err, size_t errlen)
+{
+	uint64_t at, insns;
+	const char *why = blocks_problem(runs, nruns, acc, m, &at, &insns);
+	if (why) {
+		snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->staged_records + at,
+			 why);
+		return -1;
+	}
+	if (failed_before(w, err, errlen))
+		return -1;
+	if (!nruns)
+		return 0;
+	struct item *it = stage_item(w, nruns, m, err, errlen);
+	if (!it)
+		return -1;
+	it->batch = true;
+	struct stage *st = &w->stage;
+	memcpy(st->runs + st->nruns - nruns, runs, nruns * sizeof(*runs));
+	if (m)
+		memcpy(st->acc + st->nacc - m, acc, m * sizeof(*acc));
+	w->staged_records += insns + m;
+	w->staged_insns += insns;
+	return 0;
+}
+
 uint64_t trace_writer__icount(const struct trace_writer *w)
 {
-	return w->insns;
+	return w->staged_insns;
 }
 
 static int sync_dir(const char *path)
@@ -686,7 +841,7 @@ int trace_writer__commit(struct trace_writer *w, char *err, size_t errlen)
 	}
 	if (hand_over(w, err, errlen) != 0)
 		goto out;
-	stop_thread(w);
+	stop_thread(w); /* which encodes and writes what is left */
 	if (w->thread_failed) {
 		snprintf(err, errlen, "%s", w->thread_err);
 		goto out;
@@ -739,6 +894,9 @@ void trace_writer__abort(struct trace_writer *w)
 {
 	if (!w)
 		return;
+	pthread_mutex_lock(&w->lock);
+	w->aborting = true;
+	pthread_mutex_unlock(&w->lock);
 	stop_thread(w);
 	unlink(w->tmp);
 	destroy(w);

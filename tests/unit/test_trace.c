@@ -298,26 +298,40 @@ static void test_writer_refuses(void **state)
 
 static void *slurp(const char *path, size_t *len);
 
+/* The blocks append_as_blocks made: they live until the writer's commit. */
+static struct trace_block **made;
+static size_t nmade, made_cap;
+
+static void free_made(void)
+{
+	for (size_t b = 0; b < nmade; b++)
+		trace_block__free(made[b]);
+	free(made);
+	made = NULL;
+	nmade = made_cap = 0;
+}
+
 /* ins[0..ni) with acc[0..na) through trace_writer__append_blocks: a
  * block for each stretch of instructions that follow one another. */
 static void append_as_blocks(struct trace_writer *w, const struct trace_insn *ins, unsigned ni,
 			     const struct trace_access *acc, unsigned na)
 {
-	struct trace_block *blocks[64];
 	struct trace_block_run runs[64] = { 0 };
 	unsigned nb = 0;
 	for (unsigned i = 0, start = 0; i < ni; i++) {
 		if (i + 1 < ni && ins[i + 1].pc == ins[i].pc + ins[i].size)
 			continue;
-		blocks[nb] = trace_block__new(&ins[start], i + 1 - start, err, sizeof(err));
-		assert_non_null(blocks[nb]);
-		runs[nb] = (struct trace_block_run){ blocks[nb], 0, i + 1 - start };
-		nb++;
+		if (nmade == made_cap) {
+			made_cap = made_cap ? 2 * made_cap : 1024;
+			made = realloc(made, made_cap * sizeof(*made));
+			assert_non_null(made);
+		}
+		made[nmade] = trace_block__new(&ins[start], i + 1 - start, err, sizeof(err));
+		assert_non_null(made[nmade]);
+		runs[nb++] = (struct trace_block_run){ made[nmade++], 0, i + 1 - start };
 		start = i + 1;
 	}
 	assert_int_equal(trace_writer__append_blocks(w, runs, nb, acc, na, err, sizeof(err)), 0);
-	for (unsigned b = 0; b < nb; b++)
-		trace_block__free(blocks[b]);
 }
 
 /* The two traces read back as the same records, with the same icounts;
@@ -381,6 +395,7 @@ static void test_append_blocks_equals_append(void **state)
 	}
 	append_as_blocks(w, ins, ni, acc, na);
 	assert_int_equal(trace_writer__commit(w, err, sizeof(err)), 0);
+	free_made();
 	uint64_t one_raw, runs_raw;
 	assert_same_records(one, runs, &one_raw, &runs_raw);
 
@@ -614,6 +629,7 @@ static void test_every_truncation_and_flip(void **state)
 	}
 	append_as_blocks(w, ins, ni, acc, na);
 	assert_int_equal(trace_writer__commit(w, err, sizeof(err)), 0);
+	free_made();
 	for (unsigned t = 0; t < 2; t++) {
 		uint8_t *buf = slurp(path[t], &len);
 		assert_int_equal(read_all(buf, len), 0);
