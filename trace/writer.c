@@ -46,17 +46,21 @@ struct enc {
 };
 
 /* Appended records waiting for the thread: batches of runs with their
- * accesses, and records alone, in order. */
+ * accesses, and records alone, in order. Small, as an analysis that wants
+ * records one by one makes every record one item. */
 struct stage {
 	struct item {
-		bool batch;
-		unsigned nruns, nacc;   /* a batch: the stage's next runs and accesses */
-		struct trace_record rec; /* not a batch: a record */
+		enum { ITEM_BATCH, ITEM_INSN, ITEM_MEM, ITEM_EVENT } kind;
+		uint8_t size, cpl;      /* an instruction's */
+		unsigned nruns, nacc;   /* the stage's next runs and accesses: a batch's,
+					 * or a memory record's one access */
+		uint64_t pc;            /* an instruction's */
 	} *items;
 	struct trace_block_run *runs;
 	struct trace_access *acc;
-	unsigned nitems, nruns, nacc;
-	unsigned items_cap, runs_cap, acc_cap;
+	struct trace_record *events; /* an event item's is the next */
+	unsigned nitems, nruns, nacc, nevents;
+	unsigned items_cap, runs_cap, acc_cap, events_cap;
 };
 
 /* A stage goes to the thread once it holds this many accesses (1 MiB),
@@ -64,7 +68,7 @@ struct stage {
  * batch of 512 accesses would be a good part of encoding it. */
 #define STAGE_ACCESSES 32768u
 #define STAGE_RUNS 16384u
-#define STAGE_ITEMS 4096u
+#define STAGE_ITEMS 32768u
 
 struct trace_writer {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
@@ -205,7 +209,7 @@ static void *writer_thread(void *arg)
 			w->thread_failed = true;
 			memcpy(w->thread_err, err, sizeof(err));
 		}
-		job.nitems = job.nruns = job.nacc = 0;
+		job.nitems = job.nruns = job.nacc = job.nevents = 0;
 		w->spare = job;
 		w->handed = (struct stage){ 0 };
 		pthread_cond_broadcast(&w->cond);
@@ -247,8 +251,9 @@ static int hand_over(struct trace_writer *w, char *err, size_t errlen)
 	return rc;
 }
 
-/* Room in the stage for one more item of nruns runs and nacc accesses. */
-static int stage_room(struct stage *st, unsigned nruns, unsigned nacc)
+/* Room in the stage for one more item of nruns runs, nacc accesses and
+ * nevents events. */
+static int stage_room(struct stage *st, unsigned nruns, unsigned nacc, unsigned nevents)
 {
 #define GROW(arr, cap, want)                                                            \
 	if ((want) > st->cap) {                                                         \
@@ -264,6 +269,7 @@ static int stage_room(struct stage *st, unsigned nruns, unsigned nacc)
 	GROW(items, items_cap, st->nitems + 1)
 	GROW(runs, runs_cap, st->nruns + nruns)
 	GROW(acc, acc_cap, st->nacc + nacc)
+	GROW(events, events_cap, st->nevents + nevents)
 #undef GROW
 	return 0;
 }
@@ -273,6 +279,7 @@ static void stage_free(struct stage *st)
 	free(st->items);
 	free(st->runs);
 	free(st->acc);
+	free(st->events);
 }
 
 /* Waits for the thread to write what it was given, and ends it. */
@@ -729,12 +736,31 @@ static int encode_blocks(struct trace_writer *w, const struct trace_block_run *r
 static int encode_stage(struct trace_writer *w, const struct stage *st, char *err,
 			size_t errlen)
 {
-	unsigned r = 0, k = 0;
+	unsigned r = 0, k = 0, e = 0;
 	for (unsigned i = 0; i < st->nitems; i++) {
 		const struct item *it = &st->items[i];
-		int rc = it->batch ? encode_blocks(w, st->runs + r, it->nruns, st->acc + k, it->nacc,
-						   err, errlen)
-				   : encode_record(w, &it->rec, err, errlen);
+		const struct trace_access *a = &st->acc[k];
+		struct trace_record rec = { .kind = TRACE_INSN,
+					    .insn = { .pc = it->pc, .size = it->size, .cpl = it->cpl } };
+		int rc;
+		switch (it->kind) {
+		case ITEM_BATCH:
+			rc = encode_blocks(w, st->runs + r, it->nruns, a, it->nacc, err, errlen);
+			break;
+		case ITEM_MEM:
+			rec = (struct trace_record){ .kind = TRACE_MEM,
+						     .mem = { .vaddr = a->vaddr, .paddr = a->paddr,
+							      .value = a->value, .size = a->size,
+							      .write = a->write } };
+			rc = encode_record(w, &rec, err, errlen);
+			break;
+		case ITEM_EVENT:
+			rc = encode_record(w, &st->events[e++], err, errlen);
+			break;
+		default:
+			rc = encode_record(w, &rec, err, errlen);
+			break;
+		}
 		if (rc != 0)
 			return -1;
 		r += it->nruns;
@@ -746,14 +772,13 @@ static int encode_stage(struct trace_writer *w, const struct stage *st, char *er
 /* The stage's next item, with room for nruns runs and nacc accesses, or
  * NULL with err; hands the stage over once it is full. */
 static struct item *stage_item(struct trace_writer *w, unsigned nruns, unsigned nacc,
-			       char *err, size_t errlen)
+			       unsigned nevents, char *err, size_t errlen)
 {
 	struct stage *st = &w->stage;
 	if ((st->nitems >= STAGE_ITEMS || st->nruns >= STAGE_RUNS || st->nacc >= STAGE_ACCESSES) &&
 	    hand_over(w, err, errlen) != 0)
 		return NULL;
-	st = &w->stage;
-	if (stage_room(st, nruns, nacc) != 0) {
+	if (stage_room(st, nruns, nacc, nevents) != 0) {
 		snprintf(err, errlen, "%s: record %" PRIu64 ": out of memory", w->tmp,
 			 w->staged_records);
 		w->failed = true;
@@ -775,11 +800,23 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 		return bad_record(w, why, err, errlen);
 	if (failed_before(w, err, errlen))
 		return -1;
-	struct item *it = stage_item(w, 0, 0, err, errlen);
+	bool mem = rec->kind == TRACE_MEM, event = rec->kind == TRACE_EVENT;
+	struct item *it = stage_item(w, 0, mem, event, err, errlen);
 	if (!it)
 		return -1;
-	it->batch = false;
-	it->rec = *rec;
+	struct stage *st = &w->stage;
+	it->kind = mem ? ITEM_MEM : event ? ITEM_EVENT : ITEM_INSN;
+	if (mem)
+		st->acc[st->nacc - 1] = (struct trace_access){ .vaddr = rec->mem.vaddr,
+							       .paddr = rec->mem.paddr,
+							       .value = rec->mem.value,
+							       .size = rec->mem.size,
+							       .write = rec->mem.write };
+	else if (event)
+		st->events[st->nevents++] = *rec;
+	else
+		*it = (struct item){ .kind = ITEM_INSN, .size = rec->insn.size,
+				     .cpl = rec->insn.cpl, .pc = rec->insn.pc };
 	w->staged_records++;
 	w->staged_insns += rec->kind == TRACE_INSN;
 	return 0;
@@ -800,10 +837,10 @@ int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block
 		return -1;
 	if (!nruns)
 		return 0;
-	struct item *it = stage_item(w, nruns, m, err, errlen);
+	struct item *it = stage_item(w, nruns, m, 0, err, errlen);
 	if (!it)
 		return -1;
-	it->batch = true;
+	it->kind = ITEM_BATCH;
 	struct stage *st = &w->stage;
 	memcpy(st->runs + st->nruns - nruns, runs, nruns * sizeof(*runs));
 	if (m)
