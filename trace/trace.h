@@ -85,8 +85,10 @@ struct trace_writer *trace_writer__create(const char *path, uint32_t interval, c
 					  size_t errlen);
 /* Appends a record; its icount is the writer's (ignored in rec). A memory
  * or event record belongs to the last instruction appended. -1 with err on
- * a bad record (size, kind) or a failed write; the writer then only
- * aborts. */
+ * a bad record (size, kind), which is left out, or once writing failed,
+ * after which the writer only aborts: its own thread encodes and writes
+ * records after the call returns, and a failure there (a full disk) shows
+ * at a later call or at commit. */
 int trace_writer__append(struct trace_writer *w, const struct trace_record *rec, char *err,
 			 size_t errlen);
 /* An instruction, as a block holds them. */

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -294,6 +296,38 @@ static void test_writer_refuses(void **state)
 	snprintf(path, sizeof(path), "%s/no/such/dir.trace", f->dir);
 	assert_null(trace_writer__create(path, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "dir.trace.tmp"));
+}
+
+/* A write that fails (here: past the file size limit, as a full disk
+ * would) in the writer's thread, after its appends returned, fails a later
+ * append or the commit, with the file named; nothing appears at path. */
+static void test_write_failure_reported(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	struct rlimit was, small = { 64 * 1024, 0 };
+
+	snprintf(path, sizeof(path), "%s/000004.trace", f->dir);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+	small.rlim_max = was.rlim_max;
+	void (*handler)(int) = signal(SIGXFSZ, SIG_IGN); /* write() fails, EFBIG */
+	struct trace_writer *w = trace_writer__create(path, 4, err, sizeof(err));
+	assert_non_null(w);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	int rc = 0;
+	for (uint64_t i = 0; i < 20 * (uint64_t)N && rc == 0; i++) {
+		struct trace_record r = sample(i);
+		rc = trace_writer__append(w, &r, err, sizeof(err));
+	}
+	if (rc == 0)
+		rc = trace_writer__commit(w, err, sizeof(err));
+	else
+		trace_writer__abort(w);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+	signal(SIGXFSZ, handler);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, "000004.trace.tmp: write"));
+	assert_int_equal(access(path, F_OK), -1);
 }
 
 static void *slurp(const char *path, size_t *len);
@@ -701,6 +735,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_seek, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_concatenates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_failure_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_blocks_equals_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_blocks_fills_chunks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_truncation_and_flip, setup, teardown),
