@@ -739,7 +739,7 @@ static int encode_stage(struct trace_writer *w, const struct stage *st, char *er
 	unsigned r = 0, k = 0, e = 0;
 	for (unsigned i = 0; i < st->nitems; i++) {
 		const struct item *it = &st->items[i];
-		const struct trace_access *a = &st->acc[k];
+		const struct trace_access *a = st->acc ? st->acc + k : NULL; /* none yet: NULL */
 		struct trace_record rec = { .kind = TRACE_INSN,
 					    .insn = { .pc = it->pc, .size = it->size, .cpl = it->cpl } };
 		int rc;
