@@ -27,14 +27,15 @@ struct trace_reader {
 	const uint8_t *index;           /* the entries, in the file */
 	/* the chunk being read */
 	uint64_t chunk;                 /* its number; info.chunks at the end */
-	uint8_t raw[TRACE_CHUNK_RAW_MAX + 8]; /* 8 to spare: a value is read as 8 bytes */
+	uint8_t *raw;                   /* TRACE_CHUNK_RAW_MAX, and 8 to spare: a value is
+					 * read as 8 bytes */
 	uint32_t raw_len, pos, records_left;
 	uint64_t icount;                /* instructions before the next record */
 	uint64_t chunk_end_icount;
 	uint64_t next_pc;               /* after the chunk's last instruction, */
 	bool have_next;                 /* if it had one */
 	uint64_t mem_vaddr, mem_delta;  /* the chunk's last access: vaddr, paddr - vaddr */
-	struct trace_value_slot values[TRACE_VALUE_SLOTS]; /* the chunk's last at each slot */
+	struct trace_value_slot *values; /* the chunk's last at each slot, TRACE_VALUE_SLOTS */
 	struct block {                  /* the chunk's blocks, as defined */
 		const uint8_t *insns;   /* each instruction's size | cpl << 4 */
 		uint64_t pc;
@@ -180,7 +181,7 @@ static int load_chunk(struct trace_reader *r, uint64_t i, char *err, size_t errl
 	r->chunk_end_icount = trace__get64(h + 24);
 	r->have_next = false;
 	r->mem_vaddr = r->mem_delta = 0;
-	memset(r->values, 0, sizeof(r->values));
+	memset(r->values, 0, TRACE_VALUE_SLOTS * sizeof(*r->values));
 	r->nblocks = r->run_left = r->before = 0;
 	r->head_seen = false;
 	uint64_t next = i + 1 < r->info.chunks ? index_icount(r, i + 1) : r->info.instructions;
@@ -190,11 +191,28 @@ static int load_chunk(struct trace_reader *r, uint64_t i, char *err, size_t errl
 	return 0;
 }
 
+static void reader_free(struct trace_reader *r)
+{
+	free(r->raw);
+	free(r->values);
+	free(r->blocks);
+	free(r);
+}
+
+/* The chunk's buffers are not zeroed: a chunk fills what it uses (opening
+ * a reader is the fuzzer's every input). */
 static struct trace_reader *reader_new(const char *name)
 {
 	struct trace_reader *r = calloc(1, sizeof(*r));
-	if (r)
-		snprintf(r->name, sizeof(r->name), "%s", name);
+	if (!r)
+		return NULL;
+	r->raw = malloc(TRACE_CHUNK_RAW_MAX + 8);
+	r->values = malloc(TRACE_VALUE_SLOTS * sizeof(*r->values));
+	if (!r->raw || !r->values) {
+		reader_free(r);
+		return NULL;
+	}
+	snprintf(r->name, sizeof(r->name), "%s", name);
 	return r;
 }
 
@@ -244,7 +262,8 @@ struct trace_reader *trace_reader__open(const char *path, char *err, size_t errl
 			 !r ? "out of memory" : sb.st_size ? strerror(errno) : "empty file");
 		if (map != MAP_FAILED)
 			munmap(map, (size_t)sb.st_size);
-		free(r);
+		if (r)
+			reader_free(r);
 		return NULL;
 	}
 	r->file = map;
@@ -581,6 +600,5 @@ void trace_reader__close(struct trace_reader *r)
 		return;
 	if (r->mapped)
 		munmap((void *)r->file, r->len);
-	free(r->blocks);
-	free(r);
+	reader_free(r);
 }
