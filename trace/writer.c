@@ -650,14 +650,13 @@ static const char *blocks_problem(const struct trace_block_run *runs, unsigned n
 	}
 	*insns = total;
 	for (unsigned k = 0; k < m; k++) {
-		*at = (acc[k].insn < total ? acc[k].insn + 1 : total) + k;
-		if (acc[k].insn >= total)
-			return "memory access before its instruction";
-		if (k && acc[k].insn < acc[k - 1].insn)
-			return "memory accesses out of order";
-		const char *why = trace__mem_problem(acc[k].size, acc[k].value);
-		if (why)
+		const char *why = acc[k].insn >= total ? "memory access before its instruction" :
+				  k && acc[k].insn < acc[k - 1].insn ? "memory accesses out of order" :
+				  trace__mem_problem(acc[k].size, acc[k].value);
+		if (why) {
+			*at = (acc[k].insn < total ? acc[k].insn + 1 : total) + k;
 			return why;
+		}
 	}
 	return NULL;
 }
@@ -814,9 +813,11 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 							       .write = rec->mem.write };
 	else if (event)
 		st->events[st->nevents++] = *rec;
-	else
-		*it = (struct item){ .kind = ITEM_INSN, .size = rec->insn.size,
-				     .cpl = rec->insn.cpl, .pc = rec->insn.pc };
+	else {
+		it->size = rec->insn.size;
+		it->cpl = rec->insn.cpl;
+		it->pc = rec->insn.pc;
+	}
 	w->staged_records++;
 	w->staged_insns += rec->kind == TRACE_INSN;
 	return 0;
