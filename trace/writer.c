@@ -1,10 +1,11 @@
-/* Writing a trace: appended records wait in a stage; a full stage goes
- * to the writer's thread, which encodes its records into chunks and
- * compresses, checksums and writes each full chunk, while the caller fills
- * the next stage (encoding, lz4 and write() would otherwise take most of a
- * traced replay's time). Commit hands the last stage over, waits for the
- * thread, adds the index and footer under a temporary name and renames the
- * file into place. See format.h. */
+/* Writing a trace: appended records wait in a stage; a full stage is
+ * queued for the writer's thread, which encodes its records into chunks
+ * and compresses, checksums and writes each full chunk, while the caller
+ * fills the next stage (encoding, lz4 and write() would otherwise take
+ * most of a traced replay's time). A third thread, the syncer, flushes the
+ * file as it grows. Commit hands the last stage over, waits for the
+ * threads, adds the index and footer under a temporary name, syncs and
+ * renames the file into place. See format.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -69,24 +70,41 @@ struct stage {
 #define STAGE_ACCESSES 32768u
 #define STAGE_RUNS 16384u
 #define STAGE_ITEMS 32768u
+/* Stages in all: one filled, the others queued for the thread. The
+ * caller's and the thread's speeds vary along a replay (pure computation,
+ * then many new values to encode); with one stage queued each waited for
+ * the other, the caller a tenth of a traced replay. */
+#define STAGE_QUEUE 8u
+/* The syncer thread flushes the file to the disk every this many bytes
+ * written. A replay's trace is large (0.7 GB for a second of guest time),
+ * and one fsync of it all at commit took half a second of a 3.4 s traced
+ * replay: on these virtual machines the flush goes on to the host's disk. */
+#define SYNC_BYTES (64u << 20)
 
 struct trace_writer {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
 	int fd;
 	uint32_t interval;
 	bool failed;
-	/* the caller's side */
-	struct stage stage;             /* being appended to */
+	/* The caller appends to stages[filling]; the `queued` stages before
+	 * it (in a ring) wait for the thread, the oldest first. */
+	struct stage stages[STAGE_QUEUE];
+	unsigned filling;               /* the caller's own */
 	uint64_t staged_insns, staged_records; /* appended so far */
-	/* between the two: a stage handed over, and the one it frees */
 	pthread_t thread;
 	bool thread_running;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct stage handed;            /* nitems 0: none */
-	struct stage spare;
+	unsigned queued;                /* under lock, with what follows */
 	bool stop, aborting, thread_failed;
 	char thread_err[512];
+	/* the syncer: fdatasync when asked, while the thread goes on writing */
+	pthread_t syncer;
+	bool syncer_running;
+	pthread_cond_t sync_cond;
+	bool sync_wanted, sync_stop;    /* under lock, */
+	int sync_errno;                 /* with its first failure */
+	uint64_t sync_asked;            /* the thread's: the offset it last asked at */
 	/* the thread's side until it is joined: the chunk, the file and the index */
 	struct chunk fill;              /* the chunk being encoded into */
 	struct enc at;                  /* its encoder's state (raw and len: fill's) */
@@ -159,7 +177,38 @@ static int write_chunk(struct trace_writer *w, const struct chunk *c, char *err,
 	if (write_bytes(w, hdr, sizeof(hdr), err, errlen) != 0 ||
 	    write_bytes(w, w->compressed, (size_t)clen, err, errlen) != 0)
 		return -1;
+	if (w->offset - w->sync_asked >= SYNC_BYTES) {
+		pthread_mutex_lock(&w->lock);
+		w->sync_wanted = true;
+		pthread_cond_signal(&w->sync_cond);
+		pthread_mutex_unlock(&w->lock);
+		w->sync_asked = w->offset;
+	}
 	return 0;
+}
+
+/* Flushes what the thread wrote so far, when it asks: commit's fsync
+ * then has little left. A failure is kept for commit: a second fsync
+ * after one failed may succeed with the data lost. */
+static void *syncer_thread(void *arg)
+{
+	struct trace_writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->sync_wanted && !w->sync_stop)
+			pthread_cond_wait(&w->sync_cond, &w->lock);
+		if (w->sync_stop)
+			break;
+		w->sync_wanted = false;
+		pthread_mutex_unlock(&w->lock);
+		int rc = fdatasync(w->fd);
+		pthread_mutex_lock(&w->lock);
+		if (rc != 0 && !w->sync_errno)
+			w->sync_errno = errno;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
 }
 
 /* A block is defined in the chunk that carries its serial: unique over
@@ -196,22 +245,22 @@ static void *writer_thread(void *arg)
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (!w->handed.nitems && !w->stop)
+		while (!w->queued && !w->stop)
 			pthread_cond_wait(&w->cond, &w->lock);
-		if (!w->handed.nitems)
+		if (!w->queued)
 			break;
-		struct stage job = w->handed;
+		/* the caller leaves queued stages alone */
+		struct stage *job = &w->stages[(w->filling + STAGE_QUEUE - w->queued) % STAGE_QUEUE];
 		bool skip = w->thread_failed || w->aborting;
 		pthread_mutex_unlock(&w->lock);
-		rc = skip ? 0 : encode_stage(w, &job, err, sizeof(err));
+		rc = skip ? 0 : encode_stage(w, job, err, sizeof(err));
+		job->nitems = job->nruns = job->nacc = job->nevents = 0;
 		pthread_mutex_lock(&w->lock);
 		if (rc != 0) {
 			w->thread_failed = true;
 			memcpy(w->thread_err, err, sizeof(err));
 		}
-		job.nitems = job.nruns = job.nacc = job.nevents = 0;
-		w->spare = job;
-		w->handed = (struct stage){ 0 };
+		w->queued--;
 		pthread_cond_broadcast(&w->cond);
 	}
 	/* stopped: the last chunk */
@@ -226,25 +275,24 @@ static void *writer_thread(void *arg)
 	return NULL;
 }
 
-/* Hands the stage to the thread once it has taken the last one, and
- * fills the one that freed. */
+/* Queues the stage being filled for the thread, and goes on to the next
+ * one once the thread has emptied it. */
 static int hand_over(struct trace_writer *w, char *err, size_t errlen)
 {
 	int rc = 0;
 
-	if (!w->stage.nitems)
+	if (!w->stages[w->filling].nitems)
 		return 0;
 	pthread_mutex_lock(&w->lock);
-	while (w->handed.nitems)
+	while (w->queued == STAGE_QUEUE - 1)
 		pthread_cond_wait(&w->cond, &w->lock);
 	if (w->thread_failed) {
 		snprintf(err, errlen, "%s", w->thread_err);
 		w->failed = true;
 		rc = -1;
 	} else {
-		w->handed = w->stage;
-		w->stage = w->spare;
-		w->spare = (struct stage){ 0 };
+		w->queued++;
+		w->filling = (w->filling + 1) % STAGE_QUEUE;
 		pthread_cond_broadcast(&w->cond);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -285,14 +333,22 @@ static void stage_free(struct stage *st)
 /* Waits for the thread to write what it was given, and ends it. */
 static void stop_thread(struct trace_writer *w)
 {
-	if (!w->thread_running)
-		return;
-	pthread_mutex_lock(&w->lock);
-	w->stop = true;
-	pthread_cond_broadcast(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->thread, NULL);
-	w->thread_running = false;
+	if (w->thread_running) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thread, NULL);
+		w->thread_running = false;
+	}
+	if (w->syncer_running) { /* after the thread, which asks it */
+		pthread_mutex_lock(&w->lock);
+		w->sync_stop = true;
+		pthread_cond_signal(&w->sync_cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->syncer, NULL);
+		w->syncer_running = false;
+	}
 }
 
 static void destroy(struct trace_writer *w)
@@ -302,10 +358,10 @@ static void destroy(struct trace_writer *w)
 		close(w->fd);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
+	pthread_cond_destroy(&w->sync_cond);
 	free(w->fill.raw);
-	stage_free(&w->stage);
-	stage_free(&w->handed);
-	stage_free(&w->spare);
+	for (unsigned i = 0; i < STAGE_QUEUE; i++)
+		stage_free(&w->stages[i]);
 	free(w->index);
 	free(w->compressed);
 	free(w);
@@ -328,6 +384,7 @@ struct trace_writer *trace_writer__create(const char *path, uint32_t interval, c
 	w->at.serial = new_serial();
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
+	pthread_cond_init(&w->sync_cond, NULL);
 	w->compressed_cap = LZ4_compressBound(TRACE_CHUNK_RAW_MAX);
 	w->compressed = malloc((size_t)w->compressed_cap);
 	w->fill.raw = malloc(TRACE_CHUNK_RAW_MAX);
@@ -343,13 +400,16 @@ struct trace_writer *trace_writer__create(const char *path, uint32_t interval, c
 	trace__put32(hdr + 16, TRACE_CHUNK_RAW_MAX);
 	trace__put64(hdr + 24, XXH3_64bits(hdr, 24));
 	int rc = write_bytes(w, hdr, sizeof(hdr), err, errlen);
+	if (rc == 0 && (rc = pthread_create(&w->syncer, NULL, syncer_thread, w)) != 0)
+		snprintf(err, errlen, "%s: thread: %s", w->tmp, strerror(rc));
+	w->syncer_running = rc == 0;
 	if (rc == 0 && (rc = pthread_create(&w->thread, NULL, writer_thread, w)) != 0)
 		snprintf(err, errlen, "%s: thread: %s", w->tmp, strerror(rc));
+	w->thread_running = rc == 0;
 	if (rc != 0) {
 		trace_writer__abort(w);
 		return NULL;
 	}
-	w->thread_running = true;
 	return w;
 }
 
@@ -773,10 +833,12 @@ static int encode_stage(struct trace_writer *w, const struct stage *st, char *er
 static struct item *stage_item(struct trace_writer *w, unsigned nruns, unsigned nacc,
 			       unsigned nevents, char *err, size_t errlen)
 {
-	struct stage *st = &w->stage;
-	if ((st->nitems >= STAGE_ITEMS || st->nruns >= STAGE_RUNS || st->nacc >= STAGE_ACCESSES) &&
-	    hand_over(w, err, errlen) != 0)
-		return NULL;
+	struct stage *st = &w->stages[w->filling];
+	if (st->nitems >= STAGE_ITEMS || st->nruns >= STAGE_RUNS || st->nacc >= STAGE_ACCESSES) {
+		if (hand_over(w, err, errlen) != 0)
+			return NULL;
+		st = &w->stages[w->filling];
+	}
 	if (stage_room(st, nruns, nacc, nevents) != 0) {
 		snprintf(err, errlen, "%s: record %" PRIu64 ": out of memory", w->tmp,
 			 w->staged_records);
@@ -803,7 +865,7 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 	struct item *it = stage_item(w, 0, mem, event, err, errlen);
 	if (!it)
 		return -1;
-	struct stage *st = &w->stage;
+	struct stage *st = &w->stages[w->filling];
 	it->kind = mem ? ITEM_MEM : event ? ITEM_EVENT : ITEM_INSN;
 	if (mem)
 		st->acc[st->nacc - 1] = (struct trace_access){ .vaddr = rec->mem.vaddr,
@@ -842,7 +904,7 @@ int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block
 	if (!it)
 		return -1;
 	it->kind = ITEM_BATCH;
-	struct stage *st = &w->stage;
+	struct stage *st = &w->stages[w->filling];
 	memcpy(st->runs + st->nruns - nruns, runs, nruns * sizeof(*runs));
 	if (m)
 		memcpy(st->acc + st->nacc - m, acc, m * sizeof(*acc));
@@ -882,6 +944,10 @@ int trace_writer__commit(struct trace_writer *w, char *err, size_t errlen)
 	stop_thread(w); /* which encodes and writes what is left */
 	if (w->thread_failed) {
 		snprintf(err, errlen, "%s", w->thread_err);
+		goto out;
+	}
+	if (w->sync_errno) {
+		snprintf(err, errlen, "%s: fdatasync: %s", w->tmp, strerror(w->sync_errno));
 		goto out;
 	}
 	uint64_t index_offset = w->offset;
