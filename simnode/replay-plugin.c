@@ -381,6 +381,9 @@ static void end_interval(struct replay *r)
 			finish(r, err);
 		json_object_update(result, records);
 		json_decref(records);
+		/* the interval's trace is written and committed: its time too */
+		json_object_set_new(result, "wall_s",
+				    json_real((double)(now_ns() - r->wall_start_ns) / 1e9));
 	}
 	json_array_append_new(r->results, result);
 	if (r->interval + 1 >= r->last) {

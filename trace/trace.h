@@ -123,7 +123,10 @@ struct trace_access {
  * its memory accesses: acc[0..m), in order, acc[k].insn numbering its
  * instruction among all the runs' (from 0). The records that
  * trace_writer__append of each would make, for the writer's busiest
- * caller, in far fewer bytes: a run of a block is one record. */
+ * caller, in far fewer bytes: a run of a block is one record. The runs
+ * are checked here; the accesses in the writer's thread, so a bad one,
+ * like a failed write, fails a later call or the commit, which names its
+ * record. */
 int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block_run *runs,
 				unsigned nruns, const struct trace_access *acc, unsigned m,
 				char *err, size_t errlen);

@@ -67,9 +67,9 @@ struct stage {
 /* A stage goes to the thread once it holds this many accesses (1 MiB),
  * runs or items: a hand-over, a lock and a wake-up, for every replay
  * batch of 512 accesses would be a good part of encoding it. */
-#define STAGE_ACCESSES 32768u
-#define STAGE_RUNS 16384u
-#define STAGE_ITEMS 32768u
+#define STAGE_ACCESSES 8192u
+#define STAGE_RUNS 4096u
+#define STAGE_ITEMS 8192u
 /* Stages in all: one filled, the others queued for the thread. The
  * caller's and the thread's speeds vary along a replay (pure computation,
  * then many new values to encode); with one stage queued each waited for
@@ -110,6 +110,7 @@ struct trace_writer {
 	struct enc at;                  /* its encoder's state (raw and len: fill's) */
 	struct trace_value_slot values[TRACE_VALUE_SLOTS]; /* its last value at each vaddr slot */
 	uint64_t insns, records, raw_total; /* encoded so far */
+	uint64_t item_records;          /* records of the items encoded, as staged_records counts */
 	uint64_t offset;                /* file bytes written */
 	uint64_t *index;                /* pairs: offset, first icount */
 	size_t nchunks, index_cap;
@@ -694,21 +695,27 @@ static inline unsigned enc_accesses(struct enc *e, const struct trace_access *a,
 	return last;
 }
 
-/* Why runs and accesses are refused (the record number in *at), or NULL
- * (their instructions in *insns). */
-static const char *blocks_problem(const struct trace_block_run *runs, unsigned nruns,
-				  const struct trace_access *acc, unsigned m, uint64_t *at,
-				  uint64_t *insns)
+/* Why runs are refused (the record number in *at), or NULL; their
+ * instructions in *insns. */
+static const char *runs_problem(const struct trace_block_run *runs, unsigned nruns, uint64_t *at,
+				uint64_t *insns)
 {
-	uint64_t total = 0;
+	*insns = 0;
 	for (unsigned r = 0; r < nruns; r++) {
 		if (runs[r].from > runs[r].to || runs[r].to > runs[r].block->n) {
-			*at = total;
+			*at = *insns;
 			return "instructions outside their block";
 		}
-		total += runs[r].to - runs[r].from;
+		*insns += runs[r].to - runs[r].from;
 	}
-	*insns = total;
+	return NULL;
+}
+
+/* Why the accesses after `total` instructions are refused (the record
+ * number among them in *at), or NULL. */
+static const char *accesses_problem(const struct trace_access *acc, unsigned m, uint64_t total,
+				    uint64_t *at)
+{
 	for (unsigned k = 0; k < m; k++) {
 		const char *why = acc[k].insn >= total ? "memory access before its instruction" :
 				  k && acc[k].insn < acc[k - 1].insn ? "memory accesses out of order" :
@@ -792,6 +799,25 @@ static int encode_blocks(struct trace_writer *w, const struct trace_block_run *r
 	return 0;
 }
 
+/* A batch after checking its accesses, here rather than in
+ * trace_writer__append_blocks, on the replay's busy thread (a tenth of
+ * its time). */
+static int encode_batch(struct trace_writer *w, const struct trace_block_run *runs,
+			unsigned nruns, const struct trace_access *acc, unsigned m, char *err,
+			size_t errlen)
+{
+	uint64_t at, insns;
+	runs_problem(runs, nruns, &at, &insns); /* checked by the caller */
+	const char *why = accesses_problem(acc, m, insns, &at);
+	if (why) {
+		snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->item_records + at,
+			 why);
+		return -1;
+	}
+	w->item_records += insns + m;
+	return encode_blocks(w, runs, nruns, acc, m, err, errlen);
+}
+
 static int encode_stage(struct trace_writer *w, const struct stage *st, char *err,
 			size_t errlen)
 {
@@ -804,7 +830,7 @@ static int encode_stage(struct trace_writer *w, const struct stage *st, char *er
 		int rc;
 		switch (it->kind) {
 		case ITEM_BATCH:
-			rc = encode_blocks(w, st->runs + r, it->nruns, a, it->nacc, err, errlen);
+			rc = encode_batch(w, st->runs + r, it->nruns, a, it->nacc, err, errlen);
 			break;
 		case ITEM_MEM:
 			rec = (struct trace_record){ .kind = TRACE_MEM,
@@ -824,6 +850,7 @@ static int encode_stage(struct trace_writer *w, const struct stage *st, char *er
 			return -1;
 		r += it->nruns;
 		k += it->nacc;
+		w->item_records += it->kind == ITEM_BATCH ? 0 : 1; /* a batch's: encode_batch */
 	}
 	return 0;
 }
@@ -890,7 +917,11 @@ int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block
 				char *err, size_t errlen)
 {
 	uint64_t at, insns;
-	const char *why = blocks_problem(runs, nruns, acc, m, &at, &insns);
+	const char *why = runs_problem(runs, nruns, &at, &insns);
+	if (!why && m && !insns) {
+		why = "memory access before its instruction";
+		at = 0;
+	}
 	if (why) {
 		snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->staged_records + at,
 			 why);

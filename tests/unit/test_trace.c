@@ -483,9 +483,10 @@ static void test_append_blocks_equals_append(void **state)
 	assert_true(runs_raw * 2 < one_raw);
 
 	/* refused: an access before its instruction, a bad size, a value too
-	 * wide, accesses out of order, a run outside its block; a block of
-	 * a bad instruction or one not where the one before ends. The error
-	 * names the record. */
+	 * wide, accesses out of order (checked in the writer's thread: the
+	 * commit fails, and publishes nothing), a run outside its block (at
+	 * once); a block of a bad instruction or one not where the one
+	 * before ends. The error names the record. */
 	const struct trace_access bad[] = {
 		{ .vaddr = 8, .paddr = 8, .insn = 20, .size = 8 },
 		{ .vaddr = 8, .paddr = 8, .insn = 0, .size = 3 },
@@ -497,8 +498,10 @@ static void test_append_blocks_equals_append(void **state)
 			      "record 1: memory value wider than its access",
 			      "record 6: memory accesses out of order",
 			      "record 0: instructions outside their block" };
+	char refused[160];
+	snprintf(refused, sizeof(refused), "%s/refused.trace", f->dir);
 	for (unsigned k = 0; k < 5; k++) {
-		w = trace_writer__create(runs, 0, err, sizeof(err));
+		w = trace_writer__create(refused, 0, err, sizeof(err));
 		assert_non_null(w);
 		const struct trace_block_run whole = { b, 0, 20 }, beyond = { b, 3, 21 };
 		int rc = k < 3 ? trace_writer__append_blocks(w, &whole, 1, &bad[k], 1, err,
@@ -506,10 +509,16 @@ static void test_append_blocks_equals_append(void **state)
 			 k == 3 ? trace_writer__append_blocks(w, &whole, 1, unordered, 2, err,
 							      sizeof(err)) :
 				  trace_writer__append_blocks(w, &beyond, 1, NULL, 0, err, sizeof(err));
-		assert_int_equal(rc, -1);
+		if (k < 4) {
+			assert_int_equal(rc, 0);
+			assert_int_equal(trace_writer__commit(w, err, sizeof(err)), -1);
+			assert_int_equal(access(refused, F_OK), -1);
+		} else {
+			assert_int_equal(rc, -1);
+			assert_int_equal(trace_writer__icount(w), 0);
+			trace_writer__abort(w);
+		}
 		assert_non_null(strstr(err, why[k]));
-		assert_int_equal(trace_writer__icount(w), 0);
-		trace_writer__abort(w);
 	}
 	trace_block__free(b);
 	const struct trace_insn bad_size = { 0x1000, 0, 3 }, bad_cpl = { 0x1000, 2, 4 };
