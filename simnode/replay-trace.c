@@ -113,8 +113,10 @@ static void block_free(void *p)
 }
 
 /* The instructions whose execution the guest's SYSCALL, SYSRET and MOV to
- * CR3 events are read at, before they execute. */
-enum special { SPECIAL_NONE, SPECIAL_SYSCALL, SPECIAL_SYSRET, SPECIAL_CR3 };
+ * CR3 events are read at, before they execute; and those that may flush
+ * the TLB, before which the block's accesses so far are drained, while
+ * the TLB still maps them. */
+enum special { SPECIAL_NONE, SPECIAL_SYSCALL, SPECIAL_SYSRET, SPECIAL_CR3, SPECIAL_TLB };
 
 /* One translated instruction with callbacks, number `index` of its block:
  * the user data of all of them. */
@@ -401,8 +403,26 @@ static void shadow_store(struct replay_trace *t, uint64_t paddr, uint64_t value,
 			(uint8_t)(value >> (8 * i));
 }
 
-/* An access by instruction `site` of the running block: its record after
- * those of the instructions before, and into the shadow if a store. */
+/* The physical address of an access the TLB no longer maps: a later
+ * access of the same block took its entry (QEMU's TLB is direct-mapped).
+ * The page tables have not changed since: a store to them has no effect
+ * before the TLB is flushed, which ends the block. A page the walk does
+ * not find fails the trace, rather than give it a wrong address. */
+static __attribute__((noinline, cold)) bool walk(struct replay_trace *t, uint64_t vaddr,
+						 uint64_t *paddr)
+{
+	struct qemu_plugin_x86_cpu_state s;
+	replay_state__current(&s);
+	if (replay_state__phys(&s, s.cr3, vaddr, paddr))
+		return true;
+	if (!t->err[0])
+		snprintf(t->err, sizeof(t->err),
+			 "memory access at 0x%" PRIx64 ": not in the TLB, and no page maps it",
+			 vaddr);
+	*paddr = vaddr;
+	return false;
+}
+
 /* An access by instruction `insn` (of the batch) as records: its physical
  * address, its value cut to its size, a 16-byte one as two 8-byte records
  * (the format's widest). Returns how many, into a[]; a store goes into the
@@ -421,8 +441,12 @@ static unsigned decode_access(struct replay_trace *t, qemu_plugin_meminfo_t info
 		paddr = t->ppage << 12 | (vaddr & 0xfff);
 	} else {
 		struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
-		paddr = hw ? qemu_plugin_hwaddr_phys_addr(hw) : vaddr;
-		t->page_known = hw && !qemu_plugin_hwaddr_is_io(hw);
+		if (hw) {
+			paddr = qemu_plugin_hwaddr_phys_addr(hw);
+			t->page_known = !qemu_plugin_hwaddr_is_io(hw);
+		} else {
+			t->page_known = walk(t, vaddr, &paddr);
+		}
 		t->vpage = vaddr >> 12;
 		t->ppage = paddr >> 12;
 	}
@@ -636,21 +660,37 @@ static enum special special_of(struct qemu_plugin_insn *insn, unsigned *gpr)
 	uint8_t b[16];
 	size_t n = qemu_plugin_insn_data(insn, b, sizeof(b)), i = 0;
 	unsigned rex = 0;
+	bool opsize = false;
 
-	if (n && (b[0] & 0xf0) == 0x40)
+	for (; i < n; i++) { /* legacy prefixes */
+		uint8_t c = b[i];
+		if (c == 0x66)
+			opsize = true;
+		else if (c != 0x67 && c != 0xf0 && c != 0xf2 && c != 0xf3 && c != 0x26 &&
+			 c != 0x2e && c != 0x36 && c != 0x3e && c != 0x64 && c != 0x65)
+			break;
+	}
+	if (i < n && (b[i] & 0xf0) == 0x40)
 		rex = b[i++];
 	if (n < i + 2 || b[i] != 0x0f)
 		return SPECIAL_NONE;
-	if (b[i + 1] == 0x05 && n == i + 2)
+	uint8_t op = b[i + 1], modrm = n > i + 2 ? b[i + 2] : 0;
+	unsigned reg = (modrm >> 3) & 7;
+	if (op == 0x05 && n == i + 2)
 		return SPECIAL_SYSCALL;
-	if (b[i + 1] == 0x07 && n == i + 2)
+	if (op == 0x07 && n == i + 2)
 		return SPECIAL_SYSRET;
 	/* 0f 22 /r with reg = 3 and a register operand: mov %reg, %cr3 */
-	if (b[i + 1] == 0x22 && n == i + 3 && ((b[i + 2] >> 3) & 7) == 3 &&
-	    (b[i + 2] >> 6) == 3 && !(rex & 4)) {
-		*gpr = (b[i + 2] & 7) | (rex & 1) << 3;
+	if (op == 0x22 && n == i + 3 && reg == 3 && (modrm >> 6) == 3 && !(rex & 4)) {
+		*gpr = (modrm & 7) | (rex & 1) << 3;
 		return SPECIAL_CR3;
 	}
+	/* mov to CR0 or CR4 (0f 22 /0, /4); invlpg (0f 01 /7, a memory
+	 * operand); wrmsr (0f 30: EFER); invpcid (66 0f 38 82) */
+	if ((op == 0x22 && (reg == 0 || reg == 4) && !(rex & 4)) ||
+	    (op == 0x01 && reg == 7 && (modrm >> 6) != 3 && n > i + 2) || (op == 0x30) ||
+	    (opsize && op == 0x38 && n > i + 2 && b[i + 2] == 0x82))
+		return SPECIAL_TLB;
 	return SPECIAL_NONE;
 }
 
@@ -661,6 +701,10 @@ static void on_special(unsigned int vcpu, void *udata)
 	struct trace_record rec = { .kind = TRACE_EVENT };
 	(void)vcpu;
 
+	if (site->kind == SPECIAL_TLB) { /* before it executes, with its own record */
+		flush(site->t, site->index + 1u);
+		return;
+	}
 	replay_state__current(&s);
 	rec.event.c = s.cr3;
 	switch (site->kind) {
@@ -685,6 +729,7 @@ static void on_special(unsigned int vcpu, void *udata)
 		rec.event.c = 0;
 		break;
 	case SPECIAL_NONE:
+	case SPECIAL_TLB:
 		return;
 	}
 	/* before it executes: its own record comes first */
@@ -738,7 +783,10 @@ void replay_trace__instrument(struct replay_trace *t, struct qemu_plugin_insn *i
 	if (vector)
 		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_handler, QEMU_PLUGIN_CB_NO_REGS, site);
 	if (kind != SPECIAL_NONE)
-		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_special, QEMU_PLUGIN_CB_R_REGS, site);
+		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_special,
+						       kind == SPECIAL_TLB ? QEMU_PLUGIN_CB_NO_REGS :
+									     QEMU_PLUGIN_CB_R_REGS,
+						       site);
 	if (rep)
 		qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS,
 						 QEMU_PLUGIN_MEM_RW, site);
