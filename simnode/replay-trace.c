@@ -39,6 +39,7 @@
  * (512 accesses, 16 KiB, stay in the first-level cache: traced replays
  * ran 3-5% faster than with 2048), or before any other record. */
 #define BATCH_ACCESSES 512
+#define PAGE_CACHE 256
 #define BATCH_RUNS 256
 
 struct replay_trace {
@@ -74,10 +75,14 @@ struct replay_trace {
 	struct trace_access *acc;   /* room for a batch and a drain's */
 	unsigned nacc;
 	uint32_t batch_insns;       /* the runs' instructions */
-	/* Within one block's accesses the TLB keeps its mappings: the last
-	 * page's physical address, and the last meminfo's size and direction. */
-	bool page_known;
-	uint64_t vpage, ppage;
+	/* Pages' physical addresses as the TLB had them, by vpage %
+	 * PAGE_CACHE (vpage ~0: none): asking QEMU for each block's took a
+	 * tenth of a traced replay. They hold until an instruction that may
+	 * flush the TLB, or an event, and are forgotten there. The last
+	 * meminfo's size and direction. */
+	struct {
+		uint64_t vpage, ppage;
+	} page[PAGE_CACHE];
 	qemu_plugin_meminfo_t info;
 	unsigned info_shift;
 	bool info_store, info_known;
@@ -128,6 +133,13 @@ struct insn_site {
 	unsigned gpr;               /* MOV to CR3: the source register */
 };
 
+/* Forgets the pages: the TLB may change from here on. */
+static void forget_pages(struct replay_trace *t)
+{
+	for (unsigned i = 0; i < PAGE_CACHE; i++)
+		t->page[i].vpage = ~0ull;
+}
+
 static struct replay_trace *trace_new(void)
 {
 	struct replay_trace *t = g_new0(struct replay_trace, 1);
@@ -136,6 +148,7 @@ static struct replay_trace *trace_new(void)
 	t->runs = g_new(struct trace_block_run, BATCH_RUNS);
 	t->shadow = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	t->entries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	forget_pages(t);
 	return t;
 }
 
@@ -242,6 +255,7 @@ int replay_trace__begin(struct replay_trace *t, uint32_t interval, struct ckpt_p
 	/* the running block goes on in this interval, counted from 0 */
 	t->base = -(uint64_t)t->emitted;
 	t->err[0] = '\0';
+	forget_pages(t);
 	t->injected = false;
 	t->nruns = t->nacc = 0;
 	t->batch_insns = 0;
@@ -423,11 +437,32 @@ static __attribute__((noinline, cold)) bool walk(struct replay_trace *t, uint64_
 	return false;
 }
 
+/* The physical address of an access whose page is not in the cache, where
+ * it goes unless it is I/O. */
+static __attribute__((noinline)) uint64_t lookup(struct replay_trace *t,
+						  qemu_plugin_meminfo_t info, uint64_t vaddr)
+{
+	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
+	uint64_t paddr;
+	bool known;
+	if (hw) {
+		paddr = qemu_plugin_hwaddr_phys_addr(hw);
+		known = !qemu_plugin_hwaddr_is_io(hw);
+	} else {
+		known = walk(t, vaddr, &paddr);
+	}
+	if (known) {
+		t->page[(vaddr >> 12) % PAGE_CACHE].vpage = vaddr >> 12;
+		t->page[(vaddr >> 12) % PAGE_CACHE].ppage = paddr >> 12;
+	}
+	return paddr;
+}
+
 /* An access by instruction `insn` (of the batch) as records: its physical
  * address, its value cut to its size, a 16-byte one as two 8-byte records
  * (the format's widest). Returns how many, into a[]; a store goes into the
- * shadow too. */
-static unsigned decode_access(struct replay_trace *t, qemu_plugin_meminfo_t info, uint64_t vaddr,
+ * shadow too. Inline: a call per access cost more than its work. */
+static inline __attribute__((always_inline)) unsigned decode_access(struct replay_trace *t, qemu_plugin_meminfo_t info, uint64_t vaddr,
 			      uint64_t low, uint64_t high, uint32_t insn, struct trace_access a[2])
 {
 	if (!t->info_known || info != t->info) {
@@ -436,20 +471,11 @@ static unsigned decode_access(struct replay_trace *t, qemu_plugin_meminfo_t info
 		t->info_store = qemu_plugin_mem_is_store(info);
 		t->info_known = true;
 	}
-	uint64_t paddr;
-	if (t->page_known && vaddr >> 12 == t->vpage) {
-		paddr = t->ppage << 12 | (vaddr & 0xfff);
-	} else {
-		struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
-		if (hw) {
-			paddr = qemu_plugin_hwaddr_phys_addr(hw);
-			t->page_known = !qemu_plugin_hwaddr_is_io(hw);
-		} else {
-			t->page_known = walk(t, vaddr, &paddr);
-		}
-		t->vpage = vaddr >> 12;
-		t->ppage = paddr >> 12;
-	}
+	uint64_t paddr, vpage = vaddr >> 12;
+	if (vpage == t->page[vpage % PAGE_CACHE].vpage)
+		paddr = t->page[vpage % PAGE_CACHE].ppage << 12 | (vaddr & 0xfff);
+	else
+		paddr = lookup(t, info, vaddr);
 	unsigned shift = t->info_shift, size = 1u << shift;
 	bool store = t->info_store;
 	if (shift < 4) {
@@ -509,7 +535,6 @@ static void drain(struct replay_trace *t)
 	const qemu_plugin_mem_record *end =
 		(const qemu_plugin_mem_record *)(uintptr_t)*t->cursor_at;
 	const struct block *b = t->cur;
-	t->page_known = false;
 	if (t->analyses_mem || t->analyses_insn || !b) {
 		for (const qemu_plugin_mem_record *r = t->buf; r < end; r++)
 			record_access(t, r->tag, r->info, r->vaddr, r->value_low, r->value_high);
@@ -550,7 +575,6 @@ static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr
 	(void)vcpu;
 
 	drain(site->t);
-	site->t->page_known = false;
 	switch (v.type) {
 	case QEMU_PLUGIN_MEM_VALUE_U8:   low = v.data.u8; break;
 	case QEMU_PLUGIN_MEM_VALUE_U16:  low = v.data.u16; break;
@@ -703,6 +727,7 @@ static void on_special(unsigned int vcpu, void *udata)
 
 	if (site->kind == SPECIAL_TLB) { /* before it executes, with its own record */
 		flush(site->t, site->index + 1u);
+		forget_pages(site->t);
 		return;
 	}
 	replay_state__current(&s);
@@ -735,6 +760,8 @@ static void on_special(unsigned int vcpu, void *udata)
 	/* before it executes: its own record comes first */
 	flush(site->t, site->index + 1u);
 	append(site->t, &rec);
+	if (site->kind == SPECIAL_CR3)
+		forget_pages(site->t);
 }
 
 void replay_trace__instrument_block(struct replay_trace *t, struct qemu_plugin_tb *tb,
@@ -799,6 +826,7 @@ void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uin
 				    .event = { .kind = kind, .a = a, .b = b, .c = c,
 					       .size = (uint8_t)size } };
 	append(t, &rec);
+	forget_pages(t); /* I/O may remap memory (A20, SMRAM) */
 }
 
 void replay_trace__interrupt(struct replay_trace *t, uint64_t vector, uint64_t rip)

@@ -142,10 +142,12 @@ static int write_chunk(struct trace_writer *w, const struct chunk *c, char *err,
 {
 	uint8_t hdr[TRACE_CHUNK_HDR_SIZE];
 
-	/* acceleration 2: a third faster on traces than the default, as small
-	 * (bench/trace-bench) */
+	/* Acceleration 6: on a replay's trace (format 4) 1.7 times as fast as
+	 * the default, 1309 against 788 MiB/s, for 3% more bytes (ratio 1.37
+	 * against 1.42); 2 gave 1069 MiB/s. The writer's thread is as busy as
+	 * the replay's. */
 	int clen = LZ4_compress_fast((const char *)c->raw, w->compressed, (int)c->raw_len,
-				     w->compressed_cap, 2);
+				     w->compressed_cap, 6);
 	if (clen <= 0) {
 		snprintf(err, errlen, "%s: chunk %zu: lz4 compression failed", w->tmp, w->nchunks);
 		return -1;
