@@ -58,6 +58,7 @@ struct frame {
 };
 
 /* entry.S */
+extern uint64_t boot_pml4[512];
 extern uint64_t boot_pd[2048];
 extern uint64_t gdt[7];
 extern uint8_t isr_stubs[];

@@ -337,6 +337,40 @@ static volatile uint32_t live_tasks;
 static volatile uint64_t ticks;
 static uint32_t slice_ticks, quantum;
 
+/* spaces=1: every task runs in an address space of its own, copies of the
+ * boot page tables, and memwrite's tasks find their shares of the working
+ * set all at WS_BASE: one virtual page, as many physical ones as tasks,
+ * and a CR3 load at every switch between tasks. What a replay's trace
+ * must get right about physical addresses; the results are the same. */
+static uint64_t task_pml4[MAX_TASKS][512] __attribute__((aligned(4096)));
+static uint64_t task_pdpt[MAX_TASKS][512] __attribute__((aligned(4096)));
+static uint64_t task_pd[MAX_TASKS][2048] __attribute__((aligned(4096)));
+static uint64_t task_cr3[MAX_TASKS + 1]; /* 0: the boot tables */
+
+/* Task id's address space; its working set pointer for the task. */
+static uint64_t space_create(uint32_t id)
+{
+	uint64_t ws = WS_BASE;
+	for (uint32_t j = 0; j < 2048; j++)
+		task_pd[id][j] = boot_pd[j];
+	for (uint32_t k = 0; k < 4; k++)
+		task_pdpt[id][k] = (uint64_t)(uintptr_t)&task_pd[id][k * 512] | 7;
+	task_pml4[id][0] = (uint64_t)(uintptr_t)task_pdpt[id] | 7;
+	if (user_params.workload == WL_MEMWRITE) {
+		/* the share's 2 MiB pages (kmain checked that they are whole)
+		 * at WS_BASE; the task adds its share's offset to ws */
+		uint64_t pb, pe;
+		wl_share(((uint64_t)user_params.ws_mib << 20) / 4096, user_params.tasks, id, &pb,
+			 &pe);
+		for (uint64_t off = 0; off < (pe - pb) * 4096; off += LARGE_PAGE)
+			task_pd[id][(WS_BASE + off) / LARGE_PAGE] =
+				(WS_BASE + pb * 4096 + off) | 0x87; /* P|RW|US|PS */
+		ws = WS_BASE - pb * 4096;
+	}
+	task_cr3[id] = (uint64_t)(uintptr_t)task_pml4[id];
+	return ws;
+}
+
 static void *kstack_top(uint32_t id)
 {
 	return kstacks[id] + KSTACK_SIZE;
@@ -357,7 +391,7 @@ static void task_create(uint32_t id)
 	f->ss = USER_DS;
 	f->rdi = (uint64_t)(uintptr_t)&user_params;
 	f->rsi = id;
-	f->rdx = WS_BASE;
+	f->rdx = user_params.spaces ? space_create(id) : WS_BASE;
 	for (size_t i = 0; i < sizeof(t->fx) / 8; i++)
 		((uint64_t *)t->fx)[i] = ((const uint64_t *)fx_template)[i];
 	t->frame = f;
@@ -388,6 +422,10 @@ static struct frame *schedule(struct frame *f)
 		__asm__ volatile("fxrstor %0" : : "m"(tasks[next].fx));
 		tss.rsp[0] = (uint64_t)(uintptr_t)kstack_top(next);
 		last_user = next;
+	}
+	if (task_cr3[cur] != task_cr3[next]) {
+		uint64_t cr3 = task_cr3[next] ? task_cr3[next] : (uint64_t)(uintptr_t)boot_pml4;
+		__asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory");
 	}
 	cur = next;
 	return tasks[next].frame;
@@ -569,8 +607,8 @@ void kmain(uint32_t start_info_paddr)
 
 	/* Parse twice: the first line must come before any warning. */
 	wl_parse_cmdline(cmdline, &p, NULL, NULL);
-	kprintf("simuboost-guest: workload=%s tasks=%u hz=%u scale=%lu ws=%u mem=%lu\n",
-		wl_name(p.workload), p.tasks, p.hz, p.scale, p.ws_mib, mem_mib);
+	kprintf("simuboost-guest: workload=%s tasks=%u hz=%u scale=%lu ws=%u spaces=%u mem=%lu\n",
+		wl_name(p.workload), p.tasks, p.hz, p.scale, p.ws_mib, p.spaces, mem_mib);
 	if (!si)
 		puts_serial("simuboost-guest: warning: no PVH start info, assuming 64 MiB\n");
 	wl_parse_cmdline(cmdline, &p, warn, NULL);
@@ -579,6 +617,21 @@ void kmain(uint32_t start_info_paddr)
 		kprintf("simuboost-guest: error: ws=%u MiB does not fit (%lu MiB available)\n",
 			p.ws_mib, (user_top - WS_BASE) >> 20);
 		guest_exit(EXIT_PANIC);
+	}
+	if (p.spaces && p.workload == WL_MEMWRITE) {
+		/* whole 2 MiB pages per share */
+		uint64_t pages = ((uint64_t)p.ws_mib << 20) / 4096;
+		for (uint32_t id = 0; id < p.tasks; id++) {
+			uint64_t pb, pe;
+			wl_share(pages, p.tasks, id, &pb, &pe);
+			if ((pb * 4096) % LARGE_PAGE || (pe * 4096) % LARGE_PAGE) {
+				kprintf("simuboost-guest: warning: spaces=1: ws=%u MiB is not "
+					"whole 2 MiB pages for each of %u tasks: one space\n",
+					p.ws_mib, p.tasks);
+				p.spaces = 0;
+				break;
+			}
+		}
 	}
 	user_params = p;
 

@@ -66,7 +66,7 @@ static void set_bounded(uint64_t *dst, const char *tok, size_t toklen, const cha
 void wl_parse_cmdline(const char *cmdline, struct wl_params *p, wl_warn_fn *warn, void *ctx)
 {
 	uint64_t tasks = WL_DEFAULT_TASKS, hz = WL_DEFAULT_HZ, scale = WL_DEFAULT_SCALE;
-	uint64_t ws = WL_DEFAULT_WS_MIB;
+	uint64_t ws = WL_DEFAULT_WS_MIB, spaces = 0;
 	uint32_t workload = WL_COMPUTE;
 	const char *s = cmdline ? cmdline : "";
 
@@ -106,6 +106,8 @@ void wl_parse_cmdline(const char *cmdline, struct wl_params *p, wl_warn_fn *warn
 			set_bounded(&scale, tok, toklen, val, vlen, 1, WL_MAX_SCALE, warn, ctx);
 		} else if (tok_eq(tok, klen, "ws")) {
 			set_bounded(&ws, tok, toklen, val, vlen, 1, WL_MAX_WS_MIB, warn, ctx);
+		} else if (tok_eq(tok, klen, "spaces")) {
+			set_bounded(&spaces, tok, toklen, val, vlen, 0, 1, warn, ctx);
 		} else {
 			warn_tok(warn, ctx, "unknown key", tok, toklen);
 		}
@@ -115,4 +117,5 @@ void wl_parse_cmdline(const char *cmdline, struct wl_params *p, wl_warn_fn *warn
 	p->hz = (uint32_t)hz;
 	p->scale = scale;
 	p->ws_mib = (uint32_t)ws;
+	p->spaces = (uint32_t)spaces;
 }

@@ -32,13 +32,6 @@ size_t wl_fmt_str(char *dst, const char *s)
 	return n;
 }
 
-/* Task id's contiguous share [*b, *e) of `total` items. */
-static void share(uint64_t total, uint32_t n, uint32_t id, uint64_t *b, uint64_t *e)
-{
-	*b = total / n * id + (total % n) * id / n;
-	*e = total / n * (id + 1) + (total % n) * (id + 1) / n;
-}
-
 /* ---- compute: integer matrix multiply and a mixing hash ---------------- */
 
 #define CM_N 32
@@ -71,7 +64,7 @@ static uint64_t compute_unit(uint64_t unit)
 static uint64_t run_compute(const struct wl_params *p, uint32_t id)
 {
 	uint64_t b, e, h = wl_mix64(id + 1);
-	share(p->scale * COMPUTE_UNITS_PER_SCALE, p->tasks, id, &b, &e);
+	wl_share(p->scale * COMPUTE_UNITS_PER_SCALE, p->tasks, id, &b, &e);
 	for (uint64_t u = b; u < e; u++)
 		h = wl_mix64(h ^ compute_unit(u));
 	return h ^ (e - b);
@@ -82,7 +75,7 @@ static uint64_t run_compute(const struct wl_params *p, uint32_t id)
 static uint64_t run_memwrite(const struct wl_params *p, uint32_t id, void *ws)
 {
 	uint64_t pages = ((uint64_t)p->ws_mib << 20) / 4096, pb, pe;
-	share(pages, p->tasks, id, &pb, &pe);
+	wl_share(pages, p->tasks, id, &pb, &pe);
 	uint64_t *w = (uint64_t *)ws + pb * 512;
 	uint64_t n = (pe - pb) * 512;
 	uint64_t passes = p->scale * MEMWRITE_PASSES_PER_SCALE;
@@ -110,7 +103,7 @@ static uint64_t run_memwrite(const struct wl_params *p, uint32_t id, void *ws)
 static uint64_t run_syscall(const struct wl_params *p, uint32_t id)
 {
 	uint64_t b, e, h = wl_mix64(id + 0x5c);
-	share(p->scale * SYSCALL_CALLS_PER_SCALE, p->tasks, id, &b, &e);
+	wl_share(p->scale * SYSCALL_CALLS_PER_SCALE, p->tasks, id, &b, &e);
 	for (uint64_t g = b; g < e; g++) {
 		uint64_t x = g;
 		for (unsigned r = 0; r < 64; r++)
@@ -147,7 +140,7 @@ static uint64_t run_syscall(const struct wl_params *p, uint32_t id)
 static uint64_t run_devread(const struct wl_params *p, uint32_t id)
 {
 	uint64_t b, e, h = wl_mix64(id + 0xde), count = 0;
-	share(p->scale * DEVREAD_READS_PER_SCALE, p->tasks, id, &b, &e);
+	wl_share(p->scale * DEVREAD_READS_PER_SCALE, p->tasks, id, &b, &e);
 	for (uint64_t g = b; g < e; g++) {
 		if (g & 1) {
 			/* An idle transmitter always reads THRE|TEMT. */

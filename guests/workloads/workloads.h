@@ -51,6 +51,7 @@ struct wl_params {
 	uint32_t tasks;    /* 1..WL_MAX_TASKS */
 	uint32_t hz;       /* WL_MIN_HZ..WL_MAX_HZ */
 	uint32_t ws_mib;   /* memwrite working set, MiB */
+	uint32_t spaces;   /* 1: an address space per task (the kernel's; no effect on results) */
 	uint64_t scale;    /* >= 1 */
 };
 
@@ -68,6 +69,14 @@ const char *wl_name(uint32_t kind);
  * `ws` is the working set (p->ws_mib MiB, 4 KiB aligned; only memwrite
  * uses it).  Not for WL_CPUID. */
 uint64_t wl_run(const struct wl_params *p, uint32_t id, void *ws);
+
+/* Task id's contiguous share [*b, *e) of `total` items (of n tasks): its
+ * compute units, its memwrite pages (which the kernel maps, spaces=1). */
+static inline void wl_share(uint64_t total, uint32_t n, uint32_t id, uint64_t *b, uint64_t *e)
+{
+	*b = total / n * id + (total % n) * id / n;
+	*e = total / n * (id + 1) + (total % n) * (id + 1) / n;
+}
 
 /* Small formatting helpers usable without libc.  Each writes at dst and
  * returns the number of characters written (no terminator). */

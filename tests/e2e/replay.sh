@@ -204,35 +204,8 @@ for k in 0 1 2; do
 		"$SIMUBOOST" ckpt materialize "$dev" $((k + 1)) -o "$TMP/ram.next" >/dev/null &&
 		"$SIMUBOOST" trace show --json --interval "$k" "$TMP/traces" >"$TMP/t.jsonl" ||
 		fail "materialize or trace show of interval $k"
-	python3 - "$TMP/ram.$k" "$TMP/ram.next" "$TMP/t.jsonl" "$k" <<'PY' || fail "stores of interval $k"
-import json, sys
-ram = bytearray(open(sys.argv[1], "rb").read())
-want = open(sys.argv[2], "rb").read()
-stores = 0
-for line in open(sys.argv[3]):
-    r = json.loads(line)
-    if r["kind"] == "store":
-        pa, n = int(r["paddr"], 16), r["size"]
-        ram[pa:pa + n] = int(r["value"], 16).to_bytes(8, "little")[:n]
-        stores += 1
-ad = 0
-for line in open(sys.argv[3]):
-    r = json.loads(line)
-    if r["kind"] == "ad-bits":
-        pa = int(r["a"], 16)
-        assert ram[pa:pa + 8] in (int(r["b"], 16).to_bytes(8, "little"),
-                                  int(r["c"], 16).to_bytes(8, "little")), r
-        ram[pa:pa + 8] = int(r["c"], 16).to_bytes(8, "little")
-        ad += 1
-for page in range(0, len(ram), 4096):
-    if ram[page:page + 4096] == want[page:page + 4096]:
-        continue
-    for w in range(page, page + 4096, 8):
-        assert ram[w:w + 8] == want[w:w + 8], "word 0x%x: 0x%s, recorded 0x%s" % (
-            w, ram[w:w + 8][::-1].hex(), want[w:w + 8][::-1].hex())
-print("interval %s: %d stores and %d page-table A/D updates reproduce the next checkpoint" %
-      (sys.argv[4], stores, ad))
-PY
+	python3 "$(dirname "$0")/stores-reproduce.py" "$TMP/ram.$k" "$TMP/ram.next" "$TMP/t.jsonl" \
+		"interval $k" || fail "stores of interval $k"
 	rm -f "$TMP/ram.$k"
 done
 "$SIMUBOOST" trace show "$TMP/traces" --interval 1 --from 500 -n 1 >"$TMP/tshow.txt" ||
