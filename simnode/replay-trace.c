@@ -39,8 +39,9 @@
  * (512 accesses, 16 KiB, stay in the first-level cache: traced replays
  * ran 3-5% faster than with 2048), or before any other record. */
 #define BATCH_ACCESSES 512
-#define PAGE_CACHE 256
 #define BATCH_RUNS 256
+/* Pages whose physical address is kept (see struct replay_trace). */
+#define PAGE_CACHE 256
 
 struct replay_trace {
 	char dir[4096];             /* "": no trace file */
@@ -419,9 +420,10 @@ static void shadow_store(struct replay_trace *t, uint64_t paddr, uint64_t value,
 
 /* The physical address of an access the TLB no longer maps: a later
  * access of the same block took its entry (QEMU's TLB is direct-mapped).
- * The page tables have not changed since: a store to them has no effect
- * before the TLB is flushed, which ends the block. A page the walk does
- * not find fails the trace, rather than give it a wrong address. */
+ * The walk reads the page tables as they are now, which map the page as
+ * the TLB did: a guest changes a mapping in use only with a TLB flush,
+ * and the accesses before one are drained before it. A page the walk
+ * does not find fails the trace, rather than give it a wrong address. */
 static __attribute__((noinline, cold)) bool walk(struct replay_trace *t, uint64_t vaddr,
 						 uint64_t *paddr)
 {
@@ -439,8 +441,8 @@ static __attribute__((noinline, cold)) bool walk(struct replay_trace *t, uint64_
 
 /* The physical address of an access whose page is not in the cache, where
  * it goes unless it is I/O. */
-static __attribute__((noinline)) uint64_t lookup(struct replay_trace *t,
-						  qemu_plugin_meminfo_t info, uint64_t vaddr)
+static __attribute__((noinline)) uint64_t paddr_lookup(struct replay_trace *t,
+							qemu_plugin_meminfo_t info, uint64_t vaddr)
 {
 	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
 	uint64_t paddr;
@@ -462,8 +464,9 @@ static __attribute__((noinline)) uint64_t lookup(struct replay_trace *t,
  * address, its value cut to its size, a 16-byte one as two 8-byte records
  * (the format's widest). Returns how many, into a[]; a store goes into the
  * shadow too. Inline: a call per access cost more than its work. */
-static inline __attribute__((always_inline)) unsigned decode_access(struct replay_trace *t, qemu_plugin_meminfo_t info, uint64_t vaddr,
-			      uint64_t low, uint64_t high, uint32_t insn, struct trace_access a[2])
+static inline __attribute__((always_inline)) unsigned
+decode_access(struct replay_trace *t, qemu_plugin_meminfo_t info, uint64_t vaddr, uint64_t low,
+	      uint64_t high, uint32_t insn, struct trace_access a[2])
 {
 	if (!t->info_known || info != t->info) {
 		t->info = info;
@@ -475,7 +478,7 @@ static inline __attribute__((always_inline)) unsigned decode_access(struct repla
 	if (vpage == t->page[vpage % PAGE_CACHE].vpage)
 		paddr = t->page[vpage % PAGE_CACHE].ppage << 12 | (vaddr & 0xfff);
 	else
-		paddr = lookup(t, info, vaddr);
+		paddr = paddr_lookup(t, info, vaddr);
 	unsigned shift = t->info_shift, size = 1u << shift;
 	bool store = t->info_store;
 	if (shift < 4) {
@@ -826,7 +829,7 @@ void replay_trace__event(struct replay_trace *t, enum trace_event_kind kind, uin
 				    .event = { .kind = kind, .a = a, .b = b, .c = c,
 					       .size = (uint8_t)size } };
 	append(t, &rec);
-	forget_pages(t); /* I/O may remap memory (A20, SMRAM) */
+	forget_pages(t); /* rare next to accesses; I/O may remap memory (A20, SMRAM) */
 }
 
 void replay_trace__interrupt(struct replay_trace *t, uint64_t vector, uint64_t rip)

@@ -64,7 +64,7 @@ struct stage {
 	unsigned items_cap, runs_cap, acc_cap, events_cap;
 };
 
-/* A stage goes to the thread once it holds this many accesses (1 MiB),
+/* A stage goes to the thread once it holds this many accesses (256 KiB),
  * runs or items: a hand-over, a lock and a wake-up, for every replay
  * batch of 512 accesses would be a good part of encoding it. */
 #define STAGE_ACCESSES 8192u
@@ -801,9 +801,8 @@ static int encode_blocks(struct trace_writer *w, const struct trace_block_run *r
 	return 0;
 }
 
-/* A batch after checking its accesses, here rather than in
- * trace_writer__append_blocks, on the replay's busy thread (a tenth of
- * its time). */
+/* A batch after checking its accesses: here rather than in
+ * trace_writer__append_blocks, on the replay's busy thread. */
 static int encode_batch(struct trace_writer *w, const struct trace_block_run *runs,
 			unsigned nruns, const struct trace_access *acc, unsigned m, char *err,
 			size_t errlen)
