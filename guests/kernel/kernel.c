@@ -625,8 +625,9 @@ void kmain(uint32_t start_info_paddr)
 			uint64_t pb, pe;
 			wl_share(pages, p.tasks, id, &pb, &pe);
 			if ((pb * 4096) % LARGE_PAGE || (pe * 4096) % LARGE_PAGE) {
-				kprintf("simuboost-guest: warning: spaces=1: ws=%u MiB is not "
-					"whole 2 MiB pages for each of %u tasks: one space\n",
+				kprintf("simuboost-guest: warning: spaces=1: ws=%u MiB does not "
+					"split into whole 2 MiB pages for %u tasks: one address "
+					"space for all\n",
 					p.ws_mib, p.tasks);
 				p.spaces = 0;
 				break;
