@@ -36,7 +36,8 @@ const char builtin_trace_usage[] =
 	"          (insn, load, store, or an event: interrupt, exception, pio-read,\n"
 	"          pio-write, mmio-read, mmio-write, syscall, sysret, cr3)\n"
 	"  stats   record counts by kind, loads and stores, instructions per\n"
-	"          privilege level, event counts by kind, compression\n"
+	"          privilege level, event counts by kind, compression, over the\n"
+	"          traces there are (the intervals between without one are named)\n"
 	"  export  every record as CSV or JSON lines, or the per-interval timeline as\n"
 	"          a Chrome/Perfetto trace (one slice per interval, time in\n"
 	"          instructions, interrupts and exceptions as instants)\n"
@@ -704,69 +705,86 @@ static bool parse_range(const char *arg, uint64_t *lo, uint64_t *hi)
 	return !*end && *lo <= *hi;
 }
 
-static int add_sizes(struct trace_reader *r, uint32_t interval, void *ctx)
+/* Counts over the traces of a directory, one trace at a time: a gap (an
+ * interval whose replay was not exact has no trace) leaves its records
+ * out, and is named. */
+struct trace_counts {
+	uint64_t insns, by_cpl[4], loads, stores, events[TRACE_EV__COUNT];
+	uint64_t raw, stored;
+	uint32_t traces, next;          /* the interval after the last counted */
+	json_t *missing;                /* intervals in between without a trace */
+};
+
+static int count_trace(struct trace_reader *r, uint32_t interval, void *ctx)
 {
-	uint64_t *bytes = ctx;
-	(void)interval;
-	bytes[0] += trace_reader__info(r)->raw_bytes;
-	bytes[1] += trace_reader__info(r)->file_bytes;
+	struct trace_counts *c = ctx;
+	struct trace_record rec;
+	char err[1024];
+	int rc;
+
+	while ((rc = trace_reader__next(r, &rec, err, sizeof(err))) == 1) {
+		switch (rec.kind) {
+		case TRACE_INSN: c->insns++; c->by_cpl[rec.insn.cpl & 3]++; break;
+		case TRACE_MEM: rec.mem.write ? c->stores++ : c->loads++; break;
+		case TRACE_EVENT: c->events[rec.event.kind]++; break;
+		}
+	}
+	if (rc < 0) {
+		fprintf(stderr, "simuboost trace: %s\n", err);
+		return -1;
+	}
+	for (uint32_t k = c->traces ? c->next : interval; k < interval; k++)
+		json_array_append_new(c->missing, json_integer(k));
+	c->next = interval + 1;
+	c->traces++;
+	c->raw += trace_reader__info(r)->raw_bytes;
+	c->stored += trace_reader__info(r)->file_bytes;
 	return 0;
 }
 
 static int trace_stats(const char *dir, bool json)
 {
-	struct stream s;
-	struct trace_record rec;
-	uint32_t k;
-	char err[1024];
-	uint64_t insns = 0, by_cpl[4] = { 0 }, loads = 0, stores = 0, events[TRACE_EV__COUNT] = { 0 };
-	int rc;
+	struct trace_counts c = { .missing = json_array() };
 
-	if (stream_open(&s, dir, NULL, err, sizeof(err)) != 0) {
-		fprintf(stderr, "simuboost trace: %s\n", err);
+	if (each_trace(dir, false, count_trace, &c) != 0) {
+		json_decref(c.missing);
 		return 1;
 	}
-	while ((rc = stream_next(&s, &rec, &k, err, sizeof(err))) == 1) {
-		switch (rec.kind) {
-		case TRACE_INSN: insns++; by_cpl[rec.insn.cpl & 3]++; break;
-		case TRACE_MEM: rec.mem.write ? stores++ : loads++; break;
-		case TRACE_EVENT: events[rec.event.kind]++; break;
-		}
-	}
-	stream_close(&s);
-	if (rc < 0) {
-		fprintf(stderr, "simuboost trace: %s\n", err);
-		return 1;
-	}
-	uint64_t bytes[2] = { 0, 0 }; /* raw, stored */
-	each_trace(dir, true, add_sizes, bytes);
-	uint64_t raw = bytes[0], stored = bytes[1];
+	size_t nmissing = json_array_size(c.missing);
 	if (json) {
 		json_t *ev = json_object();
 		for (int e = TRACE_EV_INTERRUPT; e < TRACE_EV__COUNT; e++)
 			json_object_set_new(ev, trace_event_kind__name((enum trace_event_kind)e),
-					    json_integer((json_int_t)events[e]));
-		json_t *o = json_pack("{s:I, s:[I,I,I,I], s:I, s:I, s:o, s:I, s:I, s:f}",
-				      "instructions", (json_int_t)insns, "instructions_by_cpl",
-				      (json_int_t)by_cpl[0], (json_int_t)by_cpl[1],
-				      (json_int_t)by_cpl[2], (json_int_t)by_cpl[3], "loads",
-				      (json_int_t)loads, "stores", (json_int_t)stores, "events", ev,
-				      "raw_bytes", (json_int_t)raw, "file_bytes", (json_int_t)stored,
-				      "compression_ratio", ratio(raw, stored));
+					    json_integer((json_int_t)c.events[e]));
+		json_t *o = json_pack("{s:I, s:o, s:I, s:[I,I,I,I], s:I, s:I, s:o, s:I, s:I, s:f}",
+				      "traces", (json_int_t)c.traces, "missing", c.missing,
+				      "instructions", (json_int_t)c.insns, "instructions_by_cpl",
+				      (json_int_t)c.by_cpl[0], (json_int_t)c.by_cpl[1],
+				      (json_int_t)c.by_cpl[2], (json_int_t)c.by_cpl[3], "loads",
+				      (json_int_t)c.loads, "stores", (json_int_t)c.stores, "events", ev,
+				      "raw_bytes", (json_int_t)c.raw, "file_bytes", (json_int_t)c.stored,
+				      "compression_ratio", ratio(c.raw, c.stored));
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(o);
 		return 0;
 	}
-	printf("instructions  %" PRIu64 " (kernel %" PRIu64 ", user %" PRIu64 ")\n", insns,
-	       by_cpl[0], by_cpl[3]);
-	printf("loads         %" PRIu64 "\nstores        %" PRIu64 "\n", loads, stores);
+	printf("traces        %" PRIu32, c.traces);
+	for (size_t i = 0; i < nmissing; i++)
+		printf("%s%" JSON_INTEGER_FORMAT,
+		       i ? ", " : nmissing > 1 ? " (none for intervals " : " (none for interval ",
+		       json_integer_value(json_array_get(c.missing, i)));
+	printf("%s\n", nmissing ? ")" : "");
+	json_decref(c.missing);
+	printf("instructions  %" PRIu64 " (kernel %" PRIu64 ", user %" PRIu64 ")\n", c.insns,
+	       c.by_cpl[0], c.by_cpl[3]);
+	printf("loads         %" PRIu64 "\nstores        %" PRIu64 "\n", c.loads, c.stores);
 	for (int e = TRACE_EV_INTERRUPT; e < TRACE_EV__COUNT; e++)
-		if (events[e])
+		if (c.events[e])
 			printf("%-13s %" PRIu64 "\n", trace_event_kind__name((enum trace_event_kind)e),
-			       events[e]);
-	printf("stored        %" PRIu64 " bytes for %" PRIu64 " raw (%.1fx)\n", stored, raw,
-	       ratio(raw, stored));
+			       c.events[e]);
+	printf("stored        %" PRIu64 " bytes for %" PRIu64 " raw (%.1fx)\n", c.stored, c.raw,
+	       ratio(c.raw, c.stored));
 	return 0;
 }
 

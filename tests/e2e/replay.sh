@@ -195,7 +195,23 @@ s = json.load(open(sys.argv[1]))
 assert s["instructions"] == int(sys.argv[2]), s
 assert s["events"]["interrupt"] > 0 and s["events"]["pio-read"] > 0, s
 assert s["loads"] > 0 and s["stores"] > 0 and s["compression_ratio"] > 1, s
+assert s["missing"] == [], s
 PY
+# A gap (an interval whose replay was not exact leaves no trace): stats
+# counts the traces there are and names the interval without one.
+mkdir "$TMP/gap"
+cp "$TMP/traces"/*.trace "$TMP/gap/"
+rm "$TMP/gap/000001.trace"
+"$SIMUBOOST" trace stats --json "$TMP/gap" >"$TMP/gstats.json" || fail "trace stats with a gap"
+python3 - "$TMP/gstats.json" "$TMP/devread.json" <<'PY' || fail "trace stats with a gap: $(cat "$TMP/gstats.json")"
+import json, sys
+s, d = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))["intervals"]
+assert s["missing"] == [1] and s["traces"] == len(d) - 1, s
+assert s["instructions"] == sum(i["instructions"] for i in d if i["interval"] != 1), s
+PY
+"$SIMUBOOST" trace stats "$TMP/gap" | grep -q '^traces .*(none for interval 1)$' ||
+	fail "trace stats with a gap: $("$SIMUBOOST" trace stats "$TMP/gap")"
+rm -rf "$TMP/gap"
 # The stores of interval K's trace, then its ad-bits events (the accessed
 # and dirty bits the MMU sets in page tables, which no instruction writes),
 # applied to checkpoint K's RAM, give checkpoint K+1's exactly.
