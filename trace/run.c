@@ -31,9 +31,13 @@ static int open_next(struct trace_run *run, char *err, size_t errlen)
 	if (run->next_interval >= run->last)
 		return 0;
 	trace__path(path, sizeof(path), run->dir, run->next_interval);
-	run->reader = trace_reader__open(path, err, errlen);
-	if (!run->reader)
+	char why[1024];
+	run->reader = trace_reader__open(path, why, sizeof(why));
+	if (!run->reader) { /* a missing one ends the run, which is the intervals in a row */
+		snprintf(err, errlen, "the run stops at interval %" PRIu32 ": %s", run->next_interval,
+			 why);
 		return -1;
+	}
 	if (trace_reader__info(run->reader)->interval != run->next_interval) {
 		snprintf(err, errlen, "%s: holds interval %" PRIu32 ", not %" PRIu32, path,
 			 trace_reader__info(run->reader)->interval, run->next_interval);
