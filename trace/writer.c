@@ -55,7 +55,10 @@ struct stage {
 		uint8_t size, cpl;      /* an instruction's */
 		unsigned nruns, nacc;   /* the stage's next runs and accesses: a batch's,
 					 * or a memory record's one access */
-		uint64_t pc;            /* an instruction's */
+		union {
+			uint64_t pc;    /* an instruction's */
+			uint64_t insns; /* a batch's, in its runs */
+		};
 	} *items;
 	struct trace_block_run *runs;
 	struct trace_access *acc;
@@ -442,9 +445,11 @@ static int room(struct trace_writer *w, char *err, size_t errlen)
 	return 0;
 }
 
-static int bad_record(struct trace_writer *w, const char *why, char *err, size_t errlen)
+/* Refuses record number `record` (from the trace's first) for why. */
+static int bad_record(const struct trace_writer *w, uint64_t record, const char *why, char *err,
+		      size_t errlen)
 {
-	snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->staged_records, why);
+	snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, record, why);
 	return -1;
 }
 
@@ -809,18 +814,13 @@ static int encode_blocks(struct trace_writer *w, const struct trace_block_run *r
 /* A batch after checking its accesses: here rather than in
  * trace_writer__append_blocks, on the replay's busy thread. */
 static int encode_batch(struct trace_writer *w, const struct trace_block_run *runs,
-			unsigned nruns, const struct trace_access *acc, unsigned m, char *err,
-			size_t errlen)
+			unsigned nruns, uint64_t insns, const struct trace_access *acc, unsigned m,
+			char *err, size_t errlen)
 {
-	uint64_t at, insns;
-	runs_problem(runs, nruns, &at, &insns); /* checked by the caller */
+	uint64_t at;
 	const char *why = accesses_problem(acc, m, insns, &at);
-	if (why) {
-		snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->item_records + at,
-			 why);
-		return -1;
-	}
-	w->item_records += insns + m;
+	if (why)
+		return bad_record(w, w->item_records + at, why, err, errlen);
 	return encode_blocks(w, runs, nruns, acc, m, err, errlen);
 }
 
@@ -836,7 +836,8 @@ static int encode_stage(struct trace_writer *w, const struct stage *st, char *er
 		int rc;
 		switch (it->kind) {
 		case ITEM_BATCH:
-			rc = encode_batch(w, st->runs + r, it->nruns, a, it->nacc, err, errlen);
+			rc = encode_batch(w, st->runs + r, it->nruns, it->insns, a, it->nacc, err,
+					  errlen);
 			break;
 		case ITEM_MEM:
 			rec = (struct trace_record){ .kind = TRACE_MEM,
@@ -856,7 +857,7 @@ static int encode_stage(struct trace_writer *w, const struct stage *st, char *er
 			return -1;
 		r += it->nruns;
 		k += it->nacc;
-		w->item_records += it->kind == ITEM_BATCH ? 0 : 1; /* a batch's: encode_batch */
+		w->item_records += it->kind == ITEM_BATCH ? it->insns + it->nacc : 1;
 	}
 	return 0;
 }
@@ -891,7 +892,7 @@ int trace_writer__append(struct trace_writer *w, const struct trace_record *rec,
 {
 	const char *why = trace__record_problem(rec);
 	if (why)
-		return bad_record(w, why, err, errlen);
+		return bad_record(w, w->staged_records, why, err, errlen);
 	if (failed_before(w, err, errlen))
 		return -1;
 	bool mem = rec->kind == TRACE_MEM, event = rec->kind == TRACE_EVENT;
@@ -928,11 +929,8 @@ int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block
 		why = "memory access before its instruction";
 		at = 0;
 	}
-	if (why) {
-		snprintf(err, errlen, "%s: record %" PRIu64 ": %s", w->tmp, w->staged_records + at,
-			 why);
-		return -1;
-	}
+	if (why)
+		return bad_record(w, w->staged_records + at, why, err, errlen);
 	if (failed_before(w, err, errlen))
 		return -1;
 	if (!nruns)
@@ -941,6 +939,7 @@ int trace_writer__append_blocks(struct trace_writer *w, const struct trace_block
 	if (!it)
 		return -1;
 	it->kind = ITEM_BATCH;
+	it->insns = insns;
 	struct stage *st = &w->stages[w->filling];
 	memcpy(st->runs + st->nruns - nruns, runs, nruns * sizeof(*runs));
 	if (m)
