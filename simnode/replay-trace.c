@@ -314,13 +314,20 @@ static void batch_run(struct replay_trace *t, const struct block *b, unsigned fr
 	t->batch_insns += to - from;
 }
 
+/* A record to the trace file on its own, after the batch. */
+static void write_record(struct replay_trace *t, const struct trace_record *rec)
+{
+	write_batch(t);
+	if (t->w && !t->err[0])
+		trace_writer__append(t->w, rec, t->err, sizeof(t->err));
+}
+
+/* A record to the analyses and the trace file. */
 static void emit(struct replay_trace *t, const struct trace_record *rec)
 {
 	for (unsigned i = 0; i < t->nan; i++)
 		analysis_state__record(t->states[i], rec);
-	write_batch(t);
-	if (t->w && !t->err[0])
-		trace_writer__append(t->w, rec, t->err, sizeof(t->err));
+	write_record(t, rec);
 }
 
 /* The instructions executed since the interval began. The counter counts
@@ -520,10 +527,8 @@ static void record_access(struct replay_trace *t, unsigned index, qemu_plugin_me
 						     .write = a[i].write } };
 		if (t->analyses_mem)
 			emit(t, &rec);
-		else if (t->w && !t->err[0]) { /* the trace file alone */
-			write_batch(t);
-			trace_writer__append(t->w, &rec, t->err, sizeof(t->err));
-		}
+		else /* the trace file alone */
+			write_record(t, &rec);
 	}
 }
 
